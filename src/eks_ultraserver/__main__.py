@@ -1,0 +1,5 @@
+import sys
+
+from eks_ultraserver.cli import main
+
+sys.exit(main())

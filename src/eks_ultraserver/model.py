@@ -1,0 +1,253 @@
+"""The shared model: UltraServer types, EFA layouts, labels and validation helpers.
+
+Both sides of the library meet here: ``constructs/`` (AWS CDK) and ``charts/`` (cdk8s)
+import this module, and it imports neither of them.
+
+Facts and their sources (EC2 and EKS user guides) are summarised next to each value.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# --------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------
+
+
+class ConfigurationError(ValueError):
+    """Bad input, reported as one message that lists every problem found.
+
+    Each problem names the argument (or ``cdk.json`` context key), the value given and
+    what is allowed.
+    """
+
+    def __init__(self, problems: Iterable[str], *, subject: str = "configuration") -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        n = len(self.problems)
+        lines = [f"invalid {subject} ({n} problem{'s' if n != 1 else ''}):"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class Problems:
+    """Collects validation problems, then raises them once."""
+
+    def __init__(self) -> None:
+        self._items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self._items.append(message)
+
+    def extend(self, messages: Iterable[str]) -> None:
+        self._items.extend(messages)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def raise_if_any(self, subject: str = "configuration") -> None:
+        if self._items:
+            raise ConfigurationError(self._items, subject=subject)
+
+
+# --------------------------------------------------------------------------------------
+# Hardware
+# --------------------------------------------------------------------------------------
+
+#: The only EC2 instance type inside a P6e-GB200 UltraServer.
+INSTANCE_TYPE = "p6e-gb200.36xlarge"
+GPUS_PER_INSTANCE = 4
+#: Network cards of p6e-gb200.36xlarge (EC2 user guide, efa-acc-inst-types).
+NETWORK_CARDS = 17
+
+
+class UltraServerType(enum.StrEnum):
+    """What a Capacity Block reserves. Not an EC2 instance type."""
+
+    U_P6E_GB200X36 = "u-p6e-gb200x36"
+    U_P6E_GB200X72 = "u-p6e-gb200x72"
+
+    @property
+    def instance_count(self) -> int:
+        """Instances (Kubernetes nodes) in one UltraServer of this type."""
+        return {"u-p6e-gb200x36": 9, "u-p6e-gb200x72": 18}[self.value]
+
+    @property
+    def gpu_count(self) -> int:
+        return self.instance_count * GPUS_PER_INSTANCE
+
+    @property
+    def instance_type(self) -> str:
+        return INSTANCE_TYPE
+
+
+class EfaLayout(enum.StrEnum):
+    """Which network cards carry an EFA interface (EC2 user guide, section P6e-GB200).
+
+    Card 0 is always the primary ENA interface. Odd cards 1..15 are efa-only capable at
+    400 Gbps; the GPUs reach the network through card groups (1,3), (5,7), (9,11), (13,15).
+    """
+
+    #: One efa-only interface per GPU group, on cards 1, 5, 9, 13: 4 x 400 Gbps.
+    #: Nodes advertise ``vpc.amazonaws.com/efa: 4``.
+    PER_GPU = "per-gpu"
+    #: efa-only on every odd card 1, 3, ..., 15: 8 interfaces.
+    ALL_ODD_CARDS = "all-odd-cards"
+    #: No EFA: only the primary ENA interface (traffic between UltraServers over TCP).
+    NONE = "none"
+
+    @property
+    def efa_cards(self) -> tuple[int, ...]:
+        return {
+            "per-gpu": (1, 5, 9, 13),
+            "all-odd-cards": (1, 3, 5, 7, 9, 11, 13, 15),
+            "none": (),
+        }[self.value]
+
+    @property
+    def efa_devices(self) -> int:
+        """``vpc.amazonaws.com/efa`` devices a node advertises with this layout."""
+        return len(self.efa_cards)
+
+
+class InstanceStorePolicy(enum.StrEnum):
+    """How nodeadm prepares the 3 x 7.5 TB instance-store NVMe disks."""
+
+    #: Stripe all disks into one RAID0 array for kubelet and containerd.
+    RAID0 = "RAID0"
+    #: Mount each disk separately under /mnt/k8s-disks.
+    MOUNT = "Mount"
+    #: Leave the disks alone (not mounted; the AMI's default).
+    NONE = "none"
+
+
+# --------------------------------------------------------------------------------------
+# Labels and taints shared by node groups and workloads
+# --------------------------------------------------------------------------------------
+
+LABEL_PREFIX = "eks-ultraserver.io"
+#: Names the UltraServer (one NVLink domain) a node belongs to.
+ULTRASERVER_LABEL = f"{LABEL_PREFIX}/ultraserver"
+#: The UltraServer type of a node (u-p6e-gb200x36 or u-p6e-gb200x72).
+ULTRASERVER_TYPE_LABEL = f"{LABEL_PREFIX}/ultraserver-type"
+#: The Capacity Block (reservation id) a node runs on.
+CAPACITY_RESERVATION_LABEL = f"{LABEL_PREFIX}/capacity-reservation"
+#: The EFA layout of a node group, so workloads can size their EFA requests.
+EFA_LAYOUT_LABEL = f"{LABEL_PREFIX}/efa-layout"
+
+#: Set at boot by the AL2023 NVIDIA AMI.
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+#: From GPU Feature Discovery: nodes with the same value share multi-node NVLink.
+GPU_CLIQUE_LABEL = "nvidia.com/gpu.clique"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Taint:
+    """A Kubernetes node taint."""
+
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+    _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+    def problems(self, where: str) -> list[str]:
+        out = []
+        if not is_label_key(self.key):
+            out.append(f"{where}.key: {self.key!r} is not a valid Kubernetes taint key")
+        if self.value and not is_label_value(self.value):
+            out.append(f"{where}.value: {self.value!r} is not a valid Kubernetes taint value")
+        if self.effect not in self._EFFECTS:
+            out.append(
+                f"{where}.effect: {self.effect!r} is not allowed; use one of "
+                + ", ".join(self._EFFECTS)
+            )
+        return out
+
+    def toleration(self) -> dict[str, str]:
+        """The Kubernetes toleration that tolerates this taint."""
+        tol = {"key": self.key, "operator": "Equal", "value": self.value, "effect": self.effect}
+        if not self.value:
+            tol = {"key": self.key, "operator": "Exists", "effect": self.effect}
+        return tol
+
+
+#: The common taint on GPU nodes: ``nvidia.com/gpu=true:NoSchedule``.
+GPU_TAINT = Taint(key="nvidia.com/gpu", value="true", effect="NoSchedule")
+
+# --------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------
+
+#: ``cr-`` followed by 17 hexadecimal digits.
+RESERVATION_ID_RE = re.compile(r"^cr-[0-9a-f]{17}$")
+_DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_DNS1123_SUBDOMAIN_RE = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+
+
+def is_reservation_id(value: object) -> bool:
+    return isinstance(value, str) and bool(RESERVATION_ID_RE.match(value))
+
+
+def is_dns1123_label(value: object, max_length: int = 63) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_length
+        and bool(_DNS1123_LABEL_RE.match(value))
+    )
+
+
+def is_label_value(value: object) -> bool:
+    return isinstance(value, str) and (
+        value == "" or (len(value) <= 63 and bool(_LABEL_NAME_RE.match(value)))
+    )
+
+
+def is_label_key(value: object) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    prefix, slash, name = value.rpartition("/")
+    if slash and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_LABEL_NAME_RE.match(name))
+
+
+def describe_reservation_id_problem(where: str, value: object) -> str:
+    return (
+        f"{where}: {value!r} is not a Capacity Reservation id; expected 'cr-' followed by "
+        "17 lowercase hexadecimal digits, e.g. 'cr-0123456789abcdef0'"
+    )
+
+
+def parse_ultraserver_type(where: str, value: object, problems: Problems) -> UltraServerType | None:
+    """Parses an UltraServer type, explaining the common mix-up with the instance type."""
+    try:
+        return UltraServerType(value)
+    except ValueError:
+        allowed = ", ".join(repr(t.value) for t in UltraServerType)
+        hint = ""
+        if value == INSTANCE_TYPE:
+            hint = (
+                f" ({INSTANCE_TYPE!r} is the EC2 instance type inside an UltraServer; a "
+                "Capacity Block reserves a whole UltraServer)"
+            )
+        problems.add(f"{where}: {value!r} is not an UltraServer type; use one of {allowed}{hint}")
+        return None
+
+
+def parse_enum(where: str, value: object, enum_type: type[enum.StrEnum], problems: Problems):
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(repr(t.value) for t in enum_type)
+        problems.add(f"{where}: {value!r} is not allowed; use one of {allowed}")
+        return None

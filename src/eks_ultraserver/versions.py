@@ -1,0 +1,201 @@
+"""Every version this library pins, in one place.
+
+This module is the only place a Kubernetes, chart, image or CRD version is written.
+The README's version table is generated from it (``python -m eks_ultraserver versions
+--markdown``) and a test keeps the two equal.
+
+Sources for each pin are in ``../shared/docs/domain.md`` of the project's planning notes
+and are summarised in the ``notes`` of each entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# --------------------------------------------------------------------------------------
+# Kubernetes
+# --------------------------------------------------------------------------------------
+
+#: Kubernetes versions this library supports. DRA (ComputeDomains, IMEX channels) needs
+#: Kubernetes 1.33 or later on EKS; the upper bound is the newest version for which both
+#: aws-cdk-lib's ``aws_eks_v2.KubernetesVersion`` and a ``aws-cdk.lambda-layer-kubectl-vNN``
+#: package exist (aws-cdk-lib 2.275 knows 1.36, but the kubectl layer stops at 1.35).
+SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.33", "1.34", "1.35")
+
+#: The version a new environment gets when none is configured.
+DEFAULT_KUBERNETES_VERSION = "1.35"
+
+#: Oldest Kubernetes version on which the EFA DRA driver (aws-dranet) runs.
+DRANET_MIN_KUBERNETES_VERSION = "1.34"
+
+#: Oldest AL2023 ARM64 NVIDIA AMI release with NVIDIA driver 580 and CDMM, which the
+#: P6e-GB200 guide requires (EKS user guide, ml-eks-nvidia-ultraserver).
+MIN_AMI_RELEASE_DATE = "20251103"
+
+
+def kubectl_layer_module(kubernetes_version: str) -> str:
+    """Python module of the kubectl Lambda layer for a Kubernetes version."""
+    return f"aws_cdk.lambda_layer_kubectl_v{kubernetes_version.replace('.', '')}"
+
+
+def parse_kubernetes_version(value: str) -> tuple[int, int]:
+    """``"1.34"`` -> ``(1, 34)``; raises ``ValueError`` for anything else."""
+    major, _, minor = str(value).partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise ValueError(f"not a Kubernetes version: {value!r}")
+    return int(major), int(minor)
+
+
+# --------------------------------------------------------------------------------------
+# Helm charts and release manifests
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChartVersion:
+    """A pinned Helm chart (or release manifest) of one platform component."""
+
+    component: str
+    chart: str
+    repository: str
+    version: str
+    app_version: str = ""
+    namespace: str
+    release: str
+    notes: str = ""
+    #: SHA-256 of a release manifest (components shipped without a Helm chart).
+    sha256: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+GPU_OPERATOR = ChartVersion(
+    component="NVIDIA GPU Operator",
+    chart="gpu-operator",
+    repository="https://helm.ngc.nvidia.com/nvidia",
+    version="v25.10.1",
+    app_version="v25.10.1",
+    namespace="gpu-operator",
+    release="gpu-operator",
+    notes=(
+        "EKS guide uses v25.3.4. v25.10.1 ships device plugin v0.18.1 (0.19.0-0.19.2 "
+        "conflict with the EFA plugin); v26.7.0 ships ComputeDomain CRDs that clash "
+        "with the DRA driver chart."
+    ),
+    extra={"device_plugin": "v0.18.1"},
+)
+
+#: Device plugin version of each GPU Operator chart version we know; used to refuse
+#: a combination that conflicts with the EFA device plugin.
+GPU_OPERATOR_DEVICE_PLUGIN: dict[str, str] = {
+    "v25.3.4": "v0.17.4",
+    "v25.10.1": "v0.18.1",
+    "v26.7.0": "v0.20.0",
+}
+
+DRA_DRIVER = ChartVersion(
+    component="NVIDIA DRA driver (kubernetes-sigs line)",
+    chart="dra-driver-nvidia-gpu",
+    repository="oci://registry.k8s.io/dra-driver-nvidia/charts",
+    version="0.4.1",
+    app_version="v0.4.1",
+    namespace="nvidia-dra-driver-gpu",
+    release="nvidia-dra-driver-gpu",
+    notes="Where the project moved; ComputeDomain numNodes optional (0 = elastic).",
+)
+
+DRA_DRIVER_LEGACY = ChartVersion(
+    component="NVIDIA DRA driver (NGC line)",
+    chart="nvidia-dra-driver-gpu",
+    repository="https://helm.ngc.nvidia.com/nvidia",
+    version="25.8.0",
+    app_version="v25.8.0",
+    namespace="nvidia-dra-driver-gpu",
+    release="nvidia-dra-driver-gpu",
+    notes="What the EKS guide installs; ComputeDomain numNodes required.",
+)
+
+EFA_DEVICE_PLUGIN = ChartVersion(
+    component="AWS EFA Kubernetes device plugin",
+    chart="aws-efa-k8s-device-plugin",
+    repository="https://aws.github.io/eks-charts",
+    version="v0.5.30",
+    app_version="v0.5.20",
+    namespace="kube-system",
+    release="aws-efa-k8s-device-plugin",
+    notes="EKS guide uses 0.5.14; versions before ~0.5.6 miscount NVLink devices on P6.",
+)
+
+DRANET = ChartVersion(
+    component="AWS EFA DRA driver (DRANET)",
+    chart="aws-dranet",
+    repository="https://aws.github.io/eks-charts",
+    version="1.0.0",
+    app_version="v1.2.0-eksbuild.2",
+    namespace="kube-system",
+    release="aws-dranet",
+    notes="Kubernetes 1.34+ only; never on nodes that run the EFA device plugin.",
+)
+
+MPI_OPERATOR = ChartVersion(
+    component="Kubeflow MPI operator",
+    chart="mpi-operator (release manifest)",
+    repository=(
+        "https://raw.githubusercontent.com/kubeflow/mpi-operator/v0.7.0/"
+        "deploy/v2beta1/mpi-operator.yaml"
+    ),
+    version="v0.7.0",
+    app_version="v0.7.0",
+    namespace="mpi-operator",
+    release="mpi-operator",
+    notes="No upstream Helm chart; the release manifest is verified by SHA-256.",
+    sha256="507d5dc8e12bcef43be5b9c89bc93c450581fedb316c62282d7831720ef7b5c4",
+)
+
+KARPENTER = ChartVersion(
+    component="Karpenter",
+    chart="karpenter",
+    repository="oci://public.ecr.aws/karpenter",
+    version="1.14.1",
+    app_version="1.14.1",
+    namespace="kube-system",
+    release="karpenter",
+    notes="Burst capacity only: never provisions UltraServer nodes (no DRA support).",
+)
+
+# --------------------------------------------------------------------------------------
+# Custom resource API versions and workload images
+# --------------------------------------------------------------------------------------
+
+COMPUTE_DOMAIN_API_VERSION = "resource.nvidia.com/v1beta1"
+MPIJOB_API_VERSION = "kubeflow.org/v2beta1"
+
+#: nvbandwidth image of the EKS guide's validation job.
+NVBANDWIDTH_IMAGE = "ghcr.io/nvidia/k8s-samples:nvbandwidth-v0.7-8d103163"
+
+ALL_CHARTS: tuple[ChartVersion, ...] = (
+    GPU_OPERATOR,
+    DRA_DRIVER,
+    DRA_DRIVER_LEGACY,
+    EFA_DEVICE_PLUGIN,
+    DRANET,
+    MPI_OPERATOR,
+    KARPENTER,
+)
+
+
+def markdown_table() -> str:
+    """The README's version table, generated from this module."""
+    rows = [
+        "| component | chart | version | app version | repository |",
+        "|---|---|---|---|---|",
+        "| Kubernetes (EKS) | - | "
+        + ", ".join(SUPPORTED_KUBERNETES_VERSIONS)
+        + f" (default {DEFAULT_KUBERNETES_VERSION}) | - | - |",
+        f"| EKS AL2023 ARM64 NVIDIA AMI | - | release v{MIN_AMI_RELEASE_DATE} or later | - | - |",
+    ]
+    for c in ALL_CHARTS:
+        rows.append(
+            f"| {c.component} | `{c.chart}` | {c.version} | {c.app_version} | `{c.repository}` |"
+        )
+    rows.append(f"| nvbandwidth validation image | - | `{NVBANDWIDTH_IMAGE}` | - | - |")
+    return "\n".join(rows) + "\n"

