@@ -60,3 +60,32 @@ def template_of(stack):
 
 def resources_of_type(template, cfn_type: str) -> dict:
     return template.find_resources(cfn_type)
+
+
+def cfn_lint_errors(template: dict, regions=("us-east-1",)) -> list[str]:
+    """cfn-lint's errors (not warnings or informational findings) for a template."""
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(json.dumps(template), config=ManualArgs(regions=list(regions)))
+    return [
+        f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path or []))})"
+        for m in matches
+        if m.rule.id.startswith("E")
+    ]
+
+
+def synth_environment(context: dict, *, stack_name: str = "UltraServerEnvironment"):
+    """Builds the app as app.py does, from cdk.json's context updated with ``context``.
+
+    Returns (stack, template dict). Keys set to None are removed.
+    """
+    import aws_cdk as cdk
+
+    from eks_ultraserver.app import build_app
+
+    base = json.loads((REPO / "cdk.json").read_text())["context"]
+    base.update(context)
+    base = {k: v for k, v in base.items() if v is not None}
+    app = cdk.App(context=base)
+    stack = build_app(app, stack_name=stack_name)
+    return stack, template_of(stack).to_json()

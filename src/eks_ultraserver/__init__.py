@@ -26,6 +26,11 @@ _EXPORTS: dict[str, str] = {
     # AWS side
     "UltraServerNodeGroup": "eks_ultraserver.constructs.nodegroup",
     "EfaSecurityGroup": "eks_ultraserver.constructs.efa",
+    "UltraServerEnvironment": "eks_ultraserver.constructs.environment",
+    "UltraServerStack": "eks_ultraserver.constructs.stack",
+    # configuration
+    "EnvironmentConfig": "eks_ultraserver.config",
+    "UltraServerSpec": "eks_ultraserver.config",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -45,7 +50,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from eks_ultraserver.config import EnvironmentConfig, UltraServerSpec
     from eks_ultraserver.constructs.efa import EfaSecurityGroup
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+    from eks_ultraserver.constructs.stack import UltraServerStack
     from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
     from eks_ultraserver.model import (
         GPU_TAINT,

@@ -141,6 +141,10 @@ CAPACITY_RESERVATION_LABEL = f"{LABEL_PREFIX}/capacity-reservation"
 #: The EFA layout of a node group, so workloads can size their EFA requests.
 EFA_LAYOUT_LABEL = f"{LABEL_PREFIX}/efa-layout"
 
+#: Marks the on-demand system nodes where controllers run (never an UltraServer).
+SYSTEM_NODE_LABEL = f"{LABEL_PREFIX}/node-role"
+SYSTEM_NODE_LABEL_VALUE = "system"
+
 #: Set at boot by the AL2023 NVIDIA AMI.
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 #: From GPU Feature Discovery: nodes with the same value share multi-node NVLink.

@@ -35,7 +35,13 @@ MIN_AMI_RELEASE_DATE = "20251103"
 
 def kubectl_layer_module(kubernetes_version: str) -> str:
     """Python module of the kubectl Lambda layer for a Kubernetes version."""
-    return f"aws_cdk.lambda_layer_kubectl_v{kubernetes_version.replace('.', '')}"
+    major, minor = parse_kubernetes_version(kubernetes_version)
+    return f"aws_cdk.lambda_layer_kubectl_v{minor}" if major == 1 else ""
+
+
+def kubectl_layer_class(kubernetes_version: str) -> str:
+    """Class name of the kubectl Lambda layer for a Kubernetes version (``KubectlV35Layer``)."""
+    return f"KubectlV{parse_kubernetes_version(kubernetes_version)[1]}Layer"
 
 
 def parse_kubernetes_version(value: str) -> tuple[int, int]:
@@ -45,6 +51,17 @@ def parse_kubernetes_version(value: str) -> tuple[int, int]:
         raise ValueError(f"not a Kubernetes version: {value!r}")
     return int(major), int(minor)
 
+
+#: EKS managed add-ons of every environment. ``None`` means "EKS's default version for the
+#: cluster's Kubernetes version at the time the add-on is created" (what
+#: ``aws eks describe-addon-versions --kubernetes-version X`` marks as default); pin a
+#: version string here to hold it.
+EKS_MANAGED_ADDONS: dict[str, str | None] = {
+    "vpc-cni": None,
+    "kube-proxy": None,
+    "coredns": None,
+    "eks-pod-identity-agent": None,
+}
 
 # --------------------------------------------------------------------------------------
 # Helm charts and release manifests
@@ -171,6 +188,22 @@ MPIJOB_API_VERSION = "kubeflow.org/v2beta1"
 
 #: nvbandwidth image of the EKS guide's validation job.
 NVBANDWIDTH_IMAGE = "ghcr.io/nvidia/k8s-samples:nvbandwidth-v0.7-8d103163"
+
+#: DRA API group version of ResourceClaimTemplate (GA in Kubernetes 1.34), used for
+#: EFA claims when efaMode is 'dranet' (EKS user guide, device-management-efa).
+DRA_RESOURCE_API_VERSION = "resource.k8s.io/v1"
+
+#: Image of the IMEX channel check pod: the ubuntu:22.04 the NVIDIA DRA driver's
+#: ComputeDomain example uses, from the ECR Public mirror of Docker Official Images
+#: (no Docker Hub pull limits on EKS nodes).
+IMEX_CHECK_IMAGE = "public.ecr.aws/docker/library/ubuntu:22.04"
+
+#: arm64 nccl-tests image that awsome-distributed-training's GB200 sample
+#: (micro-benchmarks/nccl-tests/kubernetes/nccl-tests-gb200.yaml) runs, built from its
+#: nccl-tests-gb200.Dockerfile (EFA installer, aws-ofi-nccl, NCCL, nccl-tests, OpenMPI).
+#: Only a ``latest`` tag is published: build that Dockerfile into your own registry and
+#: pass ``image=`` for runs you must reproduce.
+NCCL_TESTS_IMAGE = "public.ecr.aws/u1m6g1t5/nccl-tests-arm64:latest"
 
 ALL_CHARTS: tuple[ChartVersion, ...] = (
     GPU_OPERATOR,

@@ -1,0 +1,66 @@
+"""Builds the CDK app that ``app.py`` synthesizes: configuration from context, one stack."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import aws_cdk as cdk
+
+from eks_ultraserver.config import EnvironmentConfig
+from eks_ultraserver.model import ConfigurationError
+
+STACK_NAME = "UltraServerEnvironment"
+
+
+def under_cdk_cli() -> bool:
+    """True when the CDK CLI runs the app (it passes context and the output directory)."""
+    return any(k in os.environ for k in ("CDK_CONTEXT_JSON", "CDK_CONTEXT_FILE"))
+
+
+def local_context(directory: str | os.PathLike = ".") -> dict:
+    """Context for ``python app.py`` run without the CDK CLI.
+
+    The CLI reads ``cdk.json`` and ``cdk.context.json`` and hands their context to the app
+    in ``CDK_CONTEXT_JSON``; a plain ``python app.py`` gets nothing. Then read the same two
+    files, so both ways synthesize the same stack. Returns ``{}`` under the CLI.
+    """
+    if under_cdk_cli():
+        return {}
+    context: dict = {}
+    base = Path(directory)
+    for name in ("cdk.json", "cdk.context.json"):
+        path = base / name
+        if path.is_file():
+            data = json.loads(path.read_text())
+            context.update(data.get("context", {}) if name == "cdk.json" else data)
+    return context
+
+
+def build_app(app: cdk.App, *, stack_name: str | None = None):
+    """Reads the configuration from ``app``'s context and adds the environment stack.
+
+    Raises ``ConfigurationError`` (one message, every problem) before adding anything.
+    """
+    from eks_ultraserver.constructs.stack import UltraServerStack
+
+    config = EnvironmentConfig.from_context(app.node.try_get_context)
+    problems = []
+    if config.vpc_id and not (config.account and config.region):
+        problems.append(
+            f"vpcId: {config.vpc_id!r} needs account and region to look the VPC up; "
+            "e.g. -c account=123456789012 -c region=us-east-1"
+        )
+    if config.region and not config.availability_zone.startswith(config.region):
+        problems.append(
+            f"availabilityZone: {config.availability_zone!r} is not in region {config.region!r}"
+        )
+    if problems:
+        raise ConfigurationError(problems, subject="configuration (cdk.json context)")
+    env = (
+        cdk.Environment(account=config.account, region=config.region)
+        if config.account or config.region
+        else None
+    )
+    return UltraServerStack(app, stack_name or STACK_NAME, config=config, env=env)

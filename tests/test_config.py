@@ -1,0 +1,108 @@
+"""Configuration from cdk.json context: every rule, one message with every problem."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO
+from eks_ultraserver.config import (
+    EXAMPLE_RESERVATION_ID,
+    DraDriverLine,
+    EfaMode,
+    EnvironmentConfig,
+)
+from eks_ultraserver.model import ConfigurationError, EfaLayout, UltraServerType
+
+BASE = json.loads((REPO / "cdk.json").read_text())["context"]
+
+
+def _config(**overrides):
+    ctx = dict(BASE)
+    ctx.update(overrides)
+    return EnvironmentConfig.from_mapping({k: v for k, v in ctx.items() if v is not None})
+
+
+def _error(**overrides) -> str:
+    with pytest.raises(ConfigurationError) as err:
+        _config(**overrides)
+    return str(err.value)
+
+
+def test_shipped_cdk_json_is_a_valid_example():
+    config = _config()
+    assert config.uses_example_reservation
+    assert [u.capacity_reservation_id for u in config.ultraservers] == [EXAMPLE_RESERVATION_ID]
+    assert config.availability_zone == "us-east-1-dfw-2a"
+    assert config.efa_layout is EfaLayout.PER_GPU
+    assert config.validation_jobs is False
+
+
+def test_ultraservers_as_json_string_from_dash_c():
+    text = json.dumps([
+        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "a"},
+        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa2", "type": "u-p6e-gb200x36"},
+    ])
+    config = _config(ultraServers=text)
+    assert [(u.name, u.type, u.instance_count) for u in config.ultraservers] == [
+        ("a", UltraServerType.U_P6E_GB200X72, 18),
+        ("us-2", UltraServerType.U_P6E_GB200X36, 9),
+    ]
+
+
+def test_booleans_and_enums_from_dash_c_strings():
+    config = _config(validationJobs="true", efaLayout="all-odd-cards",
+                     draDriverLine="nvidia-dra-driver-gpu", efaMode="dranet", kubernetesVersion="1.34")
+    assert config.validation_jobs is True
+    assert config.efa_layout is EfaLayout.ALL_ODD_CARDS
+    assert config.addons.dra_driver_line is DraDriverLine.NGC
+    assert config.addons.efa_mode is EfaMode.DRANET
+
+
+def test_malformed_reservation_id():
+    msg = _error(ultraServers=[{"capacityReservationId": "cr-12345", "type": "u-p6e-gb200x72"}])
+    assert "ultraServers[0].capacityReservationId: 'cr-12345' is not a Capacity Reservation id" in msg
+
+
+def test_unknown_ultraserver_type_names_the_instance_type_mixup():
+    msg = _error(ultraServers=[{"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "p6e-gb200.36xlarge"}])
+    assert "ultraServers[0].type: 'p6e-gb200.36xlarge' is not an UltraServer type" in msg
+    assert "EC2 instance type inside an UltraServer" in msg
+
+
+def test_duplicate_reservation_ids_and_names():
+    msg = _error(ultraServers=[
+        {"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "a"},
+        {"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "a"},
+    ])
+    assert "capacityReservationId 'cr-0123456789abcdef0' appears more than once" in msg
+    assert "name 'a' appears more than once" in msg
+
+
+def test_kubernetes_version_too_old_or_unsupported():
+    assert "kubernetesVersion: '1.32' is not supported (DRA needs 1.33 or later)" in _error(kubernetesVersion="1.32")
+    assert "kubernetesVersion: '1.36' is not supported (not supported by the installed" in _error(kubernetesVersion="1.36")
+
+
+def test_ultraservers_string_that_is_not_json():
+    msg = _error(ultraServers='[{"capacityReservationId": "cr-0123456789abcdef0"')
+    assert "ultraServers: " in msg and "is not valid JSON" in msg and "-c ultraServers=" in msg
+
+
+def test_dranet_needs_kubernetes_1_34():
+    assert "efaMode: 'dranet' needs Kubernetes 1.34 or later" in _error(efaMode="dranet", kubernetesVersion="1.33")
+
+
+def test_every_problem_in_one_message_with_examples():
+    msg = _error(availabilityZone=None, kubernetesVersion="1.20", efaLayout="everything", validationJobs="yes")
+    assert msg.startswith("invalid configuration (cdk.json context) (4 problems):")
+    assert "availabilityZone: missing" in msg and "-c availabilityZone=" in msg
+    assert "efaLayout: 'everything' is not allowed; use one of 'per-gpu', 'all-odd-cards', 'none'" in msg
+    assert "validationJobs: 'yes' is not a boolean" in msg
+
+
+def test_unknown_addon_component_and_bad_email():
+    msg = _error(addonVersions='{"gpu-operator": "v1"}', notificationEmail="not-an-address")
+    assert "addonVersions: unknown component 'gpu-operator'" in msg
+    assert "notificationEmail: 'not-an-address' is not valid" in msg

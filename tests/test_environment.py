@@ -1,0 +1,152 @@
+"""UltraServerEnvironment and the app's stack: resources, configuration and snapshots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Annotations, Match, Template
+
+from conftest import cfn_lint_errors, synth_environment, template_of
+
+THREE = json.dumps([
+    {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "us-a"},
+    {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa2", "type": "u-p6e-gb200x36", "name": "us-b"},
+    {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa3", "type": "u-p6e-gb200x72", "name": "us-c"},
+])
+
+
+@pytest.fixture(scope="module")
+def default_env():
+    """GIVEN the shipped cdk.json WHEN synthesized (once for this module)."""
+    return synth_environment({})
+
+
+@pytest.fixture(scope="module")
+def three_env():
+    """GIVEN three UltraServers of mixed types, passed as -c JSON text."""
+    return synth_environment({"ultraServers": THREE, "account": "123456789012", "region": "us-east-1",
+                              "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin"})
+
+
+def _of_type(tpl, cfn_type):
+    return {k: v for k, v in tpl["Resources"].items() if v["Type"] == cfn_type}
+
+
+def test_default_is_environment_agnostic_with_one_ultraserver(default_env):
+    stack, tpl = default_env
+    assert stack.environment == "aws://unknown-account/unknown-region"
+    groups = _of_type(tpl, "AWS::EKS::Nodegroup")
+    capacity_block = [g for g in groups.values() if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"]
+    assert len(capacity_block) == 1
+    assert capacity_block[0]["Properties"]["Labels"]["eks-ultraserver.io/ultraserver"] == "us-1"
+
+
+def test_ultraserver_subnet_is_in_the_local_zone_with_a_nat_route(default_env):
+    _, tpl = default_env
+    subnets = {k: v for k, v in _of_type(tpl, "AWS::EC2::Subnet").items()
+               if v["Properties"].get("AvailabilityZone") == "us-east-1-dfw-2a"}
+    assert len(subnets) == 1
+    (subnet_id, subnet), = subnets.items()
+    assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    (table,) = [a["Properties"]["RouteTableId"] for a in _of_type(tpl, "AWS::EC2::SubnetRouteTableAssociation").values()
+                if a["Properties"]["SubnetId"] == {"Ref": subnet_id}]
+    routes = [r["Properties"] for r in _of_type(tpl, "AWS::EC2::Route").values() if r["Properties"]["RouteTableId"] == table]
+    assert [(r["DestinationCidrBlock"], "NatGatewayId" in r) for r in routes] == [("0.0.0.0/0", True)]
+    (group,) = [g for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
+                if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"]
+    assert group["Properties"]["Subnets"] == [{"Ref": subnet_id}]
+
+
+def test_vpc_endpoints_for_s3_ecr_and_sts(default_env):
+    _, tpl = default_env
+    services = json.dumps([e["Properties"]["ServiceName"] for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values()])
+    for service in (".s3", ".ecr.api", ".ecr.dkr", ".sts"):
+        assert service in services
+
+
+def test_s3_gateway_endpoint_serves_the_ultraserver_subnet(default_env):
+    _, tpl = default_env
+    (s3,) = [e for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values() if e["Properties"].get("VpcEndpointType") == "Gateway"]
+    assert any("UltraServerSubnet" in json.dumps(rt) for rt in s3["Properties"]["RouteTableIds"])
+
+
+def test_cluster_is_1_35_with_logging_encryption_and_access_entries(default_env):
+    _, tpl = default_env
+    (cluster,) = _of_type(tpl, "AWS::EKS::Cluster").values()
+    props = cluster["Properties"]
+    assert props["Version"] == "1.35"
+    assert props["AccessConfig"]["AuthenticationMode"] in ("API", "API_AND_CONFIG_MAP")
+    types = props["Logging"]["ClusterLogging"]["EnabledTypes"]
+    assert {t["Type"] for t in types} == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
+    assert props["EncryptionConfig"][0]["Resources"] == ["secrets"]
+    assert "ComputeConfig" not in props or not props["ComputeConfig"].get("Enabled")
+    key = [k for k in _of_type(tpl, "AWS::KMS::Key").values() if k["Properties"].get("EnableKeyRotation")]
+    assert key
+
+
+def test_system_node_group_is_graviton_on_demand(default_env):
+    _, tpl = default_env
+    (system,) = [g for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
+                 if g["Properties"].get("CapacityType") == "ON_DEMAND"]
+    assert system["Properties"]["AmiType"] == "AL2023_ARM_64_STANDARD"
+    assert system["Properties"]["InstanceTypes"] == ["m7g.xlarge"]
+    assert system["Properties"]["Labels"] == {"eks-ultraserver.io/node-role": "system"}
+
+
+def test_managed_addons(default_env):
+    _, tpl = default_env
+    names = sorted(a["Properties"]["AddonName"] for a in _of_type(tpl, "AWS::EKS::Addon").values())
+    assert names == ["coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
+
+
+def test_outputs(default_env):
+    _, tpl = default_env
+    outputs = json.dumps(tpl["Outputs"])
+    assert "aws eks update-kubeconfig --name " in outputs
+    assert any(k.startswith("EnvironmentClusterName") for k in tpl["Outputs"])
+    assert any("Nodegroupus1" in k for k in tpl["Outputs"])
+
+
+def test_example_reservation_warns(default_env):
+    stack, _ = default_env
+    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("example reservation id cr-0123456789abcdef0"))
+
+
+def test_three_ultraservers_of_mixed_types(three_env):
+    stack, tpl = three_env
+    assert stack.region == "us-east-1" and stack.account == "123456789012"
+    groups = {g["Properties"]["Labels"]["eks-ultraserver.io/ultraserver"]: g["Properties"]
+              for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
+              if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"}
+    assert {k: v["ScalingConfig"]["DesiredSize"] for k, v in groups.items()} == {"us-a": 18, "us-b": 9, "us-c": 18}
+    # one EFA security group and one node role, shared by all three
+    assert len({json.dumps(g["NodeRole"]) for g in groups.values()}) == 1
+    efa = [k for k in _of_type(tpl, "AWS::EC2::SecurityGroup") if "EfaSecurityGroup" in k]
+    assert len(efa) == 1
+
+
+def test_admin_access_entry(three_env):
+    _, tpl = three_env
+    entries = [e["Properties"] for e in _of_type(tpl, "AWS::EKS::AccessEntry").values()]
+    admin = [e for e in entries if e["PrincipalArn"] == "arn:aws:iam::123456789012:role/Admin"]
+    assert admin and "AmazonEKSClusterAdminPolicy" in json.dumps(admin[0]["AccessPolicies"])
+
+
+def test_cfn_lint_reports_no_error(default_env, three_env):
+    for _, tpl in (default_env, three_env):
+        assert cfn_lint_errors(tpl) == []
+
+
+def test_snapshot_default(default_env, snapshot_json):
+    assert default_env[1] == snapshot_json
+
+
+def test_snapshot_three_mixed(three_env, snapshot_json):
+    assert three_env[1] == snapshot_json
+
+
+def test_more_than_30_nodegroups_warns_about_the_quota():
+    servers = [{"capacityReservationId": f"cr-0{i:016x}", "type": "u-p6e-gb200x36", "name": f"u{i}"} for i in range(30)]
+    stack, _ = synth_environment({"ultraServers": json.dumps(servers)})
+    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("exceed EKS's default quota of 30"))
