@@ -22,6 +22,7 @@ guide then does by hand, as one construct that any CDK app can place in its own 
 from __future__ import annotations
 
 import importlib
+import zlib
 from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
@@ -52,6 +53,23 @@ from eks_ultraserver.versions import (
 
 #: EKS's default quota of managed node groups per cluster (Service Quotas L-6D54EA21).
 MANAGED_NODEGROUPS_QUOTA = 30
+
+#: UltraServer node groups live in nested stacks, at most this many. Each UltraServer's
+#: shard is a hash of its name, so adding or removing one never moves another (its logical
+#: id and its nested stack stay put), and the parent stack stays far from CloudFormation's
+#: 500-resource and 1 MB limits however many UltraServers there are.
+ULTRASERVER_SHARDS = 16
+#: UltraServers one shard may hold: 2 resources and about 5 KB of template each keeps a
+#: nested stack well under 500 resources and 1 MB.
+MAX_ULTRASERVERS_PER_SHARD = 150
+#: Above this many UltraServers, no per-UltraServer stack output (CloudFormation allows
+#: 200 outputs per stack); ``aws eks list-nodegroups`` lists them instead.
+MAX_NODEGROUP_OUTPUTS = 100
+
+
+def ultraserver_shard(name: str) -> int:
+    """The nested stack (0..ULTRASERVER_SHARDS-1) that holds an UltraServer's node group."""
+    return zlib.crc32(name.encode()) % ULTRASERVER_SHARDS
 
 _ENDPOINT_ACCESS = {
     EndpointAccess.PRIVATE: eks.EndpointAccess.PRIVATE,
@@ -149,6 +167,16 @@ class UltraServerEnvironment(Construct):
                 f"efa_layout: {efa_layout!r} is not allowed; use one of "
                 + ", ".join(repr(e.value) for e in EfaLayout)
             )
+        shard_sizes: dict[int, int] = {}
+        for u in ultraservers:
+            shard_sizes[ultraserver_shard(u.name)] = shard_sizes.get(ultraserver_shard(u.name), 0) + 1
+        for shard, count in sorted(shard_sizes.items()):
+            if count > MAX_ULTRASERVERS_PER_SHARD:
+                problems.add(
+                    f"ultraservers: {count} UltraServers hash to nested stack "
+                    f"UltraServers{shard:02d}, more than {MAX_ULTRASERVERS_PER_SHARD}; split "
+                    "the fleet over two environments (clusters)"
+                )
         problems.raise_if_any(f"UltraServerEnvironment {id!r}")
 
         super().__init__(scope, id)
@@ -237,6 +265,8 @@ class UltraServerEnvironment(Construct):
             else None
         )
         self.ultraserver_nodegroups: dict[str, UltraServerNodeGroup] = {}
+        self.ultraserver_stacks: dict[int, cdk.NestedStack] = {}
+        self._nodegroup_outputs = len(ultraservers) <= MAX_NODEGROUP_OUTPUTS
         for spec in ultraservers:
             self.add_ultraserver(spec, efa_layout=efa_layout)
 
@@ -270,9 +300,10 @@ class UltraServerEnvironment(Construct):
     def add_ultraserver(
         self, spec: UltraServerSpec, *, efa_layout: EfaLayout = EfaLayout.PER_GPU
     ) -> UltraServerNodeGroup:
-        """Adds the node group of one Capacity Block (its construct id is its name)."""
+        """Adds the node group of one Capacity Block (its construct id is its name), in
+        the nested stack its name hashes to."""
         group = UltraServerNodeGroup(
-            self,
+            self._shard(ultraserver_shard(spec.name)),
             f"UltraServer-{spec.name}",
             cluster=self.cluster,
             capacity_reservation_id=spec.capacity_reservation_id,
@@ -284,12 +315,24 @@ class UltraServerEnvironment(Construct):
             node_role=self.node_role,
             efa_security_group=self.efa_security_group,
         )
-        # Start the GPU nodes once the add-ons they need (VPC CNI) are managed.
-        for addon in self.eks_addons.values():
-            group.nodegroup.add_resource_dependency(addon)
-        cdk.CfnOutput(self, f"Nodegroup-{spec.name}", value=group.nodegroup_name)
+        if self._nodegroup_outputs:
+            cdk.CfnOutput(self, f"Nodegroup-{spec.name}", value=group.nodegroup_name)
         self.ultraserver_nodegroups[spec.name] = group
         return group
+
+    def _shard(self, index: int) -> cdk.NestedStack:
+        shard = self.ultraserver_stacks.get(index)
+        if shard is None:
+            shard = cdk.NestedStack(
+                self,
+                f"UltraServers{index:02d}",
+                description=f"UltraServer node groups, shard {index:02d} (eks-ultraserver)",
+            )
+            # Start the GPU nodes once the add-ons they need (VPC CNI) are managed.
+            for addon in self.eks_addons.values():
+                shard.node.add_dependency(addon)
+            self.ultraserver_stacks[index] = shard
+        return shard
 
     @classmethod
     def from_config(cls, scope: Construct, id: str, config: EnvironmentConfig, **kwargs):

@@ -74,10 +74,34 @@ def cfn_lint_errors(template: dict, regions=("us-east-1",)) -> list[str]:
     ]
 
 
-def synth_environment(context: dict, *, stack_name: str = "UltraServerEnvironment"):
+class Synth:
+    """One synthesized environment: the parent template and its nested templates."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.template = template_of(stack).to_json()
+        env = stack.ultraserver_environment
+        self.nested = {
+            shard.node.id: template_of(shard).to_json()
+            for shard in env.ultraserver_stacks.values()
+        }
+
+    @property
+    def all_resources(self) -> dict:
+        """Every resource of the parent and nested templates (logical ids are unique)."""
+        merged = dict(self.template["Resources"])
+        for tpl in self.nested.values():
+            merged.update(tpl["Resources"])
+        return merged
+
+    def templates(self) -> dict:
+        return {"parent": self.template, **self.nested}
+
+
+def synth_environment(context: dict, *, stack_name: str = "UltraServerEnvironment") -> Synth:
     """Builds the app as app.py does, from cdk.json's context updated with ``context``.
 
-    Returns (stack, template dict). Keys set to None are removed.
+    Keys set to None are removed.
     """
     import aws_cdk as cdk
 
@@ -87,5 +111,4 @@ def synth_environment(context: dict, *, stack_name: str = "UltraServerEnvironmen
     base.update(context)
     base = {k: v for k, v in base.items() if v is not None}
     app = cdk.App(context=base)
-    stack = build_app(app, stack_name=stack_name)
-    return stack, template_of(stack).to_json()
+    return Synth(build_app(app, stack_name=stack_name))

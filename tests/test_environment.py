@@ -29,12 +29,12 @@ def three_env():
                               "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin"})
 
 
-def _of_type(tpl, cfn_type):
-    return {k: v for k, v in tpl["Resources"].items() if v["Type"] == cfn_type}
+def _of_type(synth, cfn_type):
+    return {k: v for k, v in synth.all_resources.items() if v["Type"] == cfn_type}
 
 
 def test_default_is_environment_agnostic_with_one_ultraserver(default_env):
-    stack, tpl = default_env
+    stack, tpl = default_env.stack, default_env
     assert stack.environment == "aws://unknown-account/unknown-region"
     groups = _of_type(tpl, "AWS::EKS::Nodegroup")
     capacity_block = [g for g in groups.values() if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"]
@@ -43,7 +43,7 @@ def test_default_is_environment_agnostic_with_one_ultraserver(default_env):
 
 
 def test_ultraserver_subnet_is_in_the_local_zone_with_a_nat_route(default_env):
-    _, tpl = default_env
+    tpl = default_env
     subnets = {k: v for k, v in _of_type(tpl, "AWS::EC2::Subnet").items()
                if v["Properties"].get("AvailabilityZone") == "us-east-1-dfw-2a"}
     assert len(subnets) == 1
@@ -55,24 +55,27 @@ def test_ultraserver_subnet_is_in_the_local_zone_with_a_nat_route(default_env):
     assert [(r["DestinationCidrBlock"], "NatGatewayId" in r) for r in routes] == [("0.0.0.0/0", True)]
     (group,) = [g for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
                 if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"]
-    assert group["Properties"]["Subnets"] == [{"Ref": subnet_id}]
+    # the nested stack receives the subnet as a parameter
+    (param,) = [p for p in group["Properties"]["Subnets"]]
+    nested = [r for r in tpl.template["Resources"].values() if r["Type"] == "AWS::CloudFormation::Stack"]
+    assert nested[0]["Properties"]["Parameters"][param["Ref"]] == {"Ref": subnet_id}
 
 
 def test_vpc_endpoints_for_s3_ecr_and_sts(default_env):
-    _, tpl = default_env
+    tpl = default_env
     services = json.dumps([e["Properties"]["ServiceName"] for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values()])
     for service in (".s3", ".ecr.api", ".ecr.dkr", ".sts"):
         assert service in services
 
 
 def test_s3_gateway_endpoint_serves_the_ultraserver_subnet(default_env):
-    _, tpl = default_env
+    tpl = default_env
     (s3,) = [e for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values() if e["Properties"].get("VpcEndpointType") == "Gateway"]
     assert any("UltraServerSubnet" in json.dumps(rt) for rt in s3["Properties"]["RouteTableIds"])
 
 
 def test_cluster_is_1_35_with_logging_encryption_and_access_entries(default_env):
-    _, tpl = default_env
+    tpl = default_env
     (cluster,) = _of_type(tpl, "AWS::EKS::Cluster").values()
     props = cluster["Properties"]
     assert props["Version"] == "1.35"
@@ -86,7 +89,7 @@ def test_cluster_is_1_35_with_logging_encryption_and_access_entries(default_env)
 
 
 def test_system_node_group_is_graviton_on_demand(default_env):
-    _, tpl = default_env
+    tpl = default_env
     (system,) = [g for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
                  if g["Properties"].get("CapacityType") == "ON_DEMAND"]
     assert system["Properties"]["AmiType"] == "AL2023_ARM_64_STANDARD"
@@ -95,26 +98,26 @@ def test_system_node_group_is_graviton_on_demand(default_env):
 
 
 def test_managed_addons(default_env):
-    _, tpl = default_env
+    tpl = default_env
     names = sorted(a["Properties"]["AddonName"] for a in _of_type(tpl, "AWS::EKS::Addon").values())
     assert names == ["coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
 
 
 def test_outputs(default_env):
-    _, tpl = default_env
-    outputs = json.dumps(tpl["Outputs"])
+    tpl = default_env
+    outputs = json.dumps(tpl.template["Outputs"])
     assert "aws eks update-kubeconfig --name " in outputs
-    assert any(k.startswith("EnvironmentClusterName") for k in tpl["Outputs"])
-    assert any("Nodegroupus1" in k for k in tpl["Outputs"])
+    assert any(k.startswith("EnvironmentClusterName") for k in tpl.template["Outputs"])
+    assert any("Nodegroupus1" in k for k in tpl.template["Outputs"])
 
 
 def test_example_reservation_warns(default_env):
-    stack, _ = default_env
+    stack = default_env.stack
     Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("example reservation id cr-0123456789abcdef0"))
 
 
 def test_three_ultraservers_of_mixed_types(three_env):
-    stack, tpl = three_env
+    stack, tpl = three_env.stack, three_env
     assert stack.region == "us-east-1" and stack.account == "123456789012"
     groups = {g["Properties"]["Labels"]["eks-ultraserver.io/ultraserver"]: g["Properties"]
               for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
@@ -127,26 +130,40 @@ def test_three_ultraservers_of_mixed_types(three_env):
 
 
 def test_admin_access_entry(three_env):
-    _, tpl = three_env
+    tpl = three_env
     entries = [e["Properties"] for e in _of_type(tpl, "AWS::EKS::AccessEntry").values()]
     admin = [e for e in entries if e["PrincipalArn"] == "arn:aws:iam::123456789012:role/Admin"]
     assert admin and "AmazonEKSClusterAdminPolicy" in json.dumps(admin[0]["AccessPolicies"])
 
 
 def test_cfn_lint_reports_no_error(default_env, three_env):
-    for _, tpl in (default_env, three_env):
-        assert cfn_lint_errors(tpl) == []
+    for synth in (default_env, three_env):
+        for name, tpl in synth.templates().items():
+            assert cfn_lint_errors(tpl) == [], name
+
+
+def test_ultraservers_live_in_nested_stacks_chosen_by_name(three_env):
+    from eks_ultraserver.constructs.environment import ultraserver_shard
+
+    placed = {}
+    for shard_id, tpl in three_env.nested.items():
+        for res in tpl["Resources"].values():
+            if res["Type"] == "AWS::EKS::Nodegroup":
+                placed[res["Properties"]["Labels"]["eks-ultraserver.io/ultraserver"]] = shard_id
+    assert placed == {name: f"UltraServers{ultraserver_shard(name):02d}" for name in ("us-a", "us-b", "us-c")}
+    assert not [r for r in three_env.template["Resources"].values() if r["Type"] == "AWS::EKS::Nodegroup"
+                and r["Properties"].get("CapacityType") == "CAPACITY_BLOCK"]
 
 
 def test_snapshot_default(default_env, snapshot_json):
-    assert default_env[1] == snapshot_json
+    assert default_env.templates() == snapshot_json
 
 
 def test_snapshot_three_mixed(three_env, snapshot_json):
-    assert three_env[1] == snapshot_json
+    assert three_env.templates() == snapshot_json
 
 
 def test_more_than_30_nodegroups_warns_about_the_quota():
     servers = [{"capacityReservationId": f"cr-0{i:016x}", "type": "u-p6e-gb200x36", "name": f"u{i}"} for i in range(30)]
-    stack, _ = synth_environment({"ultraServers": json.dumps(servers)})
+    stack = synth_environment({"ultraServers": json.dumps(servers)}).stack
     Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("exceed EKS's default quota of 30"))
