@@ -1,0 +1,230 @@
+"""Helm values of the NVIDIA GPU Operator on P6e-GB200 nodes (AL2023 ARM64 NVIDIA AMI).
+
+What the values do, and why (EKS user guide, ml-eks-nvidia-ultraserver, "Install NVIDIA
+GPU operator"; NVIDIA GPU Operator chart values.yaml):
+
+- ``driver.enabled=false``, ``toolkit.enabled=false``: the EKS AMI already ships the GPU
+  driver and the container toolkit; a second driver from the operator breaks the node
+  (amazon-eks-ami #1817).
+- ``devicePlugin``, ``nfd``, ``gfd`` enabled: GPUs as ``nvidia.com/gpu`` and the
+  ``nvidia.com/gpu.clique`` label (GPU Feature Discovery, which needs NFD) that the DRA
+  driver and workloads use to find an NVLink domain.
+- ``migManager.enabled=false``: the AMI's driver 580 runs with CDMM, under which MIG is
+  not supported.
+- ``dcgmExporter`` enabled (GPU metrics on :9400) with its ServiceMonitor off: no
+  Prometheus Operator is installed by this library (v26.7.0 turns it on by default).
+- Controllers (the operator, NFD master and NFD garbage collector) pinned to the system
+  nodes when a selector is given; every node agent tolerates the GPU taint.
+
+Where this corrects the EKS guide (which pins chart v25.3.4):
+
+- the pinned chart is v25.10.1 (see ``versions.GPU_OPERATOR``); the guide's v25.3.4 still
+  works and is accepted as an override;
+- a chart whose device plugin is v0.19.0-v0.19.2 is refused: those releases turned on
+  MOFED support by default and mount every ``/dev/infiniband/uverbs*`` device, taking the
+  EFA devices away from the EFA device plugin or DRANET (NVIDIA/k8s-device-plugin #1692,
+  fixed in v0.19.3);
+- v26.7.0 and later ship the ComputeDomain CRD in the operator chart's ``crds/`` folder
+  (deployments/gpu-operator/crds/resource.nvidia.com_computedomains.yaml, with
+  ``numNodes`` required), which clashes with the DRA driver chart's own CRD. The
+  v26.7.0 values.yaml has no key that turns that CRD off (``operator.upgradeCRD`` only
+  drives the pre-upgrade hook; ``gpuCluster.deployCR`` only the experimental DRA stack),
+  and ``aws_eks_v2.HelmChart(skip_crds=True)`` would also drop the operator's own
+  ClusterPolicy CRD; so that combination is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eks_ultraserver.charts.helm_values import (
+    deep_merge,
+    gpu_node_toleration,
+    label_selector_problems,
+    node_affinity_for,
+    parse_version,
+    tolerations_problems,
+    values_problems,
+    with_version,
+)
+from eks_ultraserver.model import ConfigurationError
+from eks_ultraserver.versions import GPU_OPERATOR, GPU_OPERATOR_DEVICE_PLUGIN, ChartVersion
+
+__all__ = [
+    "GPU_OPERATOR_SUBCHART_KEYS",
+    "GpuOperatorValues",
+]
+
+#: Keys of the bundled node-feature-discovery subchart that this library sets and that the
+#: GPU Operator's own values.yaml does not show (declared in the subchart's values.yaml,
+#: kubernetes-sigs/node-feature-discovery deployment/helm/node-feature-discovery, bundled
+#: as deployments/gpu-operator/charts/node-feature-discovery).
+GPU_OPERATOR_SUBCHART_KEYS = (
+    "node-feature-discovery.master.nodeSelector",
+    "node-feature-discovery.master.tolerations",
+    "node-feature-discovery.gc.nodeSelector",
+    "node-feature-discovery.gc.tolerations",
+)
+
+#: Oldest GPU Operator chart the EKS guide lists for P6e-GB200 ("25.3.4+").
+MIN_VERSION = (25, 3, 4)
+#: First chart that ships the ComputeDomain CRD (clash with the DRA driver chart).
+COMPUTE_DOMAIN_CRD_SINCE = (26, 7, 0)
+#: Device plugin releases that take the EFA devices (NVIDIA/k8s-device-plugin #1692).
+BAD_DEVICE_PLUGINS = ((0, 19, 0), (0, 19, 1), (0, 19, 2))
+
+_VERSION_KEY = "addonVersions.gpuOperator"
+_VALUES_KEY = "addonValues.gpuOperator"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GpuOperatorValues:
+    """The GPU Operator release: chart, version and Helm values.
+
+    Validated when created: a bad combination raises one ``ConfigurationError`` listing
+    every problem.
+
+    :param version: the chart version. Default: ``versions.GPU_OPERATOR.version``. A
+        version this library does not know (``versions.GPU_OPERATOR_DEVICE_PLUGIN``) is
+        refused unless ``extra_values`` say which device plugin to run
+        (``{"devicePlugin": {"version": "v0.18.1"}}``), since that is what decides whether
+        it conflicts with EFA.
+    :param system_node_selector: node labels of the nodes that run controllers (the
+        operator, NFD master and NFD garbage collector). Default: not pinned.
+    :param system_node_tolerations: tolerations for those controllers. Default: the
+        chart's.
+    :param with_dra_driver_chart: whether the NVIDIA DRA driver chart is installed next to
+        the operator (decides the ComputeDomain CRD check). Default: ``True``.
+    :param extra_values: Helm values deep-merged over the library's. Default: none.
+    """
+
+    version: str = GPU_OPERATOR.version
+    system_node_selector: Mapping[str, str] | None = None
+    system_node_tolerations: Sequence[Mapping[str, Any]] = ()
+    with_dra_driver_chart: bool = True
+    extra_values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise ConfigurationError(problems, subject="GPU Operator configuration")
+
+    # ----------------------------------------------------------------------------------
+
+    @property
+    def chart(self) -> ChartVersion:
+        """The pinned chart at ``version``."""
+        return with_version(GPU_OPERATOR, self.version)
+
+    @property
+    def device_plugin_version(self) -> str:
+        """The NVIDIA device plugin the operator deploys: ``devicePlugin.version`` from
+        ``extra_values`` if given, else the one the chart version ships."""
+        override = _device_plugin_override(self.extra_values)
+        if override is not None:
+            return override
+        return GPU_OPERATOR_DEVICE_PLUGIN[self.version]
+
+    def values(self) -> dict[str, Any]:
+        """The Helm values: the library's, with ``extra_values`` deep-merged over them."""
+        gpu = gpu_node_toleration()
+        ours: dict[str, Any] = {
+            # The EKS AMI ships the driver and the container toolkit.
+            "driver": {"enabled": False},
+            "toolkit": {"enabled": False},
+            "devicePlugin": {"enabled": True},
+            "nfd": {"enabled": True},
+            "gfd": {"enabled": True},
+            # CDMM (driver 580 on the EKS AMI) does not support MIG.
+            "migManager": {"enabled": False},
+            "dcgmExporter": {"enabled": True, "serviceMonitor": {"enabled": False}},
+            # Operands (device plugin, GFD, DCGM exporter, validator) run on GPU nodes.
+            "daemonsets": {"tolerations": [gpu]},
+            "node-feature-discovery": {"worker": {"tolerations": [gpu]}},
+        }
+        selector = dict(self.system_node_selector or {})
+        if selector:
+            # v25.x values declare operator.affinity but not operator.nodeSelector (added
+            # in v26.7.0): a required node affinity pins the operator in every version.
+            # null removes the chart's preference for control-plane nodes (none on EKS).
+            affinity = node_affinity_for(selector)
+            affinity["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] = None
+            ours["operator"] = {"affinity": affinity}
+            nfd = ours["node-feature-discovery"]
+            nfd["master"] = {"nodeSelector": selector}
+            nfd["gc"] = {"nodeSelector": selector}
+        if self.system_node_tolerations:
+            tolerations = [dict(t) for t in self.system_node_tolerations]
+            ours.setdefault("operator", {})["tolerations"] = tolerations
+            nfd = ours["node-feature-discovery"]
+            nfd.setdefault("master", {})["tolerations"] = tolerations
+            nfd.setdefault("gc", {})["tolerations"] = tolerations
+        return deep_merge(ours, self.extra_values)
+
+    # ----------------------------------------------------------------------------------
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        problems += values_problems(_VALUES_KEY, self.extra_values)
+        problems += label_selector_problems("system_node_selector", self.system_node_selector)
+        problems += tolerations_problems("system_node_tolerations", self.system_node_tolerations)
+        version = parse_version(self.version)
+        known = ", ".join(GPU_OPERATOR_DEVICE_PLUGIN)
+        if version is None:
+            problems.append(
+                f"{_VERSION_KEY}: {self.version!r} is not a chart version like "
+                f"{GPU_OPERATOR.version!r}"
+            )
+            return problems
+        if version < MIN_VERSION:
+            problems.append(
+                f"{_VERSION_KEY}: {self.version!r} is older than v25.3.4, the oldest GPU "
+                f"Operator the EKS P6e-GB200 guide supports; use {GPU_OPERATOR.version!r}"
+            )
+        if version >= COMPUTE_DOMAIN_CRD_SINCE and self.with_dra_driver_chart:
+            problems.append(
+                f"{_VERSION_KEY}: {self.version!r} ships the ComputeDomain CRD "
+                "(resource.nvidia.com) in its own chart, which clashes with the NVIDIA DRA "
+                "driver chart's CRD, and its values have no key to leave that CRD out; use "
+                f"a GPU Operator before v26.7.0 (pinned: {GPU_OPERATOR.version!r}), e.g. "
+                f"-c addonVersions='{{\"gpuOperator\":\"{GPU_OPERATOR.version}\"}}'"
+            )
+        override = _device_plugin_override(self.extra_values)
+        if override is None and self.version not in GPU_OPERATOR_DEVICE_PLUGIN:
+            problems.append(
+                f"{_VERSION_KEY}: {self.version!r} is a GPU Operator version whose NVIDIA "
+                f"device plugin this library does not know (known: {known}), and device "
+                "plugin v0.19.0-v0.19.2 takes the EFA devices; say which device plugin it "
+                f"must run with {_VALUES_KEY}.devicePlugin.version, e.g. -c addonValues="
+                "'{\"gpuOperator\":{\"devicePlugin\":{\"version\":\"v0.19.3\"}}}'"
+            )
+            return problems
+        plugin = override if override is not None else GPU_OPERATOR_DEVICE_PLUGIN[self.version]
+        parsed = parse_version(plugin)
+        where = (
+            f"{_VALUES_KEY}.devicePlugin.version" if override is not None else _VERSION_KEY
+        )
+        if parsed is None:
+            problems.append(f"{where}: device plugin {plugin!r} is not a version like 'v0.18.1'")
+        elif parsed in BAD_DEVICE_PLUGINS:
+            problems.append(
+                f"{where}: GPU Operator {self.version} would run NVIDIA device plugin "
+                f"{plugin}; v0.19.0-v0.19.2 mount every /dev/infiniband/uverbs device "
+                "(MOFED on by default) and take the EFA devices from the EFA device plugin "
+                "or DRANET (NVIDIA/k8s-device-plugin #1692); use device plugin v0.19.3 or "
+                f"later, or v0.18.x (GPU Operator {GPU_OPERATOR.version} ships "
+                f"{GPU_OPERATOR_DEVICE_PLUGIN[GPU_OPERATOR.version]})"
+            )
+        return problems
+
+
+def _device_plugin_override(extra_values: Mapping[str, Any] | None) -> str | None:
+    """``devicePlugin.version`` from user values, if given."""
+    if not isinstance(extra_values, Mapping):
+        return None
+    plugin = extra_values.get("devicePlugin")
+    if isinstance(plugin, Mapping) and plugin.get("version") is not None:
+        return str(plugin["version"])
+    return None

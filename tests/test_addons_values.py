@@ -1,0 +1,560 @@
+"""Helm values of the GPU platform add-ons (charts/): keys checked against upstream, the EKS
+guide's settings, every refusal, and the generated MPI operator chart. No CDK, no network."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import SHARED_UPSTREAM
+from eks_ultraserver.charts.dra_driver import DraDriverValues
+from eks_ultraserver.charts.efa import DranetValues, EfaDevicePluginValues
+from eks_ultraserver.charts.gpu_operator import GPU_OPERATOR_SUBCHART_KEYS, GpuOperatorValues
+from eks_ultraserver.charts.helm_values import deep_merge, unknown_keys
+from eks_ultraserver.charts.mpi_operator import (
+    CHART_VALUES,
+    MpiOperatorRelease,
+    MpiOperatorValues,
+    chart_files,
+    load_manifest,
+    write_chart,
+)
+from eks_ultraserver.config import DraDriverLine
+from eks_ultraserver.model import (
+    GPU_TAINT,
+    SYSTEM_NODE_LABEL,
+    SYSTEM_NODE_LABEL_VALUE,
+    ConfigurationError,
+)
+from eks_ultraserver.versions import (
+    DRA_DRIVER,
+    DRA_DRIVER_LEGACY,
+    DRANET,
+    EFA_DEVICE_PLUGIN,
+    GPU_OPERATOR,
+    MPI_OPERATOR,
+)
+
+SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
+CRITICAL = [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
+MPI_MANIFEST = SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="module")
+def mpi_chart(tmp_path_factory):
+    return write_chart(
+        MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve(), cache_dir=tmp_path_factory.mktemp("cache")
+    )
+
+
+def upstream_values(name: str) -> dict:
+    return yaml.safe_load((SHARED_UPSTREAM / name).read_text())
+
+
+# --------------------------------------------------------------------------------------
+# The key checker itself: it must catch a typo
+# --------------------------------------------------------------------------------------
+
+DEFAULTS = {
+    "devicePlugin": {"enabled": True, "config": {"name": ""}},
+    "featureGates": {},
+    "controller": {"nodeSelector": {}, "affinity": {"nodeAffinity": {"preferred": []}}},
+    "image": {"tag": None},
+    "sub": {"master": {"config": {}}},
+}
+
+
+def test_checker_flags_a_misspelled_top_level_key():
+    assert unknown_keys({"devicePlugn": {"enabled": True}}, DEFAULTS) == ["devicePlugn"]
+
+
+def test_checker_flags_a_misspelled_nested_key():
+    assert unknown_keys({"devicePlugin": {"enabeld": True}}, DEFAULTS) == ["devicePlugin.enabeld"]
+    assert unknown_keys({"devicePlugin": {"config": {"nmae": "x"}}}, DEFAULTS) == [
+        "devicePlugin.config.nmae"
+    ]
+
+
+def test_checker_accepts_declared_keys_kubernetes_objects_and_free_form_maps():
+    values = {
+        "devicePlugin": {"enabled": False},
+        "featureGates": {"AnyGate": True},  # default {}: free-form
+        "controller": {
+            "nodeSelector": {"a": "b"},
+            # Kubernetes API below affinity, not chart options
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}},
+        },
+        "image": {"tag": "v1"},
+    }
+    assert unknown_keys(values, DEFAULTS) == []
+
+
+def test_checker_accepts_also_known_subchart_keys_and_nothing_else():
+    values = {"sub": {"master": {"nodeSelector": {"a": "b"}, "nodeSelectr": {}}}}
+    assert unknown_keys(values, DEFAULTS, also_known=["sub.master.nodeSelector"]) == [
+        "sub.master.nodeSelectr"
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# Every key the library sets exists upstream
+# --------------------------------------------------------------------------------------
+
+
+def _gpu(**kw):
+    return GpuOperatorValues(system_node_selector=SYSTEM, system_node_tolerations=CRITICAL, **kw)
+
+
+def _dra(line, version=None):
+    return DraDriverValues(
+        line=line, version=version, system_node_selector=SYSTEM, system_node_tolerations=CRITICAL
+    )
+
+
+KEY_CASES = {
+    # pinned versions
+    f"gpu-operator-{GPU_OPERATOR.version}": (
+        lambda: _gpu(), f"gpu-operator-values-{GPU_OPERATOR.version}.yaml", GPU_OPERATOR_SUBCHART_KEYS
+    ),
+    f"dra-driver-nvidia-gpu-{DRA_DRIVER.version}": (
+        lambda: _dra(DraDriverLine.KUBERNETES_SIGS),
+        f"dra-driver-nvidia-gpu-values-v{DRA_DRIVER.version}.yaml",
+        (),
+    ),
+    f"nvidia-dra-driver-gpu-{DRA_DRIVER_LEGACY.version}": (
+        lambda: _dra(DraDriverLine.NGC),
+        f"nvidia-dra-driver-gpu-values-v{DRA_DRIVER_LEGACY.version}.yaml",
+        (),
+    ),
+    f"efa-device-plugin-{EFA_DEVICE_PLUGIN.version}": (
+        lambda: EfaDevicePluginValues(),
+        f"aws-efa-k8s-device-plugin-values-{EFA_DEVICE_PLUGIN.version}.yaml",
+        (),
+    ),
+    f"dranet-{DRANET.version}": (
+        lambda: DranetValues(kubernetes_version="1.34"),
+        f"aws-dranet-values-v{DRANET.version}.yaml",
+        (),
+    ),
+    # other versions users may pin
+    "gpu-operator-v25.3.4": (
+        lambda: _gpu(version="v25.3.4"), "gpu-operator-values-v25.3.4.yaml", GPU_OPERATOR_SUBCHART_KEYS
+    ),
+    "gpu-operator-v26.7.0-without-dra-chart": (
+        lambda: _gpu(version="v26.7.0", with_dra_driver_chart=False),
+        "gpu-operator-values-v26.7.0.yaml",
+        GPU_OPERATOR_SUBCHART_KEYS,
+    ),
+    "nvidia-dra-driver-gpu-25.12.0": (
+        lambda: _dra(DraDriverLine.NGC, "25.12.0"), "nvidia-dra-driver-gpu-values-v25.12.0.yaml", ()
+    ),
+    "efa-device-plugin-v0.5.14": (
+        lambda: EfaDevicePluginValues(version="v0.5.14"),
+        "aws-efa-k8s-device-plugin-values-v0.5.14.yaml",
+        (),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KEY_CASES))
+def test_every_key_the_library_sets_exists_in_the_upstream_values(case):
+    # GIVEN the builder (with system selector and tolerations, so every optional key is set)
+    factory, upstream_file, also_known = KEY_CASES[case]
+    # WHEN its values are built THEN each key is declared by that chart version's values.yaml
+    assert unknown_keys(factory().values(), upstream_values(upstream_file), also_known=also_known) == []
+
+
+def test_mpi_operator_values_use_only_the_generated_charts_keys(mpi_chart):
+    defaults = yaml.safe_load((mpi_chart.path / "values.yaml").read_text())
+    values = MpiOperatorValues(system_node_selector=SYSTEM, system_node_tolerations=CRITICAL).values()
+    assert defaults == CHART_VALUES
+    assert unknown_keys(values, defaults) == []
+
+
+# --------------------------------------------------------------------------------------
+# What the values say
+# --------------------------------------------------------------------------------------
+
+
+def test_gpu_operator_values_are_the_eks_guide_values():
+    values = GpuOperatorValues().values()
+    # ml-eks-nvidia-ultraserver, gpu-operator-values.yaml
+    assert values["driver"] == {"enabled": False}
+    assert values["toolkit"] == {"enabled": False}
+    assert values["devicePlugin"] == {"enabled": True}
+    assert values["nfd"] == {"enabled": True}
+    assert values["gfd"] == {"enabled": True}
+    assert values["migManager"] == {"enabled": False}
+    assert values["dcgmExporter"]["enabled"] is True
+    assert values["daemonsets"]["tolerations"] == [GPU_TOLERATION]
+    assert values["node-feature-discovery"]["worker"]["tolerations"] == [GPU_TOLERATION]
+    # not pinned without a selector
+    assert "operator" not in values and "master" not in values["node-feature-discovery"]
+
+
+def test_gpu_toleration_tolerates_the_node_groups_taint():
+    tol = GpuOperatorValues().values()["daemonsets"]["tolerations"][0]
+    assert tol["key"] == GPU_TAINT.key and tol["effect"] == GPU_TAINT.effect
+    assert tol["operator"] == "Exists"  # any value, so also GPU_TAINT's "true"
+
+
+def test_gpu_operator_controllers_are_pinned_to_the_system_nodes():
+    values = GpuOperatorValues(system_node_selector=SYSTEM).values()
+    node_affinity = values["operator"]["affinity"]["nodeAffinity"]
+    (term,) = node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term == {"matchExpressions": [{"key": SYSTEM_NODE_LABEL, "operator": "In", "values": ["system"]}]}
+    assert node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] is None
+    assert values["node-feature-discovery"]["master"]["nodeSelector"] == SYSTEM
+    assert values["node-feature-discovery"]["gc"]["nodeSelector"] == SYSTEM
+
+
+@pytest.mark.parametrize("line", list(DraDriverLine))
+def test_dra_driver_values_are_the_eks_guide_values_on_both_lines(line):
+    values = DraDriverValues(line=line).values()
+    assert values["resources"] == {"gpus": {"enabled": False}, "computeDomains": {"enabled": True}}
+    # null (not {}) so Helm drops the chart's control-plane defaults
+    assert values["controller"] == {"nodeSelector": None, "affinity": None, "tolerations": []}
+    terms = values["kubeletPlugin"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
+    assert values["kubeletPlugin"]["tolerations"] == [GPU_TOLERATION]
+
+
+def test_dra_controller_goes_to_the_system_nodes_when_given():
+    values = DraDriverValues(system_node_selector=SYSTEM, system_node_tolerations=CRITICAL).values()
+    assert values["controller"] == {"nodeSelector": SYSTEM, "affinity": None, "tolerations": CRITICAL}
+
+
+def test_dra_line_switch_changes_chart_and_repository():
+    sigs, ngc = DraDriverValues().chart, DraDriverValues(line="nvidia-dra-driver-gpu").chart
+    assert (sigs.chart, sigs.repository, sigs.version) == (
+        "dra-driver-nvidia-gpu", "oci://registry.k8s.io/dra-driver-nvidia/charts", DRA_DRIVER.version
+    )
+    assert (ngc.chart, ngc.repository, ngc.version) == (
+        "nvidia-dra-driver-gpu", "https://helm.ngc.nvidia.com/nvidia", DRA_DRIVER_LEGACY.version
+    )
+
+
+@pytest.mark.parametrize("builder", [EfaDevicePluginValues, lambda: DranetValues(kubernetes_version="1.35")])
+def test_efa_components_run_on_gpu_nodes_only(builder):
+    values = builder().values()
+    assert values == {"tolerations": [GPU_TOLERATION], "nodeSelector": {"nvidia.com/gpu.present": "true"}}
+
+
+def test_user_values_are_deep_merged_over_the_librarys():
+    # GIVEN user values that change one nested key, replace a list and null a default
+    extra = {
+        "dcgmExporter": {"serviceMonitor": {"enabled": True}},
+        "daemonsets": {"tolerations": []},
+        "gfd": None,
+    }
+    values = GpuOperatorValues(extra_values=extra).values()
+    assert values["dcgmExporter"] == {"enabled": True, "serviceMonitor": {"enabled": True}}
+    assert values["daemonsets"]["tolerations"] == []
+    assert values["gfd"] is None
+    assert values["driver"] == {"enabled": False}
+    assert extra == {
+        "dcgmExporter": {"serviceMonitor": {"enabled": True}},
+        "daemonsets": {"tolerations": []},
+        "gfd": None,
+    }, "inputs are not modified"
+
+
+def test_deep_merge_does_not_share_structure():
+    base = {"a": {"b": [1]}}
+    merged = deep_merge(base, {"a": {"c": 2}})
+    merged["a"]["b"].append(3)
+    assert base == {"a": {"b": [1]}}
+
+
+def test_version_override_of_the_gpu_operator():
+    built = GpuOperatorValues(version="v25.3.4")
+    assert built.chart.version == "v25.3.4" and built.chart.chart == "gpu-operator"
+    assert built.device_plugin_version == "v0.17.4"
+
+
+# --------------------------------------------------------------------------------------
+# Refusals
+# --------------------------------------------------------------------------------------
+
+
+def test_refuses_a_device_plugin_that_takes_the_efa_devices():
+    with pytest.raises(ConfigurationError, match=r"v0\.19\.1.*NVIDIA/k8s-device-plugin #1692"):
+        GpuOperatorValues(extra_values={"devicePlugin": {"version": "v0.19.1"}})
+
+
+def test_refuses_an_unknown_gpu_operator_version_unless_the_device_plugin_is_named():
+    with pytest.raises(ConfigurationError, match=r"'v26\.3\.0' is a GPU Operator version whose NVIDIA device plugin this library does not know.*devicePlugin\.version"):
+        GpuOperatorValues(version="v26.3.0")
+    accepted = GpuOperatorValues(version="v26.3.0", extra_values={"devicePlugin": {"version": "v0.19.3"}})
+    assert accepted.device_plugin_version == "v0.19.3"
+    with pytest.raises(ConfigurationError, match=r"v0\.19\.0-v0\.19\.2"):
+        GpuOperatorValues(version="v26.3.0", extra_values={"devicePlugin": {"version": "v0.19.2"}})
+
+
+def test_refuses_gpu_operator_26_7_with_the_dra_driver_chart():
+    with pytest.raises(ConfigurationError, match=r"'v26\.7\.0' ships the ComputeDomain CRD.*no key to leave that CRD out"):
+        GpuOperatorValues(version="v26.7.0")
+
+
+def test_refuses_a_gpu_operator_older_than_the_guide():
+    with pytest.raises(ConfigurationError, match=r"older than v25\.3\.4"):
+        GpuOperatorValues(version="v24.9.2", extra_values={"devicePlugin": {"version": "v0.17.0"}})
+
+
+def test_refuses_a_malformed_version_and_bad_selector_together():
+    with pytest.raises(ConfigurationError) as err:
+        GpuOperatorValues(version="latest", system_node_selector={"bad key!": "x"})
+    assert len(err.value.problems) == 2
+    assert "'latest' is not a chart version" in str(err.value)
+    assert "system_node_selector: 'bad key!' is not a valid Kubernetes label key" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "version", "message"),
+    [
+        (DraDriverLine.KUBERNETES_SIGS, "25.8.0", r"'25\.8\.0' is a version of the NGC chart.*draDriverLine=nvidia-dra-driver-gpu"),
+        (DraDriverLine.NGC, "0.4.1", r"'0\.4\.1' is a version of the kubernetes-sigs chart.*draDriverLine=dra-driver-nvidia-gpu"),
+        (DraDriverLine.NGC, "25.3.0", r"older than 25\.8\.0"),
+        (DraDriverLine.NGC, "x", r"'x' is not a chart version"),
+    ],
+)
+def test_refuses_a_dra_version_of_the_wrong_line(line, version, message):
+    with pytest.raises(ConfigurationError, match=message):
+        DraDriverValues(line=line, version=version)
+
+
+def test_refuses_an_unknown_dra_line():
+    with pytest.raises(ConfigurationError, match=r"draDriverLine: 'nvidia' is not allowed"):
+        DraDriverValues(line="nvidia")
+
+
+def test_refuses_an_efa_device_plugin_older_than_the_guide():
+    with pytest.raises(ConfigurationError, match=r"'v0\.5\.6' is older than v0\.5\.14"):
+        EfaDevicePluginValues(version="v0.5.6")
+
+
+def test_refuses_dranet_before_kubernetes_1_34():
+    with pytest.raises(ConfigurationError, match=r"'dranet' needs Kubernetes 1\.34 or later.*'1\.33'"):
+        DranetValues(kubernetes_version="1.33")
+
+
+def test_refuses_values_that_are_not_json_data():
+    with pytest.raises(ConfigurationError, match=r"addonValues\.dranet\.x: .* is not JSON data"):
+        DranetValues(kubernetes_version="1.35", extra_values={"x": object()})
+
+
+def test_refuses_mpi_values_the_generated_chart_does_not_have():
+    with pytest.raises(ConfigurationError, match=r"addonValues\.mpiOperator\.replicas: the generated MPI operator chart has no such value"):
+        MpiOperatorValues(extra_values={"replicas": 2})
+
+
+# --------------------------------------------------------------------------------------
+# MPI operator: the manifest
+# --------------------------------------------------------------------------------------
+
+
+def test_pinned_manifest_checksum_matches_the_upstream_copy():
+    assert hashlib.sha256(MPI_MANIFEST.read_bytes()).hexdigest() == MPI_OPERATOR.sha256
+
+
+def test_local_manifest_with_a_wrong_checksum_is_refused(tmp_path):
+    tampered = tmp_path / "mpi-operator.yaml"
+    tampered.write_bytes(MPI_MANIFEST.read_bytes().replace(b"replicas: 1", b"replicas: 2"))
+    with pytest.raises(ConfigurationError, match=r"mpiOperatorManifest: .* has SHA-256 [0-9a-f]{64}, but the MPI operator v0\.7\.0 release manifest has 507d5dc8"):
+        load_manifest(MpiOperatorRelease.resolve(), local_path=tampered)
+
+
+def test_missing_local_manifest_is_refused(tmp_path):
+    with pytest.raises(ConfigurationError, match=r"mpiOperatorManifest: cannot read"):
+        load_manifest(MpiOperatorRelease.resolve(), local_path=tmp_path / "nope.yaml")
+
+
+def test_download_is_verified_then_cached(tmp_path):
+    # GIVEN no local copy and an empty cache, and a fake download (no network)
+    calls = []
+
+    def download(url):
+        calls.append(url)
+        return MPI_MANIFEST.read_bytes()
+
+    release = MpiOperatorRelease.resolve()
+    first = load_manifest(release, cache_dir=tmp_path, download=download)
+    second = load_manifest(release, cache_dir=tmp_path, download=download)
+    assert first == second == MPI_MANIFEST.read_bytes()
+    assert calls == [MPI_OPERATOR.repository], "downloaded once, from the pinned URL"
+    assert list((tmp_path / "manifests").iterdir())
+
+
+def test_download_with_a_wrong_checksum_is_refused_and_not_cached(tmp_path):
+    with pytest.raises(ConfigurationError, match=r"downloaded from .* has SHA-256 .*refusing to install it"):
+        load_manifest(MpiOperatorRelease.resolve(), cache_dir=tmp_path, download=lambda url: b"kind: x\n")
+    assert not (tmp_path / "manifests").exists()
+
+
+def test_failed_download_says_how_to_pass_a_local_copy(tmp_path):
+    def offline(url):
+        raise OSError("network is unreachable")
+
+    with pytest.raises(ConfigurationError, match=r"could not download .*network is unreachable.*-c mpiOperatorManifest=<path>"):
+        load_manifest(MpiOperatorRelease.resolve(), cache_dir=tmp_path, download=offline)
+
+
+def test_mpi_version_override_needs_a_checksum():
+    with pytest.raises(ConfigurationError, match=r"'v0\.8\.0' has no checksum.*v0\.8\.0@sha256:"):
+        MpiOperatorRelease.resolve("v0.8.0")
+    with pytest.raises(ConfigurationError, match=r"is not a SHA-256"):
+        MpiOperatorRelease.resolve("v0.8.0@sha256:abc")
+    release = MpiOperatorRelease.resolve("v0.8.0@sha256:" + "a" * 64)
+    assert release.url == MPI_OPERATOR.repository.replace("v0.7.0", "v0.8.0")
+    assert release.sha256 == "a" * 64
+
+
+# --------------------------------------------------------------------------------------
+# MPI operator: the generated chart
+# --------------------------------------------------------------------------------------
+
+_WITH_BLOCK = re.compile(
+    r"^(?P<i>[ ]*)\{\{- with \.Values\.(?P<key>\w+) \}\}\n(?P=i)(?P=key):\n"
+    r"(?P=i)  \{\{- toYaml \. \| nindent (?P<n>\d+) \}\}\n(?P=i)\{\{- end \}\}\n",
+    re.MULTILINE,
+)
+
+
+def render(template: str, values: dict) -> str:
+    """Renders the only template constructs the generator emits (its scheduling blocks
+    and the {{ "{{" }} escape), the way Helm would."""
+
+    def block(match):
+        value = values.get(match["key"])
+        if not value:
+            return ""
+        body = yaml.safe_dump(value, default_flow_style=False).rstrip("\n")
+        pad = " " * int(match["n"])
+        return f"{match['i']}{match['key']}:\n" + "\n".join(pad + line for line in body.splitlines()) + "\n"
+
+    rendered = _WITH_BLOCK.sub(block, template)
+    assert "{{-" not in rendered, "the generator emitted a construct render() does not know"
+    return rendered.replace('{{ "{{" }}', "{{")
+
+
+def test_chart_has_the_crd_in_crds_verbatim_and_no_namespace_document(mpi_chart):
+    assert mpi_chart.namespace == "mpi-operator" == MPI_OPERATOR.namespace
+    crds = [f for f in mpi_chart.files if f.startswith("crds/")]
+    assert crds == ["crds/mpijobs.kubeflow.org.yaml"]
+    # the CRD document of the release manifest, byte for byte (same as the upstream cut)
+    assert (mpi_chart.path / crds[0]).read_bytes() == (SHARED_UPSTREAM / "mpijob-crd-v0.7.0.yaml").read_bytes()
+    docs = [
+        yaml.safe_load(render((mpi_chart.path / f).read_text(), CHART_VALUES))
+        for f in mpi_chart.files
+        if f.startswith("templates/")
+    ]
+    assert sorted(d["kind"] for d in docs) == [
+        "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount",
+    ]
+
+
+def test_chart_yaml_names_the_release(mpi_chart):
+    chart = yaml.safe_load((mpi_chart.path / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2" and chart["name"] == "mpi-operator"
+    assert chart["version"] == "0.7.0" and chart["appVersion"] == "v0.7.0"
+    assert MPI_OPERATOR.sha256 in chart["description"]
+
+
+def test_rendered_deployment_is_scheduled_by_values(mpi_chart):
+    (deployment,) = [f for f in mpi_chart.files if "deployment" in f]
+    template = (mpi_chart.path / deployment).read_text()
+    values = MpiOperatorValues(system_node_selector=SYSTEM, system_node_tolerations=CRITICAL).values()
+    doc = yaml.safe_load(render(template, values))
+    pod = doc["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == SYSTEM
+    assert pod["tolerations"] == CRITICAL
+    assert "affinity" not in pod
+    assert pod["containers"][0]["image"] == "mpioperator/mpi-operator:0.7.0"
+    # with the chart's defaults nothing is added
+    assert "nodeSelector" not in yaml.safe_load(render(template, CHART_VALUES))["spec"]["template"]["spec"]
+
+
+def test_chart_is_byte_for_byte_deterministic(mpi_chart, tmp_path):
+    # GIVEN the same manifest written into another cache WHEN compared THEN same name and bytes
+    again = write_chart(MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve(), cache_dir=tmp_path)
+    assert again.path.name == mpi_chart.path.name
+    assert again.files == mpi_chart.files
+    for f in mpi_chart.files:
+        assert (again.path / f).read_bytes() == (mpi_chart.path / f).read_bytes()
+        assert (again.path / f).stat().st_mtime == (mpi_chart.path / f).stat().st_mtime == 315532800
+    # written again into the same cache: reused, not rewritten
+    assert write_chart(MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve(), cache_dir=tmp_path).path == again.path
+
+
+def test_template_braces_are_escaped_but_crds_left_verbatim():
+    # GIVEN a manifest whose RBAC and CRD text contain "{{"
+    manifest = (
+        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: mpi-operator\n"
+        "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata:\n  name: mpijobs.kubeflow.org\n  annotations:\n    note: '{{ crd }}'\n"
+        "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: mpi-operator\n"
+        "  annotations:\n    note: '{{ not a template }}'\n"
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: mpi-operator\n"
+        "spec:\n  template:\n    spec:\n      containers:\n      - name: c\n"
+    ).encode()
+    release = MpiOperatorRelease(version="v0.7.0", sha256=hashlib.sha256(manifest).hexdigest(), url="file:")
+    files, namespace = chart_files(manifest, release)
+    sa = files["templates/00-serviceaccount-mpi-operator.yaml"].decode()
+    assert """note: '{{ "{{" }} not a template }}'""" in sa
+    assert yaml.safe_load(render(sa, {}))["metadata"]["annotations"]["note"] == "{{ not a template }}"
+    assert "note: '{{ crd }}'" in files["crds/mpijobs.kubeflow.org.yaml"].decode()
+    assert namespace == "mpi-operator"
+
+
+def test_manifest_without_a_crd_or_namespace_is_refused():
+    manifest = b"---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: x\n"
+    release = MpiOperatorRelease(version="v0.7.0", sha256=hashlib.sha256(manifest).hexdigest(), url="file:")
+    with pytest.raises(ConfigurationError) as err:
+        chart_files(manifest, release)
+    text = str(err.value)
+    assert "no Namespace document" in text and "no CustomResourceDefinition" in text
+    assert "expected one controller Deployment, found 0" in text
+
+
+# --------------------------------------------------------------------------------------
+# Snapshots (one per component) and layering
+# --------------------------------------------------------------------------------------
+
+
+def test_snapshot_gpu_operator_values(snapshot_json):
+    assert GpuOperatorValues(system_node_selector=SYSTEM).values() == snapshot_json
+
+
+def test_snapshot_dra_driver_values(snapshot_json):
+    assert DraDriverValues(system_node_selector=SYSTEM).values() == snapshot_json
+
+
+def test_snapshot_efa_device_plugin_values(snapshot_json):
+    assert EfaDevicePluginValues().values() == snapshot_json
+
+
+def test_snapshot_dranet_values(snapshot_json):
+    assert DranetValues(kubernetes_version="1.35").values() == snapshot_json
+
+
+def test_snapshot_mpi_operator_values(snapshot_json):
+    assert MpiOperatorValues(system_node_selector=SYSTEM).values() == snapshot_json
+
+
+def test_values_builders_do_not_import_aws_cdk():
+    code = (
+        "import sys\n"
+        "import eks_ultraserver.charts.gpu_operator, eks_ultraserver.charts.dra_driver\n"
+        "import eks_ultraserver.charts.efa, eks_ultraserver.charts.mpi_operator\n"
+        "assert not [m for m in sys.modules if m.startswith(('aws_cdk', 'jsii'))], 'aws_cdk imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)
