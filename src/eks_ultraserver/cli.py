@@ -19,7 +19,7 @@ EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("versions",)
+COMMANDS: tuple[str, ...] = ("versions", "preflight", "upgrade", "manifests")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,324 @@
+"""``eks-ultraserver preflight``: check the Capacity Blocks, AMI and Kubernetes version
+against AWS before a 30-minute deploy finds out.
+
+Reads the same ``cdk.json`` context the stack reads (plus ``-c key=value`` overrides, as
+the CDK CLI takes them), asks EC2, SSM and EKS read-only questions, prints a table (or
+JSON with ``--json``) and exits 0 (all good), 1 (a blocking problem; with ``--strict``
+also a warning) or 2 (usage, configuration, credentials, Region or network error).
+
+The helpers here (context loading, sessions, progress, tables) are shared with
+``eks-ultraserver upgrade``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+#: The placeholder zone used only to parse the rest of the configuration when
+#: ``availabilityZone`` is not set (synth then looks the zone up from the reservation).
+_PARSE_ONLY_ZONE = "us-east-1a"
+
+
+class UsageError(Exception):
+    """A bad command line or configuration: printed as is, exit status 2."""
+
+
+# --------------------------------------------------------------------------------------
+# Shared with the upgrade command
+# --------------------------------------------------------------------------------------
+
+
+def add_context_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--context-file``, ``-c``, ``--region``, ``--profile``."""
+    parser.add_argument(
+        "--context-file",
+        metavar="PATH",
+        default="cdk.json",
+        help="the CDK app's cdk.json whose 'context' the stack reads (default: %(default)s in "
+        "the current directory); a JSON file without 'app'/'context' keys is read as the "
+        "context itself",
+    )
+    parser.add_argument(
+        "-c",
+        "--context",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one context key, as with 'cdk deploy -c' (repeatable; lists and "
+        "objects as JSON text, e.g. -c availabilityZone=us-east-1-dfw-2a)",
+    )
+    parser.add_argument(
+        "--region",
+        help="AWS Region (default: 'region' from the context, else AWS_REGION / the profile's region)",
+    )
+    parser.add_argument(
+        "--profile",
+        help="AWS named profile for credentials (default: AWS_PROFILE, else the default "
+        "credential chain)",
+    )
+
+
+def load_context(path: str | Path, overrides: Sequence[str]) -> dict[str, Any]:
+    """The context of ``path`` (cdk.json) with ``KEY=VALUE`` overrides applied on top."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(
+            f"--context-file {path}: no such file; run in the CDK app's directory or pass "
+            "--context-file PATH"
+        ) from None
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--context-file {path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--context-file {path}: expected a JSON object")
+    if "context" in data or "app" in data:
+        context = data.get("context") or {}
+        if not isinstance(context, dict):
+            raise UsageError(f"--context-file {path}: 'context' is not an object")
+    else:
+        context = data
+    context = dict(context)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"-c {item!r}: expected KEY=VALUE, e.g. -c availabilityZone=us-east-1-dfw-2a")
+        context[key.strip()] = value
+    return context
+
+
+def create_session(*, profile: str | None, region: str | None) -> Any:
+    """A boto3 session (tests replace this function to hand out stubbed clients)."""
+    import boto3
+
+    return boto3.Session(profile_name=profile, region_name=region)
+
+
+def open_session(args: argparse.Namespace, context: Mapping[str, Any]) -> tuple[Any, str]:
+    """The session and its Region; raises ``AwsSetupError`` when either is missing."""
+    from botocore import exceptions as botocore_exceptions
+
+    from eks_ultraserver.aws_checks import setup_error
+
+    region = args.region or context.get("region") or None
+    try:
+        session = create_session(profile=args.profile, region=region)
+    except botocore_exceptions.BotoCoreError as exc:
+        err = setup_error(exc)
+        if err is None:
+            raise
+        raise err from exc
+    region = getattr(session, "region_name", None) or region
+    if not region:
+        raise setup_error(botocore_exceptions.NoRegionError())  # type: ignore[misc]
+    return session, region
+
+
+def make_client(session: Any, service: str, region: str) -> Any:
+    from botocore import exceptions as botocore_exceptions
+
+    from eks_ultraserver.aws_checks import setup_error
+
+    try:
+        return session.client(service, region_name=region)
+    except botocore_exceptions.BotoCoreError as exc:
+        err = setup_error(exc)
+        if err is None:
+            raise
+        raise err from exc
+
+
+class Progress:
+    """Progress lines on stderr (stdout stays clean for the table or the JSON)."""
+
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
+        self._stream = stream
+        self.enabled = enabled
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            stream = self._stream or sys.stderr
+            print(f"... {message}", file=stream, flush=True)
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """A plain-text table; the last column is not padded."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths)] + [str(row[-1])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"eks-ultraserver: error: {message}", file=sys.stderr)
+    return code
+
+
+# --------------------------------------------------------------------------------------
+# preflight
+# --------------------------------------------------------------------------------------
+
+_DESCRIPTION = """\
+Check, before deploying, what CloudFormation cannot: for every Capacity Block in
+ultraServers, that it exists in this account and Region, is a Capacity Block for
+p6e-gb200.36xlarge in the configured zone, holds as many instances as its UltraServer
+type (9 or 18), is in a usable state (scheduled or active; payment-pending warns;
+expired, cancelled, failed, payment-failed block), does not end too soon, and (where the
+EC2 API reports them) reserves that UltraServer type with a healthy interconnect. Also
+that the AL2023 ARM64 NVIDIA AMI resolves for the Kubernetes version and that EKS offers
+that version. Every problem says what to do.
+
+Needs read-only permissions: ec2:DescribeCapacityReservations,
+ec2:DescribeCapacityBlocks, ec2:DescribeCapacityBlockStatus, ssm:GetParameters,
+eks:DescribeClusterVersions (the last three are optional: without them the check is
+reported as a note)."""
+
+_EPILOG = """\
+exit status: 0 all good (notes and warnings allowed), 1 a blocking problem (or a warning
+with --strict), 2 usage, configuration, credentials, Region or network error.
+
+examples:
+  eks-ultraserver preflight
+  eks-ultraserver preflight --profile prod --region us-east-1 -c availabilityZone=us-east-1-dfw-2a
+  eks-ultraserver preflight --json --strict > preflight.json   # in CI"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "preflight",
+        help="check Capacity Blocks, AMI and Kubernetes version against AWS before deploying",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_context_arguments(parser)
+    parser.add_argument(
+        "--min-hours-left",
+        metavar="HOURS",
+        type=float,
+        default=2.0,
+        help="warn when a Capacity Block ends sooner than this many hours (default: %(default)s); "
+        "a block that has ended always blocks",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (findings, summary, exit code) instead of the table",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 on warnings too, not only on blocking problems (default: warnings exit 0)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress lines on stderr (default: one line per check while it waits for AWS)",
+    )
+    parser.set_defaults(func=run)
+
+
+def read_configuration(context: Mapping[str, Any]):
+    """``(config, zone_configured)`` from the context; raises ``ConfigurationError``.
+
+    When ``availabilityZone`` is not set, the stack looks it up from the reservation at
+    synth; preflight then parses the rest with a placeholder zone and reports the zone
+    of each reservation instead of comparing it.
+    """
+    from eks_ultraserver.config import EnvironmentConfig
+
+    zone_configured = context.get("availabilityZone") not in (None, "")
+    probe = dict(context)
+    if not zone_configured:
+        probe["availabilityZone"] = _PARSE_ONLY_ZONE
+    return EnvironmentConfig.from_mapping(probe), zone_configured
+
+
+def run(args: argparse.Namespace) -> int:
+    from eks_ultraserver.aws_checks import AwsSetupError, Severity, run_preflight
+    from eks_ultraserver.model import ConfigurationError
+
+    if args.min_hours_left < 0:
+        return fail(f"--min-hours-left: {args.min_hours_left} is negative; give hours >= 0")
+    progress = Progress(enabled=not args.quiet)
+    try:
+        context = load_context(args.context_file, args.context)
+        config, zone_configured = read_configuration(context)
+        session, region = open_session(args, context)
+        clients = {name: make_client(session, name, region) for name in ("ec2", "ssm", "eks")}
+        progress(f"asking AWS in {region} about {len(config.ultraservers)} Capacity Block(s)")
+        report = run_preflight(
+            **clients,
+            ultraservers=config.ultraservers,
+            availability_zone=config.availability_zone if zone_configured else None,
+            kubernetes_version=config.kubernetes_version,
+            region=region,
+            now=datetime.now(UTC),
+            min_time_left=timedelta(hours=args.min_hours_left),
+            uses_example_reservation=config.uses_example_reservation,
+            progress=progress,
+        )
+    except UsageError as exc:
+        return fail(str(exc))
+    except ConfigurationError as exc:
+        return fail(f"{args.context_file}: {exc}")
+    except AwsSetupError as exc:
+        return fail(str(exc))
+
+    worst = report.worst
+    failed = worst is Severity.BLOCKING or (args.strict and worst is Severity.WARNING)
+    code = EXIT_PROBLEM if failed else EXIT_OK
+    if args.json:
+        print(json.dumps({**report.to_json(), "strict": args.strict, "exitCode": code}, indent=2, default=str))
+    else:
+        print(render(report, strict=args.strict, code=code))
+    return code
+
+
+def render(report, *, strict: bool, code: int) -> str:
+    """The human output: a header, the table, the problems with their fixes, a verdict."""
+    from eks_ultraserver.aws_checks import Severity
+
+    zone = report.availability_zone or "(from the reservations)"
+    lines = [
+        f"Preflight in {report.region}, zone {zone}, Kubernetes {report.kubernetes_version}",
+        "",
+        table(
+            [(f.severity.value.upper() if f.severity in (Severity.WARNING, Severity.BLOCKING) else f.severity.value,
+              f.subject, f.check, f.message) for f in report.findings],
+            headers=("RESULT", "SUBJECT", "CHECK", "DETAIL"),
+        ),
+    ]
+    problems = [f for f in report.findings if f.severity in (Severity.BLOCKING, Severity.WARNING)]
+    problems.sort(key=lambda f: -f.severity.rank)
+    if problems:
+        lines += ["", "What to do:"]
+        for f in problems:
+            lines.append(f"  {f.severity.value.upper()}: {f.subject}, {f.check}: {f.message}")
+            lines += textwrap.wrap(
+                f"fix: {f.fix}", width=100, initial_indent="    ", subsequent_indent="         ",
+                break_on_hyphens=False, break_long_words=False
+            )
+    blocking, warnings = report.count(Severity.BLOCKING), report.count(Severity.WARNING)
+    summary = f"{blocking} blocking, {warnings} warning{'s' if warnings != 1 else ''}"
+    if code == EXIT_OK:
+        verdict = f"OK to deploy ({summary})." if warnings else "OK to deploy."
+    elif blocking:
+        verdict = f"Do not deploy yet: {summary} (exit 1)."
+    else:
+        verdict = f"Warnings fail the run with --strict: {summary} (exit 1)."
+    lines += ["", verdict]
+    return "\n".join(lines)
