@@ -1,0 +1,645 @@
+"""``eks-ultraserver upgrade``: upgrade Capacity Block node groups the way EKS requires.
+
+The EKS user guide (capacity-blocks-mng) says: "When upgrading managed node groups with
+Capacity Blocks, make sure that the desired size of the node group is set to 0." This
+command does the whole sequence, one node group at a time, and cannot skip the first
+step by accident:
+
+1. scale to zero: ``UpdateNodegroupConfig`` min = desired = 0 (max kept), wait for the
+   update and for the Auto Scaling group to have no instances left;
+2. update: ``UpdateNodegroupVersion`` to the Kubernetes version and AMI release, but only
+   after ``DescribeNodegroup`` shows desired size 0 (refused otherwise), then wait;
+3. restore: ``UpdateNodegroupConfig`` back to the size it had (or ``--restore-size``),
+   then wait for the node group to be ACTIVE. Nodes join when the block is active.
+
+It is a dry run unless ``--apply`` is given. Exit status: 0 planned or done, 1 refused or
+failed, 2 usage, configuration, credentials, Region or network error.
+
+CloudFormation: the node group is a CloudFormation resource. The scaling config ends as
+it began (the template's value), so there is no drift from that step; the version is
+not in the template unless the app pins ``kubernetes_version``/``release_version`` on
+``UltraServerNodeGroup`` (then set the same values in the app before the next deploy).
+See docs/operations.md, "Upgrading".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eks_ultraserver.commands.preflight import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Progress,
+    UsageError,
+    add_context_arguments,
+    fail,
+    load_context,
+    make_client,
+    open_session,
+    table,
+)
+
+#: Replaced in tests; the waits call it between polls.
+sleep: Callable[[float], None] = time.sleep
+#: Replaced in tests; the waits measure their timeout with it.
+monotonic: Callable[[], float] = time.monotonic
+
+
+class UpgradeRefused(Exception):
+    """A node group cannot be upgraded safely now; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------------------
+# Plan
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NodegroupState:
+    """What ``DescribeNodegroup`` says, reduced to what the upgrade needs."""
+
+    name: str
+    status: str
+    capacity_type: str
+    version: str
+    release_version: str
+    min_size: int
+    desired_size: int
+    max_size: int
+    auto_scaling_groups: tuple[str, ...]
+    capacity_reservation_id: str | None
+
+    @classmethod
+    def from_api(cls, ng: Mapping[str, Any]) -> NodegroupState:
+        scaling = ng.get("scalingConfig", {})
+        asgs = tuple(g["name"] for g in ng.get("resources", {}).get("autoScalingGroups", []) if g.get("name"))
+        return cls(
+            name=ng["nodegroupName"],
+            status=ng.get("status", ""),
+            capacity_type=ng.get("capacityType", ""),
+            version=ng.get("version", ""),
+            release_version=ng.get("releaseVersion", ""),
+            min_size=int(scaling.get("minSize", 0)),
+            desired_size=int(scaling.get("desiredSize", 0)),
+            max_size=int(scaling.get("maxSize", 0)),
+            auto_scaling_groups=asgs,
+            capacity_reservation_id=(ng.get("tags") or {}).get("eks-ultraserver:capacity-reservation-id"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NodegroupPlan:
+    state: NodegroupState
+    target_version: str
+    target_release: str | None
+    restore_min: int
+    restore_desired: int
+    #: "upgrade", "up-to-date" or "refused"
+    action: str
+    reason: str = ""
+    steps: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "nodegroup": s.name,
+            "capacityType": s.capacity_type,
+            "capacityReservationId": s.capacity_reservation_id,
+            "status": s.status,
+            "from": {"version": s.version, "releaseVersion": s.release_version},
+            "to": {"version": self.target_version, "releaseVersion": self.target_release},
+            "scaling": {"minSize": s.min_size, "desiredSize": s.desired_size, "maxSize": s.max_size},
+            "restore": {"minSize": self.restore_min, "desiredSize": self.restore_desired, "maxSize": s.max_size},
+            "action": self.action,
+            "reason": self.reason,
+            "steps": list(self.steps),
+        }
+
+
+def _minor(version: str) -> tuple[int, int]:
+    from eks_ultraserver.versions import parse_kubernetes_version
+
+    return parse_kubernetes_version(version)
+
+
+def plan_nodegroup(
+    state: NodegroupState,
+    *,
+    cluster_version: str,
+    target_version: str,
+    target_release: str | None,
+    restore_size: int | None,
+) -> NodegroupPlan:
+    """What the upgrade of one node group would do; pure (no AWS calls)."""
+    base = {"state": state, "target_version": target_version, "target_release": target_release}
+    if restore_size is not None:
+        restore_min = restore_desired = restore_size
+    else:
+        restore_min, restore_desired = state.min_size, state.desired_size
+    base.update(restore_min=restore_min, restore_desired=restore_desired)
+
+    def refused(reason: str) -> NodegroupPlan:
+        return NodegroupPlan(**base, action="refused", reason=reason)
+
+    if restore_desired > state.max_size:
+        return refused(
+            f"--restore-size {restore_desired} is above the node group's max size {state.max_size} "
+            "(the UltraServer's instance count)"
+        )
+    if state.version and _minor(target_version) < _minor(state.version):
+        return refused(
+            f"the node group runs Kubernetes {state.version}; EKS cannot roll it back to {target_version}"
+        )
+    if _minor(target_version) > _minor(cluster_version):
+        return refused(
+            f"Kubernetes {target_version} is newer than the control plane ({cluster_version}): "
+            "upgrade the cluster first (set kubernetesVersion in cdk.json and cdk deploy)"
+        )
+    if state.version == target_version and target_release and state.release_version == target_release:
+        return NodegroupPlan(
+            **base, action="up-to-date", reason=f"already at {target_version} / {target_release}"
+        )
+    if state.status != "ACTIVE":
+        return refused(
+            f"status is {state.status}, not ACTIVE: wait for the current update to finish "
+            "(aws eks describe-nodegroup) and fix any health issue first"
+        )
+    steps = []
+    if state.desired_size or state.min_size:
+        steps.append(
+            f"scale to zero: min {state.min_size}->0, desired {state.desired_size}->0, max {state.max_size} "
+            f"kept; wait until its Auto Scaling group has no instances (running pods are drained)"
+        )
+    else:
+        steps.append("scale to zero: already min 0 / desired 0")
+    release = f" / AMI release {target_release}" if target_release else " / latest AMI release"
+    steps.append(
+        f"update: Kubernetes {state.version or '?'} -> {target_version}{release} "
+        f"(from {state.release_version or '?'}), only once desired size is 0; wait"
+    )
+    if restore_desired:
+        steps.append(
+            f"restore: min {restore_min}, desired {restore_desired}, max {state.max_size}; wait for ACTIVE "
+            "(nodes join while the Capacity Block is active)"
+        )
+    else:
+        steps.append(
+            "restore: none, the node group was already at 0 (pass --restore-size N to bring "
+            "N nodes back)"
+        )
+    note = ""
+    if state.capacity_type != "CAPACITY_BLOCK":
+        note = f"capacity type {state.capacity_type or '?'}: the scale-to-zero step is not required, done anyway"
+    return NodegroupPlan(**base, action="upgrade", reason=note, steps=tuple(steps))
+
+
+# --------------------------------------------------------------------------------------
+# AWS calls
+# --------------------------------------------------------------------------------------
+
+
+def describe_nodegroup(eks: Any, cluster: str, nodegroup: str) -> NodegroupState:
+    from eks_ultraserver.aws_checks import _call
+
+    return NodegroupState.from_api(
+        _call("eks:DescribeNodegroup", eks.describe_nodegroup, clusterName=cluster, nodegroupName=nodegroup)["nodegroup"]
+    )
+
+
+def capacity_block_nodegroups(eks: Any, cluster: str) -> list[NodegroupState]:
+    """Every node group of the cluster whose capacity type is ``CAPACITY_BLOCK``."""
+    from eks_ultraserver.aws_checks import _call
+
+    names: list[str] = []
+    kwargs: dict[str, Any] = {"clusterName": cluster}
+    while True:
+        page = _call("eks:ListNodegroups", eks.list_nodegroups, **kwargs)
+        names += page.get("nodegroups", [])
+        if not page.get("nextToken"):
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    states = [describe_nodegroup(eks, cluster, n) for n in names]
+    return [s for s in states if s.capacity_type == "CAPACITY_BLOCK"]
+
+
+def latest_release(ssm: Any, kubernetes_version: str) -> str | None:
+    """The recommended AL2023 ARM64 NVIDIA AMI release for a version (SSM), or ``None``."""
+    from eks_ultraserver.aws_checks import describe_ami
+
+    return describe_ami(ssm, kubernetes_version).release_version
+
+
+@dataclass(kw_only=True, slots=True)
+class Waits:
+    poll_seconds: float = 30.0
+    timeout_seconds: float = 3600.0
+    progress: Callable[[str], None] = field(default=lambda _m: None)
+
+
+def wait_for_update(eks: Any, cluster: str, nodegroup: str, update: Mapping[str, Any], waits: Waits) -> None:
+    """Polls ``DescribeUpdate`` until the update leaves InProgress, then waits for ACTIVE."""
+    from eks_ultraserver.aws_checks import _call
+
+    update_id, kind = update["id"], update.get("type", "update")
+    started = monotonic()
+    status = update.get("status", "InProgress")
+    while status == "InProgress":
+        elapsed = monotonic() - started
+        if elapsed > waits.timeout_seconds:
+            raise UpgradeRefused(
+                f"{nodegroup}: {kind} {update_id} still InProgress after {int(elapsed // 60)} min; "
+                f"check 'aws eks describe-update --name {cluster} --nodegroup-name {nodegroup} "
+                f"--update-id {update_id}' and rerun this command when it is done"
+            )
+        waits.progress(f"{nodegroup}: {kind} {update_id} InProgress ({int(elapsed)} s)")
+        sleep(waits.poll_seconds)
+        current = _call(
+            "eks:DescribeUpdate", eks.describe_update, name=cluster, updateId=update_id, nodegroupName=nodegroup
+        )["update"]
+        status = current.get("status", "")
+        update = current
+    if status != "Successful":
+        errors = "; ".join(
+            f"{e.get('errorCode', '?')}: {e.get('errorMessage', '')}" for e in update.get("errors", [])
+        )
+        raise UpgradeRefused(
+            f"{nodegroup}: {kind} {update_id} ended {status}{': ' + errors if errors else ''}; "
+            "fix the cause, then rerun this command (it continues from the node group's current state)"
+        )
+    waits.progress(f"{nodegroup}: {kind} {update_id} Successful; waiting for ACTIVE")
+    delay = max(1, int(waits.poll_seconds)) if waits.poll_seconds else 0
+    attempts = max(1, math.ceil(waits.timeout_seconds / max(waits.poll_seconds, 1)))
+    _call(
+        "eks:DescribeNodegroup",
+        eks.get_waiter("nodegroup_active").wait,
+        clusterName=cluster,
+        nodegroupName=nodegroup,
+        WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
+    )
+
+
+def wait_for_no_instances(autoscaling: Any, state: NodegroupState, waits: Waits) -> None:
+    """Waits until the node group's Auto Scaling groups have no instances left."""
+    from eks_ultraserver.aws_checks import _call
+
+    if not state.auto_scaling_groups:
+        return
+    started = monotonic()
+    while True:
+        groups = _call(
+            "autoscaling:DescribeAutoScalingGroups",
+            autoscaling.describe_auto_scaling_groups,
+            AutoScalingGroupNames=list(state.auto_scaling_groups),
+        ).get("AutoScalingGroups", [])
+        left = sum(len(g.get("Instances", [])) for g in groups)
+        if left == 0:
+            waits.progress(f"{state.name}: no instances left")
+            return
+        elapsed = monotonic() - started
+        if elapsed > waits.timeout_seconds:
+            raise UpgradeRefused(
+                f"{state.name}: {left} instance(s) still running after {int(elapsed // 60)} min at "
+                "desired size 0; check pod disruption budgets that block draining, then rerun"
+            )
+        waits.progress(f"{state.name}: {left} instance(s) terminating ({int(elapsed)} s)")
+        sleep(waits.poll_seconds)
+
+
+def apply_plan(
+    plan: NodegroupPlan, *, eks: Any, autoscaling: Any, cluster: str, waits: Waits
+) -> None:
+    """Runs the three steps of one node group's plan. Raises :class:`UpgradeRefused`."""
+    from eks_ultraserver.aws_checks import _call
+
+    name = plan.state.name
+    state = describe_nodegroup(eks, cluster, name)
+    if state.status != "ACTIVE":
+        raise UpgradeRefused(f"{name}: status is {state.status}, not ACTIVE; wait and rerun")
+
+    # 1. scale to zero
+    if state.desired_size or state.min_size:
+        waits.progress(f"{name}: scaling to zero (desired {state.desired_size} -> 0)")
+        update = _call(
+            "eks:UpdateNodegroupConfig",
+            eks.update_nodegroup_config,
+            clusterName=cluster,
+            nodegroupName=name,
+            scalingConfig={"minSize": 0, "desiredSize": 0, "maxSize": state.max_size},
+        )["update"]
+        wait_for_update(eks, cluster, name, update, waits)
+    wait_for_no_instances(autoscaling, state, waits)
+
+    # 2. update the version, never while desired > 0 (EKS user guide, capacity-blocks-mng)
+    state = describe_nodegroup(eks, cluster, name)
+    if state.desired_size != 0:
+        raise UpgradeRefused(
+            f"{name}: desired size is {state.desired_size}, not 0: refusing to update the version "
+            "(the EKS guide requires desired size 0 for Capacity Block node groups); something "
+            "scaled it back up: find out what, then rerun"
+        )
+    kwargs: dict[str, Any] = {"clusterName": cluster, "nodegroupName": name, "version": plan.target_version}
+    if plan.target_release:
+        kwargs["releaseVersion"] = plan.target_release
+    waits.progress(f"{name}: updating to Kubernetes {plan.target_version} {plan.target_release or ''}".rstrip())
+    update = _call("eks:UpdateNodegroupVersion", eks.update_nodegroup_version, **kwargs)["update"]
+    wait_for_update(eks, cluster, name, update, waits)
+
+    # 3. restore the size
+    if plan.restore_desired:
+        waits.progress(f"{name}: restoring desired size {plan.restore_desired}")
+        update = _call(
+            "eks:UpdateNodegroupConfig",
+            eks.update_nodegroup_config,
+            clusterName=cluster,
+            nodegroupName=name,
+            scalingConfig={"minSize": plan.restore_min, "desiredSize": plan.restore_desired, "maxSize": state.max_size},
+        )["update"]
+        wait_for_update(eks, cluster, name, update, waits)
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+
+_DESCRIPTION = """\
+Upgrade the Kubernetes version or AMI release of Capacity Block node groups in the order
+the EKS user guide requires: scale to zero (min = desired = 0, max kept) and wait until
+no instance is left, update the version (refused while desired size > 0), restore the
+size and wait. One node group at a time. A dry run that prints the plan unless --apply.
+
+Upgrade the control plane first (kubernetesVersion in cdk.json, cdk deploy), then run
+this. Scaling to zero terminates the node group's nodes (pods are drained): the
+UltraServer's jobs stop until the size is restored.
+
+Needs: eks:DescribeCluster, eks:ListNodegroups, eks:DescribeNodegroup,
+eks:UpdateNodegroupConfig, eks:UpdateNodegroupVersion, eks:DescribeUpdate,
+autoscaling:DescribeAutoScalingGroups, ssm:GetParameters."""
+
+_EPILOG = """\
+exit status: 0 planned (dry run), done or already up to date; 1 refused or an update
+failed (rerun continues from the node group's current state); 2 usage, configuration,
+credentials, Region or network error.
+
+examples:
+  eks-ultraserver upgrade                                  # plan for every Capacity Block node group
+  eks-ultraserver upgrade --nodegroup us-1 --apply         # to the control plane's version, latest AMI
+  eks-ultraserver upgrade --release-version 1.35.6-20260728 --apply
+  eks-ultraserver upgrade --nodegroup us-1 --restore-size 18 --apply   # after an interrupted run"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "upgrade",
+        help="upgrade Capacity Block node groups: scale to 0, update, restore (dry run unless --apply)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_context_arguments(parser)
+    parser.add_argument(
+        "--cluster",
+        help="EKS cluster name (default: 'clusterName' from the context)",
+    )
+    parser.add_argument(
+        "--nodegroup",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a node group to upgrade (repeatable; default: every node group of the cluster "
+        "whose capacity type is CAPACITY_BLOCK)",
+    )
+    parser.add_argument(
+        "--kubernetes-version",
+        metavar="VERSION",
+        help="target Kubernetes version, e.g. 1.35 (default: the control plane's version)",
+    )
+    parser.add_argument(
+        "--release-version",
+        metavar="RELEASE",
+        help="target AMI release, e.g. 1.35.6-20260728 (default: the recommended AL2023 ARM64 "
+        "NVIDIA release for the target version, read from SSM)",
+    )
+    parser.add_argument(
+        "--restore-size",
+        type=int,
+        metavar="N",
+        help="min and desired size after the update (default: the size before the run; a node "
+        "group already at 0 stays at 0)",
+    )
+    parser.add_argument(
+        "--apply",
+        action="store_true",
+        help="make the changes (default: dry run, print the plan only)",
+    )
+    parser.add_argument(
+        "--timeout-minutes",
+        type=float,
+        default=60.0,
+        metavar="MIN",
+        help="give up on one wait after this many minutes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds between status polls while waiting (default: %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan and the result as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(func=run)
+
+
+def _context(args: argparse.Namespace) -> dict[str, Any]:
+    if args.context_file == "cdk.json" and not Path("cdk.json").exists() and args.cluster:
+        # Outside the app's directory with --cluster given: nothing to read.
+        return {key: value for key, _, value in (c.partition("=") for c in args.context)}
+    return load_context(args.context_file, args.context)
+
+
+def run(args: argparse.Namespace) -> int:
+    from eks_ultraserver.aws_checks import AwsSetupError, _call, release_date
+    from eks_ultraserver.versions import MIN_AMI_RELEASE_DATE, SUPPORTED_KUBERNETES_VERSIONS
+
+    progress = Progress(enabled=not args.quiet)
+    if args.poll_seconds < 0 or args.timeout_minutes <= 0:
+        return fail("--poll-seconds must be >= 0 and --timeout-minutes > 0")
+    if args.restore_size is not None and args.restore_size < 0:
+        return fail(f"--restore-size: {args.restore_size} is negative")
+    try:
+        context = _context(args)
+        cluster = args.cluster or context.get("clusterName")
+        if not cluster:
+            raise UsageError("no cluster: pass --cluster NAME or set clusterName in cdk.json context")
+        if args.kubernetes_version and args.kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
+            raise UsageError(
+                f"--kubernetes-version: {args.kubernetes_version!r} is not supported; use one of "
+                f"{', '.join(SUPPORTED_KUBERNETES_VERSIONS)}"
+            )
+        if args.release_version:
+            date = release_date(args.release_version)
+            if date is None:
+                raise UsageError(
+                    f"--release-version: {args.release_version!r} is not an EKS AMI release "
+                    "(expected e.g. 1.35.6-20260728)"
+                )
+            if date < MIN_AMI_RELEASE_DATE:
+                raise UsageError(
+                    f"--release-version: {args.release_version!r} is older than v{MIN_AMI_RELEASE_DATE}, "
+                    "the oldest AMI release P6e-GB200 supports (NVIDIA driver 580, CDMM)"
+                )
+        session, region = open_session(args, context)
+        eks = make_client(session, "eks", region)
+        ssm = make_client(session, "ssm", region)
+        autoscaling = make_client(session, "autoscaling", region)
+
+        progress(f"reading cluster {cluster} in {region}")
+        cluster_version = _call("eks:DescribeCluster", eks.describe_cluster, name=cluster)["cluster"]["version"]
+        target_version = args.kubernetes_version or cluster_version
+        if args.release_version and not args.release_version.startswith(f"{target_version}."):
+            raise UsageError(
+                f"--release-version {args.release_version} is for another Kubernetes version than {target_version}"
+            )
+        target_release = args.release_version or latest_release(ssm, target_version)
+        if args.nodegroup:
+            states = [describe_nodegroup(eks, cluster, n) for n in args.nodegroup]
+        else:
+            states = capacity_block_nodegroups(eks, cluster)
+        if not states:
+            return fail(f"cluster {cluster} has no Capacity Block node group; pass --nodegroup NAME", EXIT_PROBLEM)
+        plans = [
+            plan_nodegroup(
+                s,
+                cluster_version=cluster_version,
+                target_version=target_version,
+                target_release=target_release,
+                restore_size=args.restore_size,
+            )
+            for s in states
+        ]
+    except UsageError as exc:
+        return fail(str(exc))
+    except AwsSetupError as exc:
+        return fail(str(exc))
+    except _client_error() as exc:
+        return fail(f"AWS refused: {exc}", EXIT_PROBLEM)
+
+    config_version = context.get("kubernetesVersion")
+    results: dict[str, str] = {}
+    code = EXIT_PROBLEM if any(p.action == "refused" for p in plans) else EXIT_OK
+    if args.apply and code == EXIT_OK:
+        waits = Waits(
+            poll_seconds=args.poll_seconds, timeout_seconds=args.timeout_minutes * 60, progress=progress
+        )
+        for plan in plans:
+            if plan.action != "upgrade":
+                results[plan.state.name] = plan.action
+                continue
+            try:
+                apply_plan(plan, eks=eks, autoscaling=autoscaling, cluster=cluster, waits=waits)
+            except AwsSetupError as exc:
+                return fail(f"{exc} ({_resume_hint(plan)})")
+            except (UpgradeRefused, *_client_error()) as exc:
+                results[plan.state.name] = f"failed: {exc} ({_resume_hint(plan)})"
+                code = EXIT_PROBLEM
+                break
+            results[plan.state.name] = "done"
+
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "cluster": cluster,
+                    "region": region,
+                    "clusterVersion": cluster_version,
+                    "apply": args.apply,
+                    "plans": [{**p.to_json(), "result": results.get(p.state.name, "planned" if p.action == "upgrade" else p.action)} for p in plans],
+                    "cdkJson": _cdk_advice(config_version, target_version),
+                    "exitCode": code,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(_render(cluster, region, cluster_version, plans, results, args.apply, code, config_version, target_version))
+    return code
+
+
+def _resume_hint(plan: NodegroupPlan) -> str:
+    size = f" --restore-size {plan.restore_desired}" if plan.restore_desired else ""
+    return f"to continue: eks-ultraserver upgrade --nodegroup {plan.state.name}{size} --apply"
+
+
+def _client_error():
+    from botocore.exceptions import ClientError, WaiterError
+
+    return (ClientError, WaiterError)
+
+
+def _cdk_advice(config_version: Any, target_version: str) -> str:
+    if config_version and str(config_version) != target_version:
+        return (
+            f"cdk.json kubernetesVersion is {config_version} but the node groups go to {target_version}: "
+            f"set kubernetesVersion to {target_version} so the next cdk deploy agrees with the cluster"
+        )
+    return (
+        "no cdk.json change needed: the node group's size ends as the template has it; if the app "
+        "pins kubernetes_version/release_version on UltraServerNodeGroup, set them to the new values"
+    )
+
+
+def _render(
+    cluster: str,
+    region: str,
+    cluster_version: str,
+    plans: Sequence[NodegroupPlan],
+    results: Mapping[str, str],
+    apply: bool,
+    code: int,
+    config_version: Any,
+    target_version: str,
+) -> str:
+    lines = [
+        f"Cluster {cluster} in {region}, control plane Kubernetes {cluster_version}",
+        "",
+        table(
+            [
+                (
+                    p.state.name,
+                    p.state.capacity_reservation_id or "-",
+                    f"{p.state.version} {p.state.release_version}".strip(),
+                    f"{p.target_version} {p.target_release or '(latest)'}",
+                    f"{p.state.min_size}/{p.state.desired_size}/{p.state.max_size}",
+                    results.get(p.state.name, "planned" if p.action == "upgrade" else p.action),
+                )
+                for p in plans
+            ],
+            headers=("NODEGROUP", "RESERVATION", "NOW", "TARGET", "MIN/DESIRED/MAX", "RESULT"),
+        ),
+    ]
+    for p in plans:
+        lines += ["", f"{p.state.name}:"]
+        if p.reason:
+            lines.append(f"  {'REFUSED: ' if p.action == 'refused' else ''}{p.reason}")
+        lines += [f"  {i}. {s}" for i, s in enumerate(p.steps, start=1)]
+        result = results.get(p.state.name, "")
+        if result.startswith("failed"):
+            lines.append(f"  {result}")
+    lines.append("")
+    if any(p.action == "refused" for p in plans):
+        lines.append("Nothing changed: fix the refused node group(s) or leave them out with --nodegroup (exit 1).")
+    elif not apply:
+        lines.append("Dry run: nothing changed. Run again with --apply to do the steps above.")
+    elif code == EXIT_OK:
+        lines.append("Done. " + _cdk_advice(config_version, target_version) + ".")
+    else:
+        lines.append("Stopped (exit 1): see the failed node group above for the command that continues.")
+    return "\n".join(lines)
+
