@@ -4,11 +4,14 @@ Why a generated chart (and not ``cluster.add_manifest``):
 
 - upstream ships no Helm chart, only a release manifest (deploy/v2beta1/mpi-operator.yaml)
   that it installs with ``kubectl apply --server-side``;
-- its MPIJob CRD is ~311 KB as JSON: client-side ``kubectl apply`` (what the CDK kubectl
-  provider runs for manifests) stores the whole object in the
+- its MPIJob CRD is ~311 KB as JSON: the CDK kubectl provider installs manifests with
+  ``kubectl create --save-config`` / ``kubectl apply`` (aws-eks-v2 kubectl-handler
+  apply/__init__.py), both of which store the whole object in the
   ``kubectl.kubernetes.io/last-applied-configuration`` annotation, and annotations are
   limited to 262,144 bytes, so the apply fails; inlined into a CloudFormation template it
   would also eat most of the 1 MB template limit;
+- the EKS guide (ml-eks-nvidia-ultraserver) uses ``kubectl create -f`` on the release
+  asset, which avoids the annotation but can never update anything afterwards;
 - Helm creates the documents of a chart's ``crds/`` folder itself, without that
   annotation, and never deletes them on uninstall (deleting the CRD would delete every
   MPIJob). Shipped as an S3 asset, the chart costs the template one URL.

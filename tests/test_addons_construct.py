@@ -1,0 +1,322 @@
+"""GpuPlatformAddons: releases, namespaces, repositories, versions, install order, the
+MPI operator chart asset, switching through cdk.json context, and refusals."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
+from constructs import Dependable
+
+from conftest import ACCOUNT, LOCAL_ZONE, REGION, SHARED_UPSTREAM, template_of
+from eks_ultraserver.charts.dra_driver import DraDriverValues
+from eks_ultraserver.charts.gpu_operator import GpuOperatorValues
+from eks_ultraserver.config import AddonsConfig, DraDriverLine, EfaMode, EnvironmentConfig
+from eks_ultraserver.constructs.addons import GpuPlatformAddons
+from eks_ultraserver.model import SYSTEM_NODE_LABEL, SYSTEM_NODE_LABEL_VALUE, ConfigurationError
+from eks_ultraserver.versions import (
+    DRA_DRIVER,
+    DRA_DRIVER_LEGACY,
+    DRANET,
+    EFA_DEVICE_PLUGIN,
+    GPU_OPERATOR,
+    MPI_OPERATOR,
+)
+
+HELM = "Custom::AWSCDK-EKS-HelmChart"
+SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
+MPI_MANIFEST = str(SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml")
+
+
+def _stack(version: str = "1.35"):
+    app = cdk.App()
+    stack = cdk.Stack(app, "Test", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    cluster = eks.Cluster(
+        stack,
+        "Cluster",
+        version=eks.KubernetesVersion.of(version),
+        default_capacity=0,
+        default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+        kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(stack, "Kubectl")),
+    )
+    return stack, cluster
+
+
+def _context(**overrides):
+    """cdk.json context as `cdk synth -c` delivers it (JSON objects as strings)."""
+    context = {
+        "ultraServers": [{"capacityReservationId": "cr-0123456789abcdef0", "type": "u-p6e-gb200x72", "name": "us-1"}],
+        "availabilityZone": LOCAL_ZONE,
+        "mpiOperatorManifest": MPI_MANIFEST,
+    }
+    context.update(overrides)
+    return EnvironmentConfig.from_mapping(context)
+
+
+def _helm_releases(tpl):
+    """logical id -> (properties with Values parsed, DependsOn)."""
+    out = {}
+    for logical_id, res in tpl["Resources"].items():
+        if res["Type"] == HELM:
+            props = dict(res["Properties"])
+            props["Values"] = json.loads(props["Values"])
+            out[logical_id] = (props, res.get("DependsOn", []))
+    return out
+
+
+def _release(tpl, construct_id):
+    (found,) = [v for k, v in _helm_releases(tpl).items() if k.startswith(construct_id)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def default(tmp_path_factory):
+    """GIVEN the default context (no add-on keys) and system nodes WHEN synthesized once."""
+    stack, cluster = _stack()
+    config = _context()
+    addons = GpuPlatformAddons(
+        stack,
+        "Addons",
+        cluster=cluster,
+        addons=config.addons,
+        kubernetes_version=config.kubernetes_version,
+        system_node_selector=SYSTEM,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+    )
+    return addons, template_of(stack).to_json()
+
+
+@pytest.fixture(scope="module")
+def switched(tmp_path_factory):
+    """GIVEN -c draDriverLine=nvidia-dra-driver-gpu -c efaMode=dranet, a GPU Operator version
+    and a value override, on Kubernetes 1.34, without a system selector WHEN synthesized."""
+    stack, cluster = _stack("1.34")
+    config = _context(
+        kubernetesVersion="1.34",
+        draDriverLine="nvidia-dra-driver-gpu",
+        efaMode="dranet",
+        addonVersions='{"gpuOperator":"v25.3.4","draDriver":"25.12.0"}',
+        addonValues='{"gpuOperator":{"dcgmExporter":{"enabled":false}},"dranet":{"verbosity":2}}',
+    )
+    addons = GpuPlatformAddons(
+        stack,
+        "Addons",
+        cluster=cluster,
+        addons=config.addons,
+        kubernetes_version=config.kubernetes_version,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+    )
+    return addons, template_of(stack).to_json()
+
+
+@pytest.fixture(scope="module")
+def unsynthesized():
+    """A stack with a cluster, never synthesized, for constructs that must be refused."""
+    return _stack()
+
+
+# --------------------------------------------------------------------------------------
+# Releases
+# --------------------------------------------------------------------------------------
+
+
+def test_default_installs_each_release_with_the_pinned_chart(default):
+    _, tpl = default
+    expected = {
+        "AddonsGpuOperator": ("gpu-operator", GPU_OPERATOR.repository, GPU_OPERATOR.version, "gpu-operator", "gpu-operator"),
+        # OCI: the kubectl handler `helm pull`s the repository, which must name the chart
+        "AddonsDraDriver": (
+            "dra-driver-nvidia-gpu",
+            "oci://registry.k8s.io/dra-driver-nvidia/charts/dra-driver-nvidia-gpu",
+            DRA_DRIVER.version,
+            "nvidia-dra-driver-gpu",
+            "nvidia-dra-driver-gpu",
+        ),
+        "AddonsEfaDevicePlugin": (
+            "aws-efa-k8s-device-plugin", "https://aws.github.io/eks-charts", EFA_DEVICE_PLUGIN.version,
+            "kube-system", "aws-efa-k8s-device-plugin",
+        ),
+    }
+    for construct_id, (chart, repository, version, namespace, release) in expected.items():
+        props, _ = _release(tpl, construct_id)
+        assert (props["Chart"], props["Repository"], props["Version"]) == (chart, repository, version)
+        assert (props["Namespace"], props["Release"]) == (namespace, release)
+        assert props["CreateNamespace"] is True
+    assert len(_helm_releases(tpl)) == 4, "no DRANET next to the EFA device plugin"
+
+
+def test_mpi_operator_is_a_chart_asset_not_an_inline_manifest(default):
+    _, tpl = default
+    props, _ = _release(tpl, "AddonsMpiOperator")
+    assert props["Release"] == "mpi-operator" and props["Namespace"] == MPI_OPERATOR.namespace
+    assert props["ChartAssetURL"].startswith("s3://") and props["ChartAssetURL"].endswith(".zip")
+    assert "Chart" not in props and "Repository" not in props and "Version" not in props
+    text = json.dumps(tpl)
+    assert "mpijobs.kubeflow.org" not in text, "the CRD is not in the template"
+    assert not any(r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource" for r in tpl["Resources"].values())
+
+
+def test_mpi_chart_asset_hash_is_stable_between_synths(default, switched):
+    assert _release(default[1], "AddonsMpiOperator")[0]["ChartAssetURL"] == _release(
+        switched[1], "AddonsMpiOperator"
+    )[0]["ChartAssetURL"]
+
+
+def test_install_order_dra_driver_after_gpu_operator(default):
+    _, tpl = default
+    helm_ids = set(_helm_releases(tpl))
+    (gpu_operator,) = [k for k in helm_ids if k.startswith("AddonsGpuOperator")]
+    _, dra_deps = _release(tpl, "AddonsDraDriver")
+    assert gpu_operator in dra_deps
+    for other in ("AddonsGpuOperator", "AddonsEfaDevicePlugin", "AddonsMpiOperator"):
+        _, deps = _release(tpl, other)
+        assert not helm_ids & set(deps), f"{other} waits for no other add-on"
+
+
+def test_values_in_the_template_are_the_builders_with_nulls_kept(default):
+    addons, tpl = default
+    gpu, _ = _release(tpl, "AddonsGpuOperator")
+    dra, _ = _release(tpl, "AddonsDraDriver")
+    assert gpu["Values"] == GpuOperatorValues(system_node_selector=SYSTEM).values()
+    assert dra["Values"] == DraDriverValues(system_node_selector=SYSTEM).values()
+    assert dra["Values"]["controller"]["affinity"] is None  # a JSON null reaches Helm
+    efa, _ = _release(tpl, "AddonsEfaDevicePlugin")
+    assert efa["Values"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    mpi, _ = _release(tpl, "AddonsMpiOperator")
+    assert mpi["Values"] == {"nodeSelector": SYSTEM}
+    assert addons.values["draDriver"] == dra["Values"]
+
+
+def test_attributes_expose_each_release_and_a_ready_dependable(default):
+    addons, _ = default
+    assert set(addons.charts) == {"gpuOperator", "draDriver", "efaDevicePlugin", "mpiOperator"}
+    assert addons.charts["gpuOperator"] is addons.gpu_operator
+    assert addons.charts["draDriver"] is addons.dra_driver
+    assert addons.charts["efaDevicePlugin"] is addons.efa
+    assert addons.charts["mpiOperator"] is addons.mpi_operator
+    assert addons.releases["gpuOperator"] == GPU_OPERATOR
+    assert addons.releases["mpiOperator"] == MPI_OPERATOR
+    assert addons.efa_mode is EfaMode.DEVICE_PLUGIN
+    assert addons.dra_driver_line is DraDriverLine.KUBERNETES_SIGS
+    roots = Dependable.of(addons.ready).dependency_roots
+    assert sorted(r.node.path for r in roots) == sorted(c.node.path for c in addons.charts.values())
+
+
+def test_a_workload_can_depend_on_every_add_on(tmp_path):
+    # GIVEN a manifest that depends on `ready` WHEN synthesized THEN it waits for all four
+    stack, cluster = _stack()
+    addons = GpuPlatformAddons(
+        stack, "Addons", cluster=cluster, kubernetes_version="1.35",
+        mpi_operator_manifest=MPI_MANIFEST, cache_dir=tmp_path,
+    )
+    workload = cluster.add_manifest("Workload", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}})
+    workload.node.add_dependency(addons.ready)
+    tpl = template_of(stack).to_json()
+    (deps,) = [r.get("DependsOn", []) for k, r in tpl["Resources"].items() if k.startswith("ClustermanifestWorkload")]
+    helm_ids = set(_helm_releases(tpl))
+    assert helm_ids <= set(deps) and len(helm_ids) == 4
+
+
+# --------------------------------------------------------------------------------------
+# Switching through context
+# --------------------------------------------------------------------------------------
+
+
+def test_switched_dra_line_efa_mode_and_versions(switched):
+    addons, tpl = switched
+    gpu, _ = _release(tpl, "AddonsGpuOperator")
+    assert gpu["Version"] == "v25.3.4"
+    assert gpu["Values"]["dcgmExporter"] == {"enabled": False, "serviceMonitor": {"enabled": False}}
+    assert "operator" not in gpu["Values"], "no system selector given: the operator is not pinned"
+    dra, dra_deps = _release(tpl, "AddonsDraDriver")
+    assert (dra["Chart"], dra["Repository"], dra["Version"]) == (
+        DRA_DRIVER_LEGACY.chart, DRA_DRIVER_LEGACY.repository, "25.12.0"
+    )
+    assert dra["Values"]["controller"] == {"nodeSelector": None, "affinity": None, "tolerations": []}
+    assert any(d.startswith("AddonsGpuOperator") for d in dra_deps)
+    dranet, _ = _release(tpl, "AddonsDranet")
+    assert (dranet["Chart"], dranet["Repository"], dranet["Version"], dranet["Namespace"]) == (
+        DRANET.chart, DRANET.repository, DRANET.version, "kube-system"
+    )
+    assert dranet["Values"]["verbosity"] == 2
+    assert not [k for k in _helm_releases(tpl) if k.startswith("AddonsEfaDevicePlugin")]
+    assert addons.efa_mode is EfaMode.DRANET and set(addons.charts) == {
+        "gpuOperator", "draDriver", "dranet", "mpiOperator"
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Refusals
+# --------------------------------------------------------------------------------------
+
+
+def test_every_problem_is_reported_at_once_and_nothing_is_built(unsynthesized, tmp_path):
+    stack, cluster = unsynthesized
+    tampered = tmp_path / "mpi.yaml"
+    tampered.write_text("kind: Namespace\n")
+    config = AddonsConfig(
+        efa_mode=EfaMode.DRANET,
+        versions={"gpuOperator": "v26.7.0", "gpuOprator": "v1"},
+        mpi_operator_manifest=str(tampered),
+    )
+    with pytest.raises(ConfigurationError) as err:
+        GpuPlatformAddons(stack, "Bad", cluster=cluster, addons=config, kubernetes_version="1.33")
+    text = str(err.value)
+    assert "addonVersions: unknown component 'gpuOprator'" in text
+    assert "ships the ComputeDomain CRD" in text
+    assert "'dranet' needs Kubernetes 1.34 or later" in text
+    assert "has SHA-256" in text
+    assert len(err.value.problems) == 4
+    assert stack.node.try_find_child("Bad") is None
+
+
+def test_refuses_settings_for_both_efa_components(unsynthesized, tmp_path):
+    stack, cluster = unsynthesized
+    config = AddonsConfig(values={"dranet": {"verbosity": 2}}, mpi_operator_manifest=MPI_MANIFEST)
+    with pytest.raises(ConfigurationError, match=r"addonValues\.dranet: given, but efaMode is 'device-plugin'.*never run together"):
+        GpuPlatformAddons(stack, "Both", cluster=cluster, addons=config, kubernetes_version="1.35", cache_dir=tmp_path)
+
+
+def test_refuses_cdk_tokens_in_values(unsynthesized, tmp_path):
+    stack, cluster = unsynthesized
+    config = AddonsConfig(
+        values={"gpuOperator": {"operator": {"annotations": {"arn": cluster.cluster_arn}}}},
+        mpi_operator_manifest=MPI_MANIFEST,
+    )
+    with pytest.raises(ConfigurationError, match=r"addonValues\.gpuOperator\.operator\.annotations\.arn: CDK tokens are not supported"):
+        GpuPlatformAddons(stack, "Tokens", cluster=cluster, addons=config, kubernetes_version="1.35", cache_dir=tmp_path)
+
+
+def test_refuses_a_bad_system_selector_once(unsynthesized, tmp_path):
+    stack, cluster = unsynthesized
+    with pytest.raises(ConfigurationError) as err:
+        GpuPlatformAddons(
+            stack, "Selector", cluster=cluster, kubernetes_version="1.35",
+            system_node_selector={"role": "not a label value!"},
+            mpi_operator_manifest=MPI_MANIFEST, cache_dir=tmp_path,
+        )
+    # every builder checks the selector; the construct reports the problem once
+    assert err.value.problems == (
+        "system_node_selector['role']: 'not a label value!' is not a valid Kubernetes label value",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Snapshot
+# --------------------------------------------------------------------------------------
+
+
+def test_snapshot(default, snapshot_json):
+    _, tpl = default
+    addons = {
+        k: v
+        for k, v in tpl["Resources"].items()
+        if k.startswith("Addons")
+    }
+    for res in addons.values():
+        if res["Type"] == HELM:
+            res["Properties"] = {**res["Properties"], "Values": json.loads(res["Properties"]["Values"])}
+    assert addons == snapshot_json
