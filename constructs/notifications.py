@@ -1,0 +1,169 @@
+"""``CapacityBlockNotifications``: Capacity Block events from EventBridge to an SNS topic.
+
+EC2 sends two events for every Capacity Block (EC2 user guide, capacity-blocks-monitor;
+EventBridge events reference, events-ref-ec2), both with ``source: aws.ec2`` and
+``detail: {"capacity-reservation-id": ..., "end-date": ...}``:
+
+- when the block starts: the capacity is ready to use;
+- 40 minutes before it ends: instances in it begin to terminate in 10 minutes (EKS has
+  then already scheduled the node group's scale-down).
+
+The two AWS pages disagree on the ``detail-type`` strings: the EventBridge events
+reference (newer) lists ``Capacity Block Delivered`` and ``Capacity Block Expiration
+Warning``; the EC2 user guide's examples show ``Capacity Block Reservation Delivered`` and
+``Capacity Block Reservation Expiration Warning``. The rules match both spellings, so a
+notification arrives whichever EC2 sends.
+
+EventBridge rules only see events of their own Region: deploy this in the Region of the
+Capacity Blocks (the environment stack is).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import Token
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from eks_ultraserver.model import Problems, describe_reservation_id_problem, is_reservation_id
+
+#: ``detail-type`` of the event sent when a Capacity Block starts (both documented spellings).
+DELIVERED_DETAIL_TYPES: tuple[str, ...] = (
+    "Capacity Block Delivered",
+    "Capacity Block Reservation Delivered",
+)
+#: ``detail-type`` of the event sent 40 minutes before a Capacity Block ends.
+EXPIRATION_WARNING_DETAIL_TYPES: tuple[str, ...] = (
+    "Capacity Block Expiration Warning",
+    "Capacity Block Reservation Expiration Warning",
+)
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class CapacityBlockNotifications(Construct):
+    """Notifies an SNS topic when a Capacity Block starts and 40 minutes before it ends.
+
+    All arguments after ``id`` are keyword-only.
+
+    :param reservation_ids: only events of these reservations (``cr-`` + 17 hex digits).
+        Default: every Capacity Block of the account in this Region.
+    :param email: an address to subscribe to the topic (the recipient must confirm the
+        subscription e-mail AWS sends). Default: no subscription; subscribe to ``topic``
+        yourself (e-mail, chat, a Lambda function).
+    :param topic: the topic to publish to. Default: a new topic encrypted with a new
+        customer-managed KMS key (rotation on; about USD 1 a month) whose key policy lets
+        EventBridge use it, with a policy that denies publishing without TLS. An imported
+        topic must itself allow ``events.amazonaws.com`` to ``sns:Publish`` (and to use
+        its KMS key, if encrypted): CDK cannot change the policy of a topic it does not own.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        reservation_ids: Sequence[str] | None = None,
+        email: str | None = None,
+        topic: sns.ITopic | None = None,
+    ) -> None:
+        problems = Problems()
+        ids = list(reservation_ids) if reservation_ids is not None else None
+        if ids is not None:
+            if not ids:
+                problems.add(
+                    "reservation_ids: the list is empty, so no event would ever match; pass "
+                    "None (default) to notify for every Capacity Block"
+                )
+            for i, rid in enumerate(ids):
+                if not Token.is_unresolved(rid) and not is_reservation_id(rid):
+                    problems.add(describe_reservation_id_problem(f"reservation_ids[{i}]", rid))
+        if email is not None and not Token.is_unresolved(email) and not _EMAIL_RE.match(email):
+            problems.add(f"email: {email!r} is not an e-mail address, e.g. 'ops@example.com'")
+        problems.raise_if_any(f"CapacityBlockNotifications {id!r}")
+
+        super().__init__(scope, id)
+        self.encryption_key: kms.IKey | None = None
+        if topic is None:
+            key = kms.Key(
+                self,
+                "Key",
+                description="Encrypts the Capacity Block notification topic",
+                enable_key_rotation=True,
+                # Nothing but in-flight notifications is encrypted with it: delete it with
+                # the stack rather than keep paying for an orphaned key.
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+                pending_window=cdk.Duration.days(7),
+            )
+            # EventBridge publishes to an encrypted topic only if its key policy lets
+            # events.amazonaws.com use the key (SNS developer guide, sns-key-management,
+            # "compatibility with AWS services"): targets.SnsTopic grants that through
+            # topic.grant_publish, on the topic policy and on this key's policy.
+            topic = sns.Topic(
+                self,
+                "Topic",
+                display_name="Capacity Block notifications",
+                master_key=key,
+                enforce_ssl=True,
+            )
+            self.encryption_key = key
+        self.topic: sns.ITopic = topic
+
+        detail = {"capacity-reservation-id": ids} if ids is not None else None
+        reservation = events.EventField.from_path("$.detail.capacity-reservation-id")
+        end_date = events.EventField.from_path("$.detail.end-date")
+        region = events.EventField.from_path("$.region")
+        account = events.EventField.from_path("$.account")
+
+        self.delivered_rule = events.Rule(
+            self,
+            "Delivered",
+            description="Capacity Block started: its capacity is ready",
+            event_pattern=events.EventPattern(
+                source=["aws.ec2"], detail_type=list(DELIVERED_DETAIL_TYPES), detail=detail
+            ),
+        )
+        self.delivered_rule.add_target(
+            targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"Capacity Block {reservation} is active in account {account}, {region}, "
+                    f"until {end_date}. Its UltraServer node group launches its nodes now; check "
+                    "with: kubectl get nodes -l eks.amazonaws.com/capacityType=CAPACITY_BLOCK"
+                ),
+            )
+        )
+        self.expiration_rule = events.Rule(
+            self,
+            "ExpirationWarning",
+            description="Capacity Block ends in 40 minutes: instances terminate in 10 minutes",
+            event_pattern=events.EventPattern(
+                source=["aws.ec2"], detail_type=list(EXPIRATION_WARNING_DETAIL_TYPES), detail=detail
+            ),
+        )
+        self.expiration_rule.add_target(
+            targets.SnsTopic(
+                topic,
+                message=events.RuleTargetInput.from_text(
+                    f"Capacity Block {reservation} in account {account}, {region} ends at "
+                    f"{end_date}: EC2 starts terminating its instances in 10 minutes and EKS is "
+                    "scaling its node group to 0. Save checkpoints now; running jobs will stop."
+                ),
+            )
+        )
+        if email is not None:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+
+
+__all__ = [
+    "CapacityBlockNotifications",
+    "DELIVERED_DETAIL_TYPES",
+    "EXPIRATION_WARNING_DETAIL_TYPES",
+]
