@@ -43,7 +43,7 @@ from eks_ultraserver.charts.helm_values import (
     with_version,
 )
 from eks_ultraserver.config import DraDriverLine
-from eks_ultraserver.model import ConfigurationError, Problems, parse_enum
+from eks_ultraserver.model import Problems, parse_enum
 from eks_ultraserver.versions import DRA_DRIVER, DRA_DRIVER_LEGACY, ChartVersion
 
 __all__ = ["DraDriverValues", "pinned_chart"]

@@ -348,8 +348,9 @@ def write_chart(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> MpiOperatorChart:
-    """Writes the chart under ``<cache>/charts/`` (a directory named by its content hash,
-    so the same manifest always gives the same directory and bytes) and returns it.
+    """Writes the chart under ``<cache>/charts/mpi-operator-<version>/`` (in a directory
+    named by its content hash, so the same manifest always gives the same directory and
+    bytes) and returns it.
 
     Files get a fixed modification time, so nothing about the directory depends on when
     it was written.
@@ -359,7 +360,9 @@ def write_chart(
     for path, content in files.items():
         digest.update(path.encode() + b"\0" + hashlib.sha256(content).digest())
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    target = cache / "charts" / f"mpi-operator-{release.version}-{digest.hexdigest()[:20]}"
+    # The last path segment has no dot: CDK names a directory asset's staging copy after
+    # the source's "extension".
+    target = cache / "charts" / f"mpi-operator-{release.version}" / digest.hexdigest()[:20]
     if not target.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
