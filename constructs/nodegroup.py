@@ -26,7 +26,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from eks_ultraserver.constructs._jsii import attr, base64, is_token
+from eks_ultraserver.constructs.jsii_calls import attr, base64, is_token
 from eks_ultraserver.constructs.efa import EfaSecurityGroup, network_interfaces
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.node_config import mime_user_data, node_config
