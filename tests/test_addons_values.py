@@ -305,6 +305,28 @@ def test_refuses_gpu_operator_26_7_with_the_dra_driver_chart():
         GpuOperatorValues(version="v26.7.0")
 
 
+def test_gpu_operator_26_7_values_have_no_key_that_drops_the_compute_domain_crd():
+    # The refusal above rests on this: v26.7.0's values.yaml has no switch for its CRDs
+    # other than these three, none of which leaves crds/ out of the install.
+    def paths(tree, prefix=""):
+        for key, value in tree.items():
+            yield prefix + key
+            if isinstance(value, dict):
+                yield from paths(value, prefix + key + ".")
+
+    crd_keys = sorted(p for p in paths(upstream_values("gpu-operator-values-v26.7.0.yaml")) if "crd" in p.lower())
+    # cleanupCRD: uninstall hook; upgradeCRD: pre-upgrade hook; nvidiaDriverCRD: the driver CR
+    assert crd_keys == [
+        "driver.nvidiaDriverCRD",
+        "driver.nvidiaDriverCRD.deployDefaultCR",
+        "driver.nvidiaDriverCRD.driverType",
+        "driver.nvidiaDriverCRD.enabled",
+        "driver.nvidiaDriverCRD.nodeSelector",
+        "operator.cleanupCRD",
+        "operator.upgradeCRD",
+    ]
+
+
 def test_refuses_a_gpu_operator_older_than_the_guide():
     with pytest.raises(ConfigurationError, match=r"older than v25\.3\.4"):
         GpuOperatorValues(version="v24.9.2", extra_values={"devicePlugin": {"version": "v0.17.0"}})
