@@ -368,3 +368,17 @@ def test_help_explains_every_option(capsys):
             assert option in out
     for words in ("desired size", "scale to zero", "--apply", "exit status", "dry run", "Upgrade the control plane first"):
         assert words in out
+
+
+def test_unknown_node_group_exits_2_naming_the_options(run):
+    aws = Aws()
+    aws.latest_release()
+    aws.eks_stub.add_client_error(
+        "describe_nodegroup",
+        service_error_code="ResourceNotFoundException",
+        service_message="No node group found for name: us-9.",
+        http_status_code=404,
+    )
+    code, out, err = run(aws, "--nodegroup", "us-9")
+    assert code == 2 and out == ""
+    assert "No node group found for name: us-9.: check --cluster, --nodegroup and --region" in err

@@ -529,6 +529,11 @@ def run(args: argparse.Namespace) -> int:
     except AwsSetupError as exc:
         return fail(str(exc))
     except _client_error() as exc:
+        from eks_ultraserver.aws_checks import error_code
+
+        if error_code(exc) == "ResourceNotFoundException":
+            message = exc.response.get("Error", {}).get("Message", str(exc))
+            return fail(f"{message}: check --cluster, --nodegroup and --region")
         return fail(f"AWS refused: {exc}", EXIT_PROBLEM)
 
     config_version = context.get("kubernetesVersion")
