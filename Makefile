@@ -19,6 +19,12 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
+# The MPI operator release manifest is downloaded once (SHA-256 checked) and cached; on a
+# machine without access to GitHub, point this at a local copy of the pinned release file.
+EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST ?= $(wildcard $(abspath ..)/shared/upstream/mpi-operator-v0.7.0.yaml)
+ifneq ($(EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST),)
+export EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST
+endif
 
 .PHONY: synth test install bench clean
 

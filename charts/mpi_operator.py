@@ -72,6 +72,9 @@ CHART_VALUES: dict[str, Any] = {"nodeSelector": {}, "tolerations": [], "affinity
 #: Environment variable that moves the cache (default: $XDG_CACHE_HOME/eks-ultraserver,
 #: else ~/.cache/eks-ultraserver).
 CACHE_DIR_ENV = "EKS_ULTRASERVER_CACHE_DIR"
+#: A local copy of the release manifest, used when no path is configured (offline
+#: machines and CI: ``export EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST=/path/mpi-operator.yaml``).
+MANIFEST_ENV = "EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST"
 
 _MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -175,12 +178,15 @@ def load_manifest(
 ) -> bytes:
     """The release manifest's bytes, checked against ``release.sha256``.
 
-    :param local_path: a local copy of the manifest. Default: the cached copy, else one
-        download from ``release.url`` (cached afterwards).
+    :param local_path: a local copy of the manifest. Default: the file named by the
+        ``EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST`` environment variable, else the cached copy,
+        else one download from ``release.url`` (cached afterwards).
     :param cache_dir: the cache. Default: ``default_cache_dir()``.
     :param download: the function that fetches a URL (tests pass a fake).
     :raises ConfigurationError: unreadable file, failed download or wrong checksum.
     """
+    if local_path is None:
+        local_path = os.environ.get(MANIFEST_ENV) or None
     if local_path is not None:
         path = Path(local_path).expanduser()
         try:

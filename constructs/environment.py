@@ -33,8 +33,15 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from eks_ultraserver.config import EndpointAccess, EnvironmentConfig, UltraServerSpec
+from eks_ultraserver.config import (
+    AddonsConfig,
+    EndpointAccess,
+    EnvironmentConfig,
+    UltraServerSpec,
+)
+from eks_ultraserver.constructs.addons import GpuPlatformAddons
 from eks_ultraserver.constructs.efa import EfaSecurityGroup
+from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.model import (
@@ -109,6 +116,13 @@ class UltraServerEnvironment(Construct):
     :param system_nodes: size of the system node group. Default 2 (max is twice that).
     :param nat_gateways: NAT gateways of a new VPC. Default 1 (2 for AZ-level resilience).
     :param vpc_endpoints: add the S3/ECR/STS endpoints to a new VPC. Default ``True``.
+    :param addons: GPU platform add-ons (GPU Operator, DRA driver line, EFA device plugin or
+        DRANET, MPI operator; versions and extra values). Default: ``AddonsConfig()``.
+    :param validation_jobs: deploy the IMEX channel check and the nvbandwidth MPIJob of
+        each UltraServer (they hold GPUs until they finish). Default ``False``.
+    :param notification_email: subscribe this address to the Capacity Block events topic.
+        Default: the topic has no subscription.
+    :param notifications: create the Capacity Block events topic. Default ``True``.
     """
 
     def __init__(
@@ -130,6 +144,10 @@ class UltraServerEnvironment(Construct):
         system_nodes: int = 2,
         nat_gateways: int = 1,
         vpc_endpoints: bool = True,
+        addons: AddonsConfig | None = None,
+        validation_jobs: bool = False,
+        notification_email: str | None = None,
+        notifications: bool = True,
     ) -> None:
         problems = Problems()
         if kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
@@ -257,6 +275,18 @@ class UltraServerEnvironment(Construct):
             addon.node.add_dependency(self.system_nodegroup)
             self.eks_addons[name] = addon
 
+        # ------------------------------------------------------------------ GPU platform
+        # Controllers run on the system nodes; node agents tolerate the GPU taint.
+        self.addons = GpuPlatformAddons(
+            self,
+            "GpuPlatform",
+            cluster=self.cluster,
+            addons=addons or AddonsConfig(),
+            kubernetes_version=kubernetes_version,
+            system_node_selector={SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE},
+        )
+        self.addons.node.add_dependency(self.system_nodegroup)
+
         # ------------------------------------------------------------------ UltraServers
         self.node_role = node_role(self, "GpuNodeRole")
         self.efa_security_group = (
@@ -278,6 +308,32 @@ class UltraServerEnvironment(Construct):
                 "'Managed node groups per cluster', L-6D54EA21): request an increase "
                 "before deploying.",
             )
+
+        # ------------------------------------------------------------------ validation jobs
+        self.validation_manifests: list[eks.KubernetesManifest] = []
+        if validation_jobs:
+            self._validation_jobs(
+                EnvironmentConfig(
+                    ultraservers=tuple(ultraservers),
+                    availability_zone=availability_zone,
+                    kubernetes_version=kubernetes_version,
+                    efa_layout=efa_layout,
+                    addons=addons or AddonsConfig(),
+                    validation_jobs=True,
+                )
+            )
+
+        # ------------------------------------------------------------------ notifications
+        self.notifications = (
+            CapacityBlockNotifications(
+                self,
+                "CapacityBlockEvents",
+                reservation_ids=[u.capacity_reservation_id for u in ultraservers],
+                email=notification_email,
+            )
+            if notifications
+            else None
+        )
 
         # ------------------------------------------------------------------ outputs
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
@@ -320,6 +376,19 @@ class UltraServerEnvironment(Construct):
         self.ultraserver_nodegroups[spec.name] = group
         return group
 
+    def _validation_jobs(self, config: EnvironmentConfig) -> None:
+        """The IMEX channel check and nvbandwidth job of each UltraServer: the same charts
+        ``python -m eks_ultraserver manifests`` writes (charts/manifests.py)."""
+        import cdk8s
+
+        from eks_ultraserver.charts.manifests import validation_charts
+
+        for chart in validation_charts(cdk8s.App(), config):
+            manifest = self.cluster.add_cdk8s_chart(chart.node.id, chart)
+            # The ComputeDomain and MPIJob CRDs come with the DRA driver and MPI operator.
+            manifest.node.add_dependency(self.addons.ready)
+            self.validation_manifests.append(manifest)
+
     def _shard(self, index: int) -> cdk.NestedStack:
         shard = self.ultraserver_stacks.get(index)
         if shard is None:
@@ -351,6 +420,9 @@ class UltraServerEnvironment(Construct):
             admin_principal_arn=config.admin_principal_arn,
             endpoint_access=config.endpoint_access,
             cluster_name=config.cluster_name,
+            addons=config.addons,
+            validation_jobs=config.validation_jobs,
+            notification_email=config.notification_email,
             **kwargs,
         )
 

@@ -400,7 +400,8 @@ def test_missing_local_manifest_is_refused(tmp_path):
         load_manifest(MpiOperatorRelease.resolve(), local_path=tmp_path / "nope.yaml")
 
 
-def test_download_is_verified_then_cached(tmp_path):
+def test_download_is_verified_then_cached(tmp_path, monkeypatch):
+    monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
     # GIVEN no local copy and an empty cache, and a fake download (no network)
     calls = []
 
@@ -416,13 +417,15 @@ def test_download_is_verified_then_cached(tmp_path):
     assert list((tmp_path / "manifests").iterdir())
 
 
-def test_download_with_a_wrong_checksum_is_refused_and_not_cached(tmp_path):
+def test_download_with_a_wrong_checksum_is_refused_and_not_cached(tmp_path, monkeypatch):
+    monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
     with pytest.raises(ConfigurationError, match=r"downloaded from .* has SHA-256 .*refusing to install it"):
         load_manifest(MpiOperatorRelease.resolve(), cache_dir=tmp_path, download=lambda url: b"kind: x\n")
     assert not (tmp_path / "manifests").exists()
 
 
-def test_failed_download_says_how_to_pass_a_local_copy(tmp_path):
+def test_failed_download_says_how_to_pass_a_local_copy(tmp_path, monkeypatch):
+    monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
     def offline(url):
         raise OSError("network is unreachable")
 
@@ -580,3 +583,15 @@ def test_values_builders_do_not_import_aws_cdk():
         "assert not [m for m in sys.modules if m.startswith(('aws_cdk', 'jsii'))], 'aws_cdk imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)
+
+
+def test_environment_variable_names_a_local_copy(tmp_path, monkeypatch):
+    # GIVEN the variable naming the upstream copy and a download that must not happen
+    monkeypatch.setenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", str(SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml"))
+
+    def no_download(url):
+        raise AssertionError("no download when the variable names a local copy")
+
+    # WHEN / THEN the local copy is read and verified
+    data = load_manifest(MpiOperatorRelease.resolve(), cache_dir=tmp_path, download=no_download)
+    assert data == (SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml").read_bytes()

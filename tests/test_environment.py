@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 
-from conftest import cfn_lint_errors, synth_environment, template_of
+from conftest import REPO, cfn_lint_errors, synth_environment, template_of
 
 THREE = json.dumps([
     {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "us-a"},
@@ -167,3 +167,65 @@ def test_more_than_30_nodegroups_warns_about_the_quota():
     servers = [{"capacityReservationId": f"cr-0{i:016x}", "type": "u-p6e-gb200x36", "name": f"u{i}"} for i in range(30)]
     stack = synth_environment({"ultraServers": json.dumps(servers)}).stack
     Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("exceed EKS's default quota of 30"))
+
+
+# ---------------------------------------------------------------- add-ons, jobs, events
+
+
+def _helm(synth):
+    return {r["Properties"]["Release"]: r for r in _of_type(synth, "Custom::AWSCDK-EKS-HelmChart").values()}
+
+
+def test_gpu_platform_addons_installed_in_order_after_system_nodes(default_env):
+    releases = _helm(default_env)
+    assert set(releases) == {"gpu-operator", "nvidia-dra-driver-gpu", "aws-efa-k8s-device-plugin", "mpi-operator"}
+    assert releases["gpu-operator"]["Properties"]["Namespace"] == "gpu-operator"
+    assert releases["aws-efa-k8s-device-plugin"]["Properties"]["Namespace"] == "kube-system"
+    by_id = {r["Properties"]["Release"]: k for k, r in _of_type(default_env, "Custom::AWSCDK-EKS-HelmChart").items()}
+    assert by_id["gpu-operator"] in releases["nvidia-dra-driver-gpu"]["DependsOn"]
+    system = [k for k, g in _of_type(default_env, "AWS::EKS::Nodegroup").items() if g["Properties"].get("CapacityType") == "ON_DEMAND"]
+    for release in releases.values():
+        assert any(s in release.get("DependsOn", []) for s in system), release["Properties"]["Release"]
+
+
+def test_validation_jobs_off_by_default(default_env):
+    assert not _of_type(default_env, "Custom::AWSCDK-EKS-KubernetesResource") or all(
+        "MPIJob" not in json.dumps(r["Properties"].get("Manifest", "")) for r in _of_type(default_env, "Custom::AWSCDK-EKS-KubernetesResource").values()
+    )
+
+
+def test_validation_jobs_deploy_the_same_objects_as_the_manifests_command():
+    import cdk8s
+
+    from eks_ultraserver.charts.manifests import validation_charts
+    from eks_ultraserver.config import EnvironmentConfig
+
+    synth = synth_environment({"validationJobs": "true"})
+    deployed = []
+    manifests = _of_type(synth, "Custom::AWSCDK-EKS-KubernetesResource")
+    helm_ids = list(_of_type(synth, "Custom::AWSCDK-EKS-HelmChart"))
+    for resource in manifests.values():
+        for obj in json.loads(resource["Properties"]["Manifest"]):
+            # CDK's kubectl provider adds its prune label; nothing else differs.
+            labels = obj["metadata"].get("labels", {})
+            for label in [k for k in labels if k.startswith("aws.cdk.eks/prune-")]:
+                del labels[label]
+            if "labels" in obj["metadata"] and not labels:
+                del obj["metadata"]["labels"]
+            deployed.append(obj)
+        assert set(helm_ids) <= set(resource["DependsOn"]), "jobs wait for every add-on"
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    config = EnvironmentConfig.from_mapping(context | {"validationJobs": True})
+    expected = [obj for chart in validation_charts(cdk8s.App(), config) for obj in chart.to_json()]
+
+    def key(o):
+        return (o["kind"], o["metadata"]["name"])
+
+    assert sorted(deployed, key=key) == sorted(expected, key=key)
+    assert {o["kind"] for o in deployed} >= {"ComputeDomain", "MPIJob", "Pod"}
+
+
+def test_capacity_block_events_topic(default_env):
+    rules = [r["Properties"] for r in _of_type(default_env, "AWS::Events::Rule").values()]
+    assert rules and all("cr-0123456789abcdef0" in json.dumps(r["EventPattern"]) for r in rules)
+    assert _of_type(default_env, "AWS::SNS::Topic")

@@ -28,6 +28,11 @@ _EXPORTS: dict[str, str] = {
     "EfaSecurityGroup": "eks_ultraserver.constructs.efa",
     "UltraServerEnvironment": "eks_ultraserver.constructs.environment",
     "UltraServerStack": "eks_ultraserver.constructs.stack",
+    "GpuPlatformAddons": "eks_ultraserver.constructs.addons",
+    "CapacityBlockNotifications": "eks_ultraserver.constructs.notifications",
+    # Kubernetes side (cdk8s)
+    "ComputeDomain": "eks_ultraserver.charts.compute_domain",
+    "MpiJob": "eks_ultraserver.charts.mpijob",
     # configuration
     "EnvironmentConfig": "eks_ultraserver.config",
     "UltraServerSpec": "eks_ultraserver.config",
@@ -51,7 +56,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from eks_ultraserver.config import EnvironmentConfig, UltraServerSpec
+    from eks_ultraserver.charts.compute_domain import ComputeDomain
+    from eks_ultraserver.charts.mpijob import MpiJob
+    from eks_ultraserver.constructs.addons import GpuPlatformAddons
     from eks_ultraserver.constructs.efa import EfaSecurityGroup
+    from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
     from eks_ultraserver.constructs.environment import UltraServerEnvironment
     from eks_ultraserver.constructs.stack import UltraServerStack
     from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
