@@ -229,3 +229,18 @@ def test_capacity_block_events_topic(default_env):
     rules = [r["Properties"] for r in _of_type(default_env, "AWS::Events::Rule").values()]
     assert rules and all("cr-0123456789abcdef0" in json.dumps(r["EventPattern"]) for r in rules)
     assert _of_type(default_env, "AWS::SNS::Topic")
+
+
+def test_zone_from_the_cached_reservation_lookup_without_aws():
+    """GIVEN no availabilityZone but a cached lookup (as cdk.context.json holds it)
+    WHEN the app is built THEN the zone comes from the cache and no AWS call is made."""
+    from eks_ultraserver.constructs.lookups import context_key
+
+    key = context_key(account="123456789012", region="us-east-1", reservation_id="cr-0123456789abcdef0")
+    cached = {"availabilityZone": "us-east-1-dfw-2a", "availabilityZoneId": "use1-dfw2-az1",
+              "instanceType": "p6e-gb200.36xlarge", "reservationType": "capacity-block",
+              "totalInstanceCount": 18}
+    synth = synth_environment({"availabilityZone": None, "account": "123456789012",
+                               "region": "us-east-1", key: cached})
+    zones = {s["Properties"].get("AvailabilityZone") for s in _of_type(synth, "AWS::EC2::Subnet").values()}
+    assert "us-east-1-dfw-2a" in zones

@@ -45,7 +45,15 @@ def build_app(app: cdk.App, *, stack_name: str | None = None):
     """
     from eks_ultraserver.constructs.stack import UltraServerStack
 
-    config = EnvironmentConfig.from_context(app.node.try_get_context)
+    get = app.node.try_get_context
+    # With no availabilityZone, look the zone up from the reservations (cached in
+    # cdk.context.json like CDK's own context providers; boto3 only when not cached).
+    looked_up: dict = {}
+    if get("availabilityZone") in (None, ""):
+        from eks_ultraserver.constructs.lookups import resolve_reservations
+
+        looked_up = resolve_reservations(get, account=get("account"), region=get("region"))
+    config = EnvironmentConfig.from_context(lambda key: looked_up.get(key, get(key)))
     problems = []
     if config.vpc_id and not (config.account and config.region):
         problems.append(
