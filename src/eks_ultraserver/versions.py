@@ -230,5 +230,14 @@ def markdown_table() -> str:
         rows.append(
             f"| {c.component} | `{c.chart}` | {c.version} | {c.app_version} | `{c.repository}` |"
         )
-    rows.append(f"| nvbandwidth validation image | - | `{NVBANDWIDTH_IMAGE}` | - | - |")
+    for addon, version in EKS_MANAGED_ADDONS.items():
+        shown = version or "EKS default for the cluster's Kubernetes version"
+        rows.append(f"| EKS managed add-on | `{addon}` | {shown} | - | - |")
+    for what, image in (
+        ("nvbandwidth validation image", NVBANDWIDTH_IMAGE),
+        ("IMEX channel check image", IMEX_CHECK_IMAGE),
+        ("NCCL tests image (arm64)", NCCL_TESTS_IMAGE),
+    ):
+        rows.append(f"| {what} | - | `{image}` | - | - |")
+    rows.append(f"| API versions | - | `{COMPUTE_DOMAIN_API_VERSION}`, `{MPIJOB_API_VERSION}` | - | - |")
     return "\n".join(rows) + "\n"
