@@ -28,6 +28,25 @@ def network_interfaces(
     *, layout: EfaLayout, primary_groups: Sequence[str], efa_groups: Sequence[str]
 ) -> list[dict]:
     """``LaunchTemplateData.NetworkInterfaces`` for a layout, in CloudFormation casing."""
+    return efa_network_interfaces(
+        efa=[(card, 0) for card in layout.efa_cards],
+        primary_groups=primary_groups,
+        efa_groups=efa_groups,
+    )
+
+
+def efa_network_interfaces(
+    *,
+    efa: Sequence[tuple[int, int]],
+    primary_groups: Sequence[str],
+    efa_groups: Sequence[str],
+) -> list[dict]:
+    """The primary ENA interface (card 0, device 0) and one ``efa-only`` interface per
+    ``(network card, device index)`` in ``efa``, in CloudFormation casing.
+
+    The layout of each instance type is the EC2 page's (see ``capacity.INSTANCE_TYPES``):
+    an efa-only interface on card 0 sits at device index 1, next to the primary.
+    """
     interfaces = [
         {
             "NetworkCardIndex": 0,
@@ -38,15 +57,16 @@ def network_interfaces(
             "Description": "primary ENA",
         }
     ]
-    for card in layout.efa_cards:
+    for card, device_index in efa:
         interfaces.append(
             {
                 "NetworkCardIndex": card,
-                "DeviceIndex": 0,
+                "DeviceIndex": device_index,
                 "InterfaceType": "efa-only",
                 "Groups": list(efa_groups),
                 "DeleteOnTermination": True,
-                "Description": f"EFA-only, network card {card}",
+                "Description": f"EFA-only, network card {card}"
+                + (f", device {device_index}" if device_index else ""),
             }
         )
     return interfaces

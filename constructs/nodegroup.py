@@ -168,27 +168,15 @@ class UltraServerNodeGroup(Construct):
         version = kubernetes_version or cluster_kubernetes_version(cluster)
         problems.extend(_version_problems(kubernetes_version, version, release_version))
         labels = dict(labels or {})
-        for key, value in labels.items():
-            if not is_label_key(key):
-                problems.add(f"labels: key {key!r} is not a valid Kubernetes label key")
-            if not is_label_value(value):
-                problems.add(f"labels[{key!r}]: {value!r} is not a valid Kubernetes label value")
         taints = [GPU_TAINT] if taints is None else list(taints)
-        for i, taint in enumerate(taints):
-            if not isinstance(taint, Taint):
-                problems.add(f"taints[{i}]: {taint!r} is not an eks_ultraserver.Taint")
-            else:
-                problems.extend(taint.problems(f"taints[{i}]"))
-        if not 20 <= root_volume_size_gib <= 16384:
-            problems.add(
-                f"root_volume_size_gib: {root_volume_size_gib!r} is out of range; "
-                "use 20 to 16384"
+        problems.extend(
+            node_settings_problems(
+                labels=labels,
+                taints=taints,
+                root_volume_size_gib=root_volume_size_gib,
+                http_put_response_hop_limit=http_put_response_hop_limit,
             )
-        if not 1 <= http_put_response_hop_limit <= 64:
-            problems.add(
-                f"http_put_response_hop_limit: {http_put_response_hop_limit!r} is out of "
-                "range; use 1 to 64"
-            )
+        )
         problems.raise_if_any(f"UltraServerNodeGroup {id!r}")
 
         super().__init__(scope, id)
@@ -218,37 +206,20 @@ class UltraServerNodeGroup(Construct):
             {"Key": "eks-ultraserver:ultraserver", "Value": name},
             {"Key": "eks-ultraserver:capacity-reservation-id", "Value": capacity_reservation_id},
         ]
-        launch_template_data = {
-            "InstanceType": INSTANCE_TYPE,
-            "InstanceMarketOptions": {"MarketType": "capacity-block"},
-            "CapacityReservationSpecification": {
+        launch_template_data = gpu_launch_template_data(
+            instance_type=INSTANCE_TYPE,
+            market_type="capacity-block",
+            capacity_reservation={
                 "CapacityReservationTarget": {"CapacityReservationId": capacity_reservation_id}
             },
-            "MetadataOptions": {
-                "HttpEndpoint": "enabled",
-                "HttpTokens": "required",
-                "HttpPutResponseHopLimit": http_put_response_hop_limit,
-            },
-            "NetworkInterfaces": network_interfaces(
+            http_put_response_hop_limit=http_put_response_hop_limit,
+            network_interfaces=network_interfaces(
                 layout=layout, primary_groups=primary_groups, efa_groups=efa_groups
             ),
-            "BlockDeviceMappings": [
-                {
-                    "DeviceName": "/dev/xvda",
-                    "Ebs": {
-                        "VolumeSize": root_volume_size_gib,
-                        "VolumeType": "gp3",
-                        "Encrypted": True,
-                        "DeleteOnTermination": True,
-                    },
-                }
-            ],
-            "TagSpecifications": [
-                {"ResourceType": t, "Tags": tags} for t in ("instance", "volume", "network-interface")
-            ],
-        }
-        if user_data:
-            launch_template_data["UserData"] = base64(user_data)
+            root_volume_size_gib=root_volume_size_gib,
+            tags=tags,
+            user_data=user_data,
+        )
         # Plain CfnResources with CloudFormation-cased properties: one jsii call per
         # resource instead of ~25 typed struct conversions and runtime type checks
         # (measured: ~18 ms -> ~3 ms per UltraServer). The template is the same.
@@ -294,14 +265,7 @@ class UltraServerNodeGroup(Construct):
             },
         }
         if taints:
-            nodegroup["Taints"] = [
-                {
-                    "Key": t.key,
-                    **({"Value": t.value} if t.value else {}),
-                    "Effect": _TAINT_EFFECTS[t.effect],
-                }
-                for t in taints
-            ]
+            nodegroup["Taints"] = nodegroup_taints(taints)
         for key, value in (
             ("Version", kubernetes_version),
             ("ReleaseVersion", release_version),
@@ -317,6 +281,100 @@ class UltraServerNodeGroup(Construct):
     def nodegroup_name(self) -> str:
         """The node group's name (a CloudFormation attribute)."""
         return self.nodegroup.get_att("NodegroupName").to_string()
+
+
+# --------------------------------------------------------------------------------------
+# Shared with the other GPU node groups (constructs/reserved.py)
+# --------------------------------------------------------------------------------------
+
+
+def node_settings_problems(
+    *,
+    labels: Mapping[str, str],
+    taints: Sequence[Taint],
+    root_volume_size_gib: int,
+    http_put_response_hop_limit: int,
+) -> list[str]:
+    """Problems of the node labels, taints, root volume size and IMDS hop limit."""
+    out = []
+    for key, value in labels.items():
+        if not is_label_key(key):
+            out.append(f"labels: key {key!r} is not a valid Kubernetes label key")
+        if not is_label_value(value):
+            out.append(f"labels[{key!r}]: {value!r} is not a valid Kubernetes label value")
+    for i, taint in enumerate(taints):
+        if not isinstance(taint, Taint):
+            out.append(f"taints[{i}]: {taint!r} is not an eks_ultraserver.Taint")
+        else:
+            out.extend(taint.problems(f"taints[{i}]"))
+    if not 20 <= root_volume_size_gib <= 16384:
+        out.append(
+            f"root_volume_size_gib: {root_volume_size_gib!r} is out of range; use 20 to 16384"
+        )
+    if not 1 <= http_put_response_hop_limit <= 64:
+        out.append(
+            f"http_put_response_hop_limit: {http_put_response_hop_limit!r} is out of "
+            "range; use 1 to 64"
+        )
+    return out
+
+
+def gpu_launch_template_data(
+    *,
+    instance_type: str,
+    market_type: str | None,
+    capacity_reservation: Mapping[str, object],
+    http_put_response_hop_limit: int,
+    network_interfaces: list[dict],
+    root_volume_size_gib: int,
+    tags: list[dict],
+    user_data: str | None,
+) -> dict:
+    """``LaunchTemplateData`` of a GPU node group on reserved capacity, in CloudFormation
+    casing: instance type, market type (``capacity-block`` for Capacity Blocks, none for
+    ODCRs), the ``CapacityReservationSpecification``, IMDSv2, the EFA interfaces, an
+    encrypted gp3 root volume, tags and MIME user data. No ``ImageId``, ``SubnetId``,
+    instance profile or shutdown behaviour (EKS user guide, capacity-blocks-mng and
+    launch-templates)."""
+    data: dict = {"InstanceType": instance_type}
+    if market_type is not None:
+        data["InstanceMarketOptions"] = {"MarketType": market_type}
+    data["CapacityReservationSpecification"] = dict(capacity_reservation)
+    data["MetadataOptions"] = {
+        "HttpEndpoint": "enabled",
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": http_put_response_hop_limit,
+    }
+    data["NetworkInterfaces"] = network_interfaces
+    data["BlockDeviceMappings"] = [
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {
+                "VolumeSize": root_volume_size_gib,
+                "VolumeType": "gp3",
+                "Encrypted": True,
+                "DeleteOnTermination": True,
+            },
+        }
+    ]
+    data["TagSpecifications"] = [
+        {"ResourceType": t, "Tags": tags} for t in ("instance", "volume", "network-interface")
+    ]
+    if user_data:
+        data["UserData"] = base64(user_data)
+    return data
+
+
+def nodegroup_taints(taints: Sequence[Taint]) -> list[dict]:
+    """``AWS::EKS::Nodegroup`` ``Taints`` (effects in the EKS API's spelling)."""
+    return [
+        {
+            "Key": t.key,
+            **({"Value": t.value} if t.value else {}),
+            "Effect": _TAINT_EFFECTS[t.effect],
+        }
+        for t in taints
+    ]
 
 
 def _default_node_role(scope: Construct) -> iam.IRole:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec, read_capacity
 from eks_ultraserver.model import (
     ConfigurationError,
     EfaLayout,
@@ -118,6 +119,10 @@ class EnvironmentConfig:
     addons: AddonsConfig = field(default_factory=AddonsConfig)
     validation_jobs: bool = False
     notification_email: str | None = None
+    #: ``reservedCapacity``: ODCRs and Capacity Blocks of other GPU types (capacity.py).
+    reserved_capacity: tuple[ReservedCapacitySpec, ...] = ()
+    #: ``burstCapacity``: Karpenter's Spot-first GPU pool; ``None`` when not configured.
+    burst_capacity: BurstCapacitySpec | None = None
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -278,6 +283,7 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
             values["validation_jobs"] = vj
 
     values["addons"] = _read_addons(get, decoded, problems, kubernetes_version)
+    values["reserved_capacity"], values["burst_capacity"] = read_capacity(get, problems, kubernetes_version)
 
     problems.raise_if_any("configuration (cdk.json context)")
     return EnvironmentConfig(**values)

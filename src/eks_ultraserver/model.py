@@ -145,6 +145,14 @@ EFA_LAYOUT_LABEL = f"{LABEL_PREFIX}/efa-layout"
 SYSTEM_NODE_LABEL = f"{LABEL_PREFIX}/node-role"
 SYSTEM_NODE_LABEL_VALUE = "system"
 
+#: Which kind of GPU capacity a node is, beside the UltraServers: ``reserved`` (ODCR and
+#: Capacity Block node groups, Karpenter's gpu-reserved pool) or ``burst`` (Karpenter's
+#: gpu-burst pool). Karpenter's ``karpenter.sh/capacity-type`` (spot | on-demand | reserved)
+#: exists only on Karpenter nodes; this label is on managed node groups too.
+CAPACITY_TYPE_LABEL = f"{LABEL_PREFIX}/capacity"
+#: The ``reservedCapacity`` entry (its name) a reserved node runs on.
+RESERVED_CAPACITY_LABEL = f"{LABEL_PREFIX}/reserved-capacity"
+
 #: Set at boot by the AL2023 NVIDIA AMI.
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 #: From GPU Feature Discovery: nodes with the same value share multi-node NVLink.

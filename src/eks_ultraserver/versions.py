@@ -179,6 +179,15 @@ KARPENTER = ChartVersion(
     notes="Burst capacity only: never provisions UltraServer nodes (no DRA support).",
 )
 
+#: AMI of Karpenter's GPU EC2NodeClasses: the EKS-optimized AL2023 AMI, whose NVIDIA variant
+#: Karpenter picks for NVIDIA instance types (Karpenter docs, EC2NodeClass amiSelectorTerms
+#: alias). ``latest`` rather than a pinned release: a pinned alias such as al2023@v20251103
+#: has no image for Kubernetes versions released after it. New AMIs make running nodes
+#: drifted; the GPU NodePools' disruption budgets never replace a drifted node (jobs keep
+#: running), so only nodes launched afterwards get the new AMI. Pin with
+#: ``burstCapacity.amiAlias``.
+KARPENTER_AMI_ALIAS = "al2023@latest"
+
 # --------------------------------------------------------------------------------------
 # Custom resource API versions and workload images
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,520 @@
+"""``Karpenter``: burst GPU capacity, installed by the same deploy as the UltraServers.
+
+What it creates, following Karpenter's getting-started CloudFormation template for v1.14
+(``website/content/en/v1.14/getting-started/getting-started-with-karpenter/cloudformation.yaml``
+in aws/karpenter-provider-aws) and its Helm installation step:
+
+- the node role (the EKS node policies plus SSM) and an EKS access entry of type
+  ``EC2_LINUX`` for it, so nodes Karpenter launches can join the cluster;
+- the controller role, assumed through EKS Pod Identity (``pods.eks.amazonaws.com`` with
+  ``sts:TagSession``; the environment installs the eks-pod-identity-agent add-on) by the
+  ``karpenter`` service account in ``kube-system``, with the upstream policies statement for
+  statement: NodeLifecycle, IAMIntegration, EKSIntegration, Interruption and
+  ResourceDiscovery. They are scoped by the cluster's tags (``kubernetes.io/cluster/<name>:
+  owned``, ``eks:eks-cluster-name``, ``karpenter.sh/nodepool``, ``karpenter.k8s.aws/
+  ec2nodeclass``), so Karpenter can only create, tag and terminate what it launched for this
+  cluster, and pass only its own node role. Because the cluster name is part of condition
+  *keys*, each document is a JSON string resolved with ``Fn::Sub`` (as upstream does);
+- the interruption queue (SQS, SSE with SQS-managed keys, TLS enforced, 5-minute retention)
+  and EventBridge rules for Spot interruption warnings, rebalance recommendations, instance
+  state changes, scheduled changes (AWS Health) and capacity-reservation interruption
+  warnings;
+- the Helm release (``versions.KARPENTER``, ``oci://public.ecr.aws/karpenter/karpenter``,
+  namespace ``kube-system``) with the controller pinned to the system nodes;
+- on request (:meth:`Karpenter.add_gpu_capacity`), the ``gpu-burst`` / ``gpu-reserved``
+  NodePools and their EC2NodeClasses (``charts/karpenter.py``) as a cdk8s chart applied
+  after the Helm release (which installs the CRDs).
+
+Karpenter never provisions UltraServer nodes: the NodePools exclude ``p6e-gb200``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aws_cdk as cdk
+import cdk8s
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec
+from eks_ultraserver.charts.helm_values import (
+    deep_merge,
+    label_selector_problems,
+    tolerations_problems,
+    values_problems,
+)
+from eks_ultraserver.charts.karpenter import DISCOVERY_TAG, KarpenterGpuCapacityChart
+from eks_ultraserver.constructs.iam import node_role as new_node_role
+from eks_ultraserver.constructs.jsii_calls import is_token
+from eks_ultraserver.model import (
+    SYSTEM_NODE_LABEL,
+    SYSTEM_NODE_LABEL_VALUE,
+    ConfigurationError,
+    Problems,
+)
+from eks_ultraserver.versions import KARPENTER, ChartVersion
+
+__all__ = ["INTERRUPTION_EVENTS", "Karpenter", "controller_policies"]
+
+#: The service account the chart creates (``serviceAccount.name``) and Pod Identity binds.
+SERVICE_ACCOUNT = "karpenter"
+
+#: EventBridge rules of the interruption queue: (construct id, source, detail-type).
+INTERRUPTION_EVENTS: tuple[tuple[str, str, str], ...] = (
+    ("ScheduledChangeRule", "aws.health", "AWS Health Event"),
+    ("SpotInterruptionRule", "aws.ec2", "EC2 Spot Instance Interruption Warning"),
+    ("RebalanceRule", "aws.ec2", "EC2 Instance Rebalance Recommendation"),
+    ("InstanceStateChangeRule", "aws.ec2", "EC2 Instance State-change Notification"),
+    ("CapacityReservationInterruptionRule", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
+)
+
+
+def _arn(resource: str, *, account: str = "*") -> str:
+    return f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}:{account}:{resource}"
+
+
+_TAGGED_BY_CLUSTER = {"aws:ResourceTag/kubernetes.io/cluster/${ClusterName}": "owned"}
+_LAUNCHED_RESOURCES = [
+    _arn("fleet/*"),
+    _arn("instance/*"),
+    _arn("volume/*"),
+    _arn("network-interface/*"),
+    _arn("launch-template/*"),
+    _arn("spot-instances-request/*"),
+]
+
+
+def controller_policies() -> dict[str, dict[str, Any]]:
+    """The controller's policy documents (name -> document), with ``${ClusterName}``,
+    ``${NodeRoleArn}``, ``${QueueArn}`` and CloudFormation pseudo parameters left for
+    ``Fn::Sub``. Statements as in Karpenter's v1.14 getting-started template."""
+    return {
+        "NodeLifecycle": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowScopedEC2InstanceAccessActions",
+                    "Effect": "Allow",
+                    "Resource": [
+                        "arn:${AWS::Partition}:ec2:${AWS::Region}::image/*",
+                        "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*",
+                        _arn("security-group/*"),
+                        _arn("subnet/*"),
+                        _arn("capacity-reservation/*"),
+                        _arn("placement-group/*"),
+                    ],
+                    "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+                },
+                {
+                    "Sid": "AllowScopedEC2LaunchTemplateAccessActions",
+                    "Effect": "Allow",
+                    "Resource": _arn("launch-template/*"),
+                    "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+                    "Condition": {
+                        "StringEquals": dict(_TAGGED_BY_CLUSTER),
+                        "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+                    },
+                },
+                {
+                    "Sid": "AllowScopedEC2InstanceActionsWithTags",
+                    "Effect": "Allow",
+                    "Resource": list(_LAUNCHED_RESOURCES),
+                    "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:RequestTag/kubernetes.io/cluster/${ClusterName}": "owned",
+                            "aws:RequestTag/eks:eks-cluster-name": "${ClusterName}",
+                        },
+                        "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
+                    },
+                },
+                {
+                    "Sid": "AllowScopedResourceCreationTagging",
+                    "Effect": "Allow",
+                    "Resource": list(_LAUNCHED_RESOURCES),
+                    "Action": "ec2:CreateTags",
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:RequestTag/kubernetes.io/cluster/${ClusterName}": "owned",
+                            "aws:RequestTag/eks:eks-cluster-name": "${ClusterName}",
+                            "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"],
+                        },
+                        "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
+                    },
+                },
+                {
+                    "Sid": "AllowScopedResourceTagging",
+                    "Effect": "Allow",
+                    "Resource": _arn("instance/*"),
+                    "Action": "ec2:CreateTags",
+                    "Condition": {
+                        "StringEquals": dict(_TAGGED_BY_CLUSTER),
+                        "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+                        "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": "${ClusterName}"},
+                        "ForAllValues:StringEquals": {
+                            "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
+                        },
+                    },
+                },
+                {
+                    "Sid": "AllowScopedDeletion",
+                    "Effect": "Allow",
+                    "Resource": [_arn("instance/*"), _arn("launch-template/*")],
+                    "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+                    "Condition": {
+                        "StringEquals": dict(_TAGGED_BY_CLUSTER),
+                        "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+                    },
+                },
+            ],
+        },
+        "IAMIntegration": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowPassingInstanceRole",
+                    "Effect": "Allow",
+                    "Resource": "${NodeRoleArn}",
+                    "Action": "iam:PassRole",
+                    "Condition": {
+                        "StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}
+                    },
+                },
+                {
+                    "Sid": "AllowScopedInstanceProfileCreationActions",
+                    "Effect": "Allow",
+                    "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*",
+                    "Action": ["iam:CreateInstanceProfile"],
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:RequestTag/kubernetes.io/cluster/${ClusterName}": "owned",
+                            "aws:RequestTag/eks:eks-cluster-name": "${ClusterName}",
+                            "aws:RequestTag/topology.kubernetes.io/region": "${AWS::Region}",
+                        },
+                        "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"},
+                    },
+                },
+                {
+                    "Sid": "AllowScopedInstanceProfileTagActions",
+                    "Effect": "Allow",
+                    "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*",
+                    "Action": ["iam:TagInstanceProfile"],
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:ResourceTag/kubernetes.io/cluster/${ClusterName}": "owned",
+                            "aws:ResourceTag/topology.kubernetes.io/region": "${AWS::Region}",
+                            "aws:RequestTag/kubernetes.io/cluster/${ClusterName}": "owned",
+                            "aws:RequestTag/eks:eks-cluster-name": "${ClusterName}",
+                            "aws:RequestTag/topology.kubernetes.io/region": "${AWS::Region}",
+                        },
+                        "StringLike": {
+                            "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                            "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                        },
+                    },
+                },
+                {
+                    "Sid": "AllowScopedInstanceProfileActions",
+                    "Effect": "Allow",
+                    "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*",
+                    "Action": [
+                        "iam:AddRoleToInstanceProfile",
+                        "iam:RemoveRoleFromInstanceProfile",
+                        "iam:DeleteInstanceProfile",
+                    ],
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:ResourceTag/kubernetes.io/cluster/${ClusterName}": "owned",
+                            "aws:ResourceTag/topology.kubernetes.io/region": "${AWS::Region}",
+                        },
+                        "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"},
+                    },
+                },
+            ],
+        },
+        "EKSIntegration": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowAPIServerEndpointDiscovery",
+                    "Effect": "Allow",
+                    "Resource": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${ClusterName}",
+                    "Action": "eks:DescribeCluster",
+                }
+            ],
+        },
+        "Interruption": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowInterruptionQueueActions",
+                    "Effect": "Allow",
+                    "Resource": "${QueueArn}",
+                    "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+                }
+            ],
+        },
+        "ResourceDiscovery": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowRegionalReadActions",
+                    "Effect": "Allow",
+                    "Resource": "*",
+                    "Action": [
+                        "ec2:DescribeCapacityReservations",
+                        "ec2:DescribeImages",
+                        "ec2:DescribeInstances",
+                        "ec2:DescribeInstanceStatus",
+                        "ec2:DescribeInstanceTypeOfferings",
+                        "ec2:DescribeInstanceTypes",
+                        "ec2:DescribeLaunchTemplates",
+                        "ec2:DescribePlacementGroups",
+                        "ec2:DescribeSecurityGroups",
+                        "ec2:DescribeSpotPriceHistory",
+                        "ec2:DescribeSubnets",
+                    ],
+                    "Condition": {"StringEquals": {"aws:RequestedRegion": "${AWS::Region}"}},
+                },
+                {
+                    "Sid": "AllowSSMReadActions",
+                    "Effect": "Allow",
+                    "Resource": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/*",
+                    "Action": "ssm:GetParameter",
+                },
+                {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Resource": "*", "Action": "pricing:GetProducts"},
+                {
+                    "Sid": "AllowUnscopedInstanceProfileListAction",
+                    "Effect": "Allow",
+                    "Resource": "*",
+                    "Action": "iam:ListInstanceProfiles",
+                },
+                {
+                    "Sid": "AllowInstanceProfileReadActions",
+                    "Effect": "Allow",
+                    "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*",
+                    "Action": "iam:GetInstanceProfile",
+                },
+            ],
+        },
+    }
+
+
+def discovery_name(cluster: eks.ICluster) -> str:
+    """The default ``karpenter.sh/discovery`` value: the cluster name when it is a plain
+    string, else a stable name derived from the cluster's construct path (a tag value on the
+    subnets cannot reference the cluster: the cluster already references the subnets)."""
+    child = cluster.node.default_child
+    name = getattr(child, "name", None) if child is not None else None
+    if isinstance(name, str) and name and not is_token(name):
+        return name
+    return cdk.Names.unique_id(cluster)[-255:]
+
+
+class Karpenter(Construct):
+    """Karpenter for burst (and Karpenter-selected reserved) GPU capacity.
+
+    All arguments after ``id`` are keyword-only. Bad input raises one ``ConfigurationError``.
+
+    :param cluster: the ``aws_eks_v2`` cluster (with a kubectl provider, for Helm).
+    :param subnets: subnets Karpenter may launch nodes in; each defined in this app gets the
+        ``karpenter.sh/discovery`` tag (imported subnets must carry it already).
+    :param security_groups: extra security groups for Karpenter's nodes; tagged the same way.
+        The EKS cluster security group is always selected (by id). Default: none.
+    :param discovery: the ``karpenter.sh/discovery`` tag value. Default: the cluster name if
+        it is a plain string, else a stable name derived from the cluster's construct path.
+    :param system_node_selector: where the controller runs. Default: the system nodes
+        (``eks-ultraserver.io/node-role: system``); Karpenter must not run on nodes it manages.
+    :param system_node_tolerations: extra tolerations for the controller. Default: none
+        besides the chart's ``CriticalAddonsOnly``.
+    :param node_role: the role of Karpenter's nodes. Default: a new node role.
+    :param replicas: controller replicas (required anti-affinity: one per node). Default 2.
+    :param chart: the Karpenter chart. Default: ``versions.KARPENTER``.
+    :param extra_values: Helm values deep-merged over the library's. Default: none.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        cluster: eks.ICluster,
+        subnets: Sequence[ec2.ISubnet],
+        security_groups: Sequence[ec2.ISecurityGroup] = (),
+        discovery: str | None = None,
+        system_node_selector: Mapping[str, str] | None = None,
+        system_node_tolerations: Sequence[Mapping[str, Any]] = (),
+        node_role: iam.IRole | None = None,
+        replicas: int = 2,
+        chart: ChartVersion = KARPENTER,
+        extra_values: Mapping[str, Any] | None = None,
+    ) -> None:
+        problems = Problems()
+        if not subnets:
+            problems.add("subnets: none given; give the private subnets Karpenter may launch nodes in")
+        if discovery is not None and (not discovery or is_token(discovery) or len(discovery) > 255):
+            problems.add(
+                f"discovery: {discovery!r} must be a plain string of 1 to 255 characters (a tag "
+                "value on the subnets, which the cluster itself references)"
+            )
+        selector = (
+            {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
+            if system_node_selector is None
+            else dict(system_node_selector)
+        )
+        problems.extend(label_selector_problems("system_node_selector", selector))
+        problems.extend(tolerations_problems("system_node_tolerations", system_node_tolerations))
+        problems.extend(values_problems("extra_values", extra_values))
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 10:
+            problems.add(f"replicas: {replicas!r} is not an integer from 1 to 10")
+        if problems:
+            raise ConfigurationError(problems, subject=f"Karpenter {id!r}")
+
+        super().__init__(scope, id)
+        self._cluster = cluster
+        self.discovery = discovery or discovery_name(cluster)
+        self.chart_version = chart
+        for taggable in (*subnets, *security_groups):
+            cdk.Tags.of(taggable).add(DISCOVERY_TAG, self.discovery)
+        self._cluster_sg_id = cluster.cluster_security_group_id
+
+        # ---------------------------------------------------------------- nodes
+        self.node_role = node_role or new_node_role(self, "NodeRole")
+        self.access_entry = eks.CfnAccessEntry(
+            self,
+            "NodeAccessEntry",
+            cluster_name=cluster.cluster_name,
+            principal_arn=self.node_role.role_arn,
+            type="EC2_LINUX",
+        )
+
+        # ---------------------------------------------------------------- interruptions
+        self.interruption_queue = sqs.Queue(
+            self,
+            "InterruptionQueue",
+            retention_period=cdk.Duration.minutes(5),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        self.interruption_rules: list[events.Rule] = []
+        for rule_id, source, detail_type in INTERRUPTION_EVENTS:
+            rule = events.Rule(
+                self,
+                rule_id,
+                event_pattern=events.EventPattern(source=[source], detail_type=[detail_type]),
+            )
+            rule.add_target(targets.SqsQueue(self.interruption_queue))
+            self.interruption_rules.append(rule)
+
+        # ---------------------------------------------------------------- controller IAM
+        self.controller_role = iam.Role(
+            self,
+            "ControllerRole",
+            assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
+            description="Karpenter controller, through EKS Pod Identity (eks-ultraserver)",
+        )
+        variables = {
+            "ClusterName": cluster.cluster_name,
+            "NodeRoleArn": self.node_role.role_arn,
+            "QueueArn": self.interruption_queue.queue_arn,
+        }
+        self.controller_policies: dict[str, cdk.CfnResource] = {}
+        for name, document in controller_policies().items():
+            self.controller_policies[name] = cdk.CfnResource(
+                self,
+                f"{name}Policy",
+                type="AWS::IAM::ManagedPolicy",
+                properties={
+                    "Description": f"Karpenter controller: {name} (eks-ultraserver)",
+                    "Roles": [self.controller_role.role_name],
+                    # A JSON string: condition keys contain the cluster name (Fn::Sub).
+                    "PolicyDocument": cdk.Fn.sub(json.dumps(document, separators=(",", ":")), variables),
+                },
+            )
+        self.pod_identity = eks.CfnPodIdentityAssociation(
+            self,
+            "PodIdentity",
+            cluster_name=cluster.cluster_name,
+            namespace=chart.namespace,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=self.controller_role.role_arn,
+        )
+
+        # ---------------------------------------------------------------- Helm
+        self.values = deep_merge(
+            {
+                "settings": {
+                    "clusterName": cluster.cluster_name,
+                    "interruptionQueue": self.interruption_queue.queue_name,
+                },
+                "serviceAccount": {"name": SERVICE_ACCOUNT},
+                "replicas": replicas,
+                "nodeSelector": {"kubernetes.io/os": "linux", **selector},
+                "tolerations": [
+                    {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                    *[dict(t) for t in system_node_tolerations],
+                ],
+                "controller": {
+                    "resources": {
+                        "requests": {"cpu": "1", "memory": "1Gi"},
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                    }
+                },
+            },
+            extra_values,
+        )
+        repository = chart.repository
+        if repository.startswith("oci://"):
+            # The kubectl handler pulls the repository and installs the directory named
+            # after its last segment: the repository must name the chart (see addons.py).
+            repository = f"{repository.rstrip('/')}/{chart.chart}"
+        self.helm_chart = eks.HelmChart(
+            self,
+            "Chart",
+            cluster=cluster,
+            chart=chart.chart,
+            repository=repository,
+            version=chart.version,
+            release=chart.release,
+            namespace=chart.namespace,
+            create_namespace=False,
+            values=self.values,
+        )
+        # The controller needs its permissions and its Pod Identity before it starts.
+        for dependency in (*self.controller_policies.values(), self.pod_identity, self.access_entry):
+            self.helm_chart.node.add_dependency(dependency)
+        self.capacity_manifest: eks.KubernetesManifest | None = None
+
+    def add_gpu_capacity(
+        self,
+        *,
+        burst: BurstCapacitySpec | None = None,
+        reserved: Sequence[ReservedCapacitySpec] = (),
+        id: str = "GpuCapacity",
+    ) -> eks.KubernetesManifest:
+        """Applies the ``gpu-burst`` / ``gpu-reserved`` NodePools and EC2NodeClasses
+        (``charts/karpenter.py``) with ``cluster.add_cdk8s_chart``, after the Helm release
+        (which installs the NodePool and EC2NodeClass CRDs). ``reserved`` entries whose
+        provisioner is not ``karpenter`` are ignored. Call once."""
+        chart = KarpenterGpuCapacityChart(
+            cdk8s.App(),
+            "karpenter-gpu-capacity",
+            node_role=self.node_role.role_name,
+            discovery=self.discovery,
+            burst=burst,
+            reserved=reserved,
+            security_group_ids=[self._cluster_sg_id],
+        )
+        self.capacity_chart = chart
+        manifest = self._cluster.add_cdk8s_chart(id, chart)
+        manifest.node.add_dependency(self.helm_chart)
+        self.capacity_manifest = manifest
+        return manifest

@@ -1,0 +1,402 @@
+"""``ReservedGpuNodeGroup``: an EKS managed node group on an ODCR or a Capacity Block.
+
+For the accelerated instance types beside the UltraServers (p5.48xlarge, p5en.48xlarge,
+p6-b200.48xlarge, ...) that a team reserves for evaluation, fine-tuning or inference.
+It reuses the UltraServer node group's pieces (``nodegroup.gpu_launch_template_data``, the
+EFA interfaces of ``efa.py``, the nodeadm ``NodeConfig`` of ``node_config.py``) and its
+speed technique (plain ``CfnResource`` with CloudFormation-cased dicts, cached attribute
+reads).
+
+What it synthesizes, and why:
+
+- a launch template with ``InstanceType``, the reservation in
+  ``CapacityReservationSpecification.CapacityReservationTarget`` (a reservation id, or the
+  ARN of a Capacity Reservation resource group), no ``ImageId`` (EKS picks the AL2023 NVIDIA
+  AMI of the architecture and merges its bootstrap with our MIME user data), no
+  ``SubnetId``, IMDSv2 required;
+
+  - ODCR: no market type; by default ``CapacityReservationPreference:
+    capacity-reservations-only`` next to the target, so an instance never silently runs (and
+    bills) as plain On-Demand when the reservation is full (EC2 API reference,
+    CapacityReservationSpecification: preference and target together only with
+    ``capacity-reservations-only``). EKS runs ODCRs with a custom launch template and
+    ``CapacityType: ON_DEMAND`` (EKS user guide, ml-node-groups; terraform-aws-eks-blueprints
+    "targeted-odcr" pattern);
+  - Capacity Block: ``InstanceMarketOptions.MarketType: capacity-block`` and ``CapacityType:
+    CAPACITY_BLOCK`` (EKS user guide, capacity-blocks-mng), as for the UltraServers;
+
+- the instance type's documented EFA layout (``capacity.INSTANCE_TYPES``): the primary ENA
+  interface on card 0, then ``efa-only`` interfaces (card 0 device 1 where card 0 supports
+  EFA, every other card at device 0), all with the shared EFA security group;
+- user data with a nodeadm ``NodeConfig`` that stripes the instance store (RAID0);
+- a managed node group with ``AmiType`` ``AL2023_x86_64_NVIDIA`` or ``AL2023_ARM_64_NVIDIA``,
+  no ``InstanceTypes``, min = max = desired = the reserved instance count, the GPU taint,
+  and the labels ``eks-ultraserver.io/capacity=reserved`` and
+  ``eks-ultraserver.io/reserved-capacity=<name>`` for routing (Karpenter's
+  ``karpenter.sh/capacity-type`` does not exist on managed node groups).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from eks_ultraserver.capacity import (
+    CapacityClass,
+    GpuInstanceType,
+    ReservationKind,
+    ReservedCapacitySpec,
+    gpu_instance_type,
+)
+from eks_ultraserver.constructs.efa import EfaSecurityGroup, efa_network_interfaces
+from eks_ultraserver.constructs.iam import node_role
+from eks_ultraserver.constructs.jsii_calls import attr, is_token
+from eks_ultraserver.constructs.node_config import mime_user_data, node_config
+from eks_ultraserver.constructs.nodegroup import (
+    cluster_kubernetes_version,
+    gpu_launch_template_data,
+    node_settings_problems,
+    nodegroup_taints,
+)
+from eks_ultraserver.model import (
+    CAPACITY_RESERVATION_LABEL,
+    CAPACITY_TYPE_LABEL,
+    GPU_TAINT,
+    RESERVED_CAPACITY_LABEL,
+    InstanceStorePolicy,
+    Problems,
+    Taint,
+    describe_reservation_id_problem,
+    is_dns1123_label,
+    is_reservation_id,
+    parse_enum,
+)
+
+__all__ = ["ReservedGpuNodeGroup"]
+
+_RG_ARN_RE = re.compile(r"^arn:aws[a-z-]*:resource-groups:[a-z0-9-]+:\d{12}:group/[A-Za-z0-9_.-]{1,128}$")
+_RELEASE_VERSION_RE = re.compile(r"^(\d+\.\d+)\.\d+-(\d{8})$")
+#: Node label: the `vpc.amazonaws.com/efa` devices a reserved node advertises (0 without EFA).
+EFA_DEVICES_LABEL = "eks-ultraserver.io/efa-devices"
+
+
+class ReservedGpuNodeGroup(Construct):
+    """An EKS managed node group that runs one On-Demand Capacity Reservation (by id or
+    resource group) or one Capacity Block of an accelerated instance type.
+
+    All arguments after ``id`` are keyword-only. Bad input raises one ``ConfigurationError``
+    listing every problem, before anything is added to the tree.
+
+    :param cluster: the ``aws_eks_v2`` cluster to add the node group to.
+    :param name: the reservation's name, a DNS-1123 label of at most 40 characters; the value
+        of the ``eks-ultraserver.io/reserved-capacity`` node label.
+    :param instance_type: an instance type of ``capacity.INSTANCE_TYPES`` (``p5.48xlarge``,
+        ``p5e.48xlarge``, ``p5en.48xlarge``, ``p6-b200.48xlarge``, ``p6-b300.48xlarge``), or a
+        ``GpuInstanceType`` of your own (architecture, GPUs, cards, EFA interfaces).
+    :param instance_count: instances reserved; the node group's size.
+    :param subnets: subnets for the nodes, all in the reservation's zone.
+    :param kind: ``odcr`` (default) or ``capacity-block``.
+    :param capacity_reservation_id: the reservation's id (``cr-`` and 17 hex digits).
+        Give it, or ``resource_group_arn`` (ODCRs only).
+    :param resource_group_arn: the ARN of a Capacity Reservation resource group; EC2 launches
+        into any reservation of the group with matching attributes.
+    :param reservation_only: ODCRs only. ``True`` (default): ``CapacityReservationPreference:
+        capacity-reservations-only``, so launches fail rather than run as plain On-Demand when
+        the reservation has no free capacity. ``False``: the target alone (EC2 then runs
+        instances that find no reserved capacity as On-Demand, at On-Demand prices, when
+        targeting a resource group).
+    :param availability_zone: the reservation's zone; every subnet whose zone is known must be
+        in it. Default: only checks that all subnets share one zone.
+    :param efa: create the instance type's EFA interfaces. Default ``True``; ``False`` leaves
+        only the primary ENA interface.
+    :param instance_store: ``RAID0`` (default), ``Mount`` or ``none`` (nodeadm NodeConfig).
+    :param labels: extra node labels. Default: none beyond the capacity labels.
+    :param taints: node taints. Default: ``nvidia.com/gpu=true:NoSchedule``; ``[]`` for none.
+    :param node_role: the nodes' IAM role. Default: a new role with the EKS node policies.
+    :param efa_security_group: the EFA security group (share the environment's). Default: a
+        new self-referencing group when ``efa`` is on.
+    :param security_groups: extra security groups for the primary interface. Default: none.
+    :param kubernetes_version: the node group's Kubernetes version. Default: the cluster's.
+    :param release_version: the AMI release, e.g. ``1.35.2-20260101``. Default: the latest.
+    :param scaled_to_zero: min and desired size 0 (max stays ``instance_count``), e.g. before
+        upgrading a Capacity Block node group (EKS user guide, capacity-blocks-mng).
+    :param root_volume_size_gib: the encrypted gp3 root volume. Default 100 GiB.
+    :param http_put_response_hop_limit: IMDSv2 hop limit. Default 1.
+    :param nodegroup_name: an explicit node group name. Default: generated by CloudFormation.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        cluster: eks.ICluster,
+        name: str,
+        instance_type: str | GpuInstanceType,
+        instance_count: int,
+        subnets: Sequence[ec2.ISubnet],
+        kind: ReservationKind | str = ReservationKind.ODCR,
+        capacity_reservation_id: str | None = None,
+        resource_group_arn: str | None = None,
+        reservation_only: bool = True,
+        availability_zone: str | None = None,
+        efa: bool = True,
+        instance_store: InstanceStorePolicy | str = InstanceStorePolicy.RAID0,
+        labels: Mapping[str, str] | None = None,
+        taints: Sequence[Taint] | None = None,
+        node_role: iam.IRole | None = None,
+        efa_security_group: ec2.ISecurityGroup | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] = (),
+        kubernetes_version: str | None = None,
+        release_version: str | None = None,
+        scaled_to_zero: bool = False,
+        root_volume_size_gib: int = 100,
+        http_put_response_hop_limit: int = 1,
+        nodegroup_name: str | None = None,
+    ) -> None:
+        problems = Problems()
+        if not is_dns1123_label(name, max_length=40):
+            problems.add(
+                f"name: {name!r} is not a DNS-1123 label of at most 40 characters "
+                "(lowercase letters, digits, '-')"
+            )
+        spec = gpu_instance_type(instance_type, "instance_type", problems)
+        kind_ = parse_enum("kind", kind, ReservationKind, problems)
+        store = parse_enum("instance_store", instance_store, InstanceStorePolicy, problems)
+        if isinstance(instance_count, bool) or not isinstance(instance_count, int) or not 1 <= instance_count <= 1000:
+            problems.add(f"instance_count: {instance_count!r} is not an integer from 1 to 1000")
+        problems.extend(
+            _target_problems(kind_, capacity_reservation_id, resource_group_arn, reservation_only)
+        )
+        problems.extend(_subnet_problems(subnets, availability_zone))
+        version = kubernetes_version or cluster_kubernetes_version(cluster)
+        if release_version is not None:
+            match = _RELEASE_VERSION_RE.match(release_version)
+            if not match:
+                problems.add(
+                    f"release_version: {release_version!r} is not an EKS AMI release version; "
+                    "expected e.g. '1.35.2-20260101'"
+                )
+            elif version is not None and match.group(1) != version:
+                problems.add(
+                    f"release_version: {release_version!r} is for Kubernetes {match.group(1)}, "
+                    f"but the node group runs {version}"
+                )
+        labels = dict(labels or {})
+        taints = [GPU_TAINT] if taints is None else list(taints)
+        problems.extend(
+            node_settings_problems(
+                labels=labels,
+                taints=taints,
+                root_volume_size_gib=root_volume_size_gib,
+                http_put_response_hop_limit=http_put_response_hop_limit,
+            )
+        )
+        problems.raise_if_any(f"ReservedGpuNodeGroup {id!r}")
+        assert spec is not None and kind_ is not None and store is not None
+
+        super().__init__(scope, id)
+        self.reservation_name = name
+        self.instance_type = spec
+        self.kind = kind_
+        self.instance_count = instance_count
+        self.capacity_reservation_id = capacity_reservation_id
+        self.resource_group_arn = resource_group_arn
+        self.efa_devices = spec.efa_devices if efa else 0
+
+        if efa_security_group is None and self.efa_devices:
+            efa_security_group = EfaSecurityGroup(self, "EfaSecurityGroup", vpc=cluster.vpc).security_group
+        self.efa_security_group = efa_security_group if self.efa_devices else None
+        self.node_role = node_role or _default_node_role(self)
+
+        efa_groups = (
+            [attr(self.efa_security_group, "security_group_id")] if self.efa_security_group else []
+        )
+        primary_groups = (
+            [attr(cluster, "cluster_security_group_id")]
+            + efa_groups
+            + [attr(sg, "security_group_id") for sg in security_groups]
+        )
+        target = (
+            {"CapacityReservationId": capacity_reservation_id}
+            if capacity_reservation_id
+            else {"CapacityReservationResourceGroupArn": resource_group_arn}
+        )
+        reservation: dict = {"CapacityReservationTarget": target}
+        if kind_ is ReservationKind.ODCR and reservation_only:
+            reservation = {"CapacityReservationPreference": "capacity-reservations-only", **reservation}
+        reservation_tag = (
+            {"Key": "eks-ultraserver:capacity-reservation-id", "Value": capacity_reservation_id}
+            if capacity_reservation_id
+            else {"Key": "eks-ultraserver:capacity-reservation-group", "Value": resource_group_arn}
+        )
+        tags = [{"Key": "eks-ultraserver:reserved-capacity", "Value": name}, reservation_tag]
+        user_data = mime_user_data(
+            [c for c in (node_config(instance_store=store),) if c is not None]
+        )
+        self.launch_template = cdk.CfnResource(
+            self,
+            "LaunchTemplate",
+            type="AWS::EC2::LaunchTemplate",
+            properties={
+                "LaunchTemplateData": gpu_launch_template_data(
+                    instance_type=spec.name,
+                    market_type="capacity-block" if kind_ is ReservationKind.CAPACITY_BLOCK else None,
+                    capacity_reservation=reservation,
+                    http_put_response_hop_limit=http_put_response_hop_limit,
+                    network_interfaces=efa_network_interfaces(
+                        efa=[(i.card, i.device_index) for i in spec.efa] if efa else [],
+                        primary_groups=primary_groups,
+                        efa_groups=efa_groups,
+                    ),
+                    root_volume_size_gib=root_volume_size_gib,
+                    tags=tags,
+                    user_data=user_data,
+                )
+            },
+        )
+
+        size = 0 if scaled_to_zero else instance_count
+        node_labels = {
+            CAPACITY_TYPE_LABEL: CapacityClass.RESERVED.value,
+            RESERVED_CAPACITY_LABEL: name,
+            EFA_DEVICES_LABEL: str(self.efa_devices),
+            **(
+                {CAPACITY_RESERVATION_LABEL: capacity_reservation_id}
+                if capacity_reservation_id and not is_token(capacity_reservation_id)
+                else {}
+            ),
+            **labels,
+        }
+        nodegroup: dict = {
+            "ClusterName": attr(cluster, "cluster_name"),
+            "NodeRole": attr(self.node_role, "role_arn"),
+            "Subnets": [attr(s, "subnet_id") for s in subnets],
+            "CapacityType": "CAPACITY_BLOCK" if kind_ is ReservationKind.CAPACITY_BLOCK else "ON_DEMAND",
+            "AmiType": spec.ami_type,
+            "LaunchTemplate": {
+                "Id": self.launch_template.ref,
+                "Version": self.launch_template.get_att("LatestVersionNumber").to_string(),
+            },
+            "ScalingConfig": {"MinSize": size, "DesiredSize": size, "MaxSize": instance_count},
+            "Labels": node_labels,
+            "Tags": {
+                "eks-ultraserver:reserved-capacity": name,
+                "eks-ultraserver:instance-type": spec.name,
+                reservation_tag["Key"]: reservation_tag["Value"],
+            },
+        }
+        if taints:
+            nodegroup["Taints"] = nodegroup_taints(taints)
+        for key, value in (
+            ("Version", kubernetes_version),
+            ("ReleaseVersion", release_version),
+            ("NodegroupName", nodegroup_name),
+        ):
+            if value is not None:
+                nodegroup[key] = value
+        self.nodegroup = cdk.CfnResource(
+            self, "Resource", type="AWS::EKS::Nodegroup", properties=nodegroup
+        )
+
+    @property
+    def nodegroup_name(self) -> str:
+        """The node group's name (a CloudFormation attribute)."""
+        return self.nodegroup.get_att("NodegroupName").to_string()
+
+    @classmethod
+    def from_spec(
+        cls,
+        scope: Construct,
+        id: str,
+        *,
+        cluster: eks.ICluster,
+        spec: ReservedCapacitySpec,
+        subnets: Sequence[ec2.ISubnet],
+        **kwargs,
+    ) -> ReservedGpuNodeGroup:
+        """A node group for one ``reservedCapacity`` entry (``provisioner: nodegroup``)."""
+        return cls(
+            scope,
+            id,
+            cluster=cluster,
+            name=spec.name,
+            instance_type=spec.instance_type,
+            instance_count=spec.instance_count,
+            subnets=subnets,
+            kind=spec.kind,
+            capacity_reservation_id=spec.capacity_reservation_id,
+            resource_group_arn=spec.resource_group_arn,
+            availability_zone=spec.availability_zone,
+            **kwargs,
+        )
+
+
+def _default_node_role(scope: Construct) -> iam.IRole:
+    return node_role(scope, "NodeRole")
+
+
+def _target_problems(
+    kind: ReservationKind | None,
+    reservation_id: str | None,
+    group_arn: str | None,
+    reservation_only: bool,
+) -> list[str]:
+    out = []
+    if reservation_id is None and group_arn is None:
+        out.append(
+            "capacity_reservation_id / resource_group_arn: give one: the reservation's id "
+            "('cr-' and 17 hex digits) or a Capacity Reservation resource group ARN"
+        )
+    elif reservation_id is not None and group_arn is not None:
+        out.append(
+            "capacity_reservation_id / resource_group_arn: both given; a launch template targets "
+            "one reservation or one resource group"
+        )
+    if reservation_id is not None and not is_token(reservation_id) and not is_reservation_id(reservation_id):
+        out.append(describe_reservation_id_problem("capacity_reservation_id", reservation_id))
+    if group_arn is not None:
+        if not is_token(group_arn) and not _RG_ARN_RE.match(group_arn):
+            out.append(
+                f"resource_group_arn: {group_arn!r} is not a resource group ARN like "
+                "'arn:aws:resource-groups:us-east-1:123456789012:group/my-odcrs'"
+            )
+        if kind is ReservationKind.CAPACITY_BLOCK:
+            out.append(
+                "resource_group_arn: a Capacity Block is targeted by its reservation id "
+                "(EKS user guide, capacity-blocks-mng); give capacity_reservation_id"
+            )
+    if kind is ReservationKind.CAPACITY_BLOCK and reservation_only is not True:
+        out.append(
+            "reservation_only: applies to ODCRs only; a Capacity Block's instances never run "
+            "outside the block (leave the default)"
+        )
+    return out
+
+
+def _subnet_problems(subnets: Sequence[ec2.ISubnet], availability_zone: str | None) -> list[str]:
+    if not subnets:
+        return ["subnets: no subnet given; pass at least one subnet in the reservation's zone"]
+    zones = {
+        zone
+        for zone in (attr(s, "availability_zone") for s in subnets)
+        if zone and not is_token(zone)
+    }
+    out = []
+    if len(zones) > 1:
+        out.append(
+            f"subnets: the subnets are in {len(zones)} zones ({', '.join(sorted(zones))}); a "
+            "reservation lives in one zone: give only subnets in the reservation's zone"
+        )
+    if availability_zone and zones and zones != {availability_zone}:
+        out.append(
+            f"subnets: zone(s) {', '.join(sorted(zones))} differ from availability_zone "
+            f"{availability_zone!r}; give only subnets in the reservation's zone"
+        )
+    return out
