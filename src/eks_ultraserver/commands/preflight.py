@@ -179,12 +179,14 @@ type (9 or 18), is in a usable state (scheduled or active; payment-pending warns
 expired, cancelled, failed, payment-failed block), does not end too soon, and (where the
 EC2 API reports them) reserves that UltraServer type with a healthy interconnect. Also
 that the AL2023 ARM64 NVIDIA AMI resolves for the Kubernetes version and that EKS offers
-that version. Every problem says what to do.
+that version. With reservedCapacity / burstCapacity configured, also each reservation's
+type, zone, size and state, and the GPU vCPU quotas (Service Quotas: On-Demand and Spot,
+P and G/VT) against what the configuration could launch. Every problem says what to do.
 
 Needs read-only permissions: ec2:DescribeCapacityReservations,
 ec2:DescribeCapacityBlocks, ec2:DescribeCapacityBlockStatus, ssm:GetParameters,
-eks:DescribeClusterVersions (the last three are optional: without them the check is
-reported as a note)."""
+eks:DescribeClusterVersions, servicequotas:GetServiceQuota (the last four are optional:
+without them the check is reported as a note)."""
 
 _EPILOG = """\
 exit status: 0 all good (notes and warnings allowed), 1 a blocking problem (or a warning
@@ -259,6 +261,13 @@ def run(args: argparse.Namespace) -> int:
         config, zone_configured = read_configuration(context)
         session, region = open_session(args, context)
         clients = {name: make_client(session, name, region) for name in ("ec2", "ssm", "eks")}
+        capacity = {}
+        if config.reserved_capacity or config.burst_capacity is not None:
+            capacity = {
+                "service_quotas": make_client(session, "service-quotas", region),
+                "reserved": config.reserved_capacity,
+                "burst": config.burst_capacity,
+            }
         progress(f"asking AWS in {region} about {len(config.ultraservers)} Capacity Block(s)")
         report = run_preflight(
             **clients,
@@ -270,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
             min_time_left=timedelta(hours=args.min_hours_left),
             uses_example_reservation=config.uses_example_reservation,
             progress=progress,
+            **capacity,
         )
     except UsageError as exc:
         return fail(str(exc))
