@@ -33,7 +33,7 @@ synth: $(PY_STAMP) $(NODE_STAMP)
 	@echo "CloudFormation templates written to cdk.out/"
 
 test: $(PY_STAMP) $(NODE_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 install: $(PY_STAMP) $(NODE_STAMP)
 

@@ -11,7 +11,12 @@ import sys
 
 import aws_cdk as cdk
 
-from eks_ultraserver.app import build_app, local_context, under_cdk_cli
+from eks_ultraserver.app import (
+    build_app,
+    local_context,
+    synth_with_replacement_warnings,
+    under_cdk_cli,
+)
 from eks_ultraserver.model import ConfigurationError
 
 # Under the CDK CLI the context and output directory come from the CLI; a plain
@@ -21,9 +26,10 @@ app = cdk.App(
     outdir=None if under_cdk_cli() or "CDK_OUTDIR" in os.environ else "cdk.out",
 )
 try:
-    build_app(app)
+    stack = build_app(app)
 except ConfigurationError as err:
     # One clear message, no traceback; the CDK CLI shows it and exits non-zero.
     print(f"error: {err}", file=sys.stderr)
     sys.exit(1)
-app.synth()
+# Warns about anything the change would replace, compared with the previous synth.
+synth_with_replacement_warnings(app, stack)

@@ -222,7 +222,7 @@ def load_manifest(
             [
                 f"{_MANIFEST_KEY}: could not download the MPI operator {release.version} release "
                 f"manifest from {release.url} ({getattr(err, 'reason', err)}); download it "
-                f"yourself and pass it with -c {_MANIFEST_KEY}=<path>"
+                f"yourself and pass it with -c {_MANIFEST_KEY}=<path> (or set {MANIFEST_ENV}=<path>)"
             ],
             subject="MPI operator manifest",
         ) from None

@@ -43,6 +43,7 @@ from eks_ultraserver.constructs.addons import GpuPlatformAddons
 from eks_ultraserver.constructs.efa import EfaSecurityGroup
 from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
 from eks_ultraserver.constructs.iam import node_role
+from eks_ultraserver.constructs.nag import suppress_cluster_findings, suppress_node_role
 from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.model import (
     SYSTEM_NODE_LABEL,
@@ -334,6 +335,11 @@ class UltraServerEnvironment(Construct):
             if notifications
             else None
         )
+
+        # ------------------------------------------------------------------ cdk-nag
+        suppress_cluster_findings(self.cluster)
+        suppress_node_role(self.node_role)
+        suppress_node_role(self.system_nodegroup.role)
 
         # ------------------------------------------------------------------ outputs
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)

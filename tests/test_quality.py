@@ -1,0 +1,254 @@
+"""Trust: cfn-lint over a configuration matrix, cdk-nag, determinism, update safety,
+bad-input fuzzing and scale (issue: linted, nag-clean, deterministic, update-safe)."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Annotations, Match
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import REPO, Synth, cfn_lint_errors, synth_environment
+from eks_ultraserver.app import build_app
+from eks_ultraserver.constructs.environment import MAX_ULTRASERVERS_PER_SHARD
+from eks_ultraserver.model import ConfigurationError
+from eks_ultraserver.update_safety import create_only_properties, replacements
+
+
+def _servers(*specs):
+    return json.dumps([
+        {"capacityReservationId": f"cr-0{i:016x}", "type": t, "name": n} for i, (n, t) in enumerate(specs, 1)
+    ])
+
+
+THREE = _servers(("us-a", "u-p6e-gb200x72"), ("us-b", "u-p6e-gb200x36"), ("us-c", "u-p6e-gb200x72"))
+
+# Every value of every dimension appears at least once (the default is covered by
+# test_environment): types 36/72; 1 and 3 UltraServers; each EFA layout; oldest and newest
+# Kubernetes; each DRA chart line; each EFA mode.
+MATRIX = {
+    "three-mixed-odd-cards-1.33-ngc": {"ultraServers": THREE, "efaLayout": "all-odd-cards",
+                                        "kubernetesVersion": "1.33", "draDriverLine": "nvidia-dra-driver-gpu"},
+    "one-36-no-efa-1.34-dranet": {"ultraServers": _servers(("solo", "u-p6e-gb200x36")), "efaLayout": "none",
+                                  "kubernetesVersion": "1.34", "efaMode": "dranet", "validationJobs": "true"},
+    "largest": {"ultraServers": THREE, "kubernetesVersion": "1.35", "draDriverLine": "nvidia-dra-driver-gpu",
+                "efaMode": "dranet", "validationJobs": "true", "notificationEmail": "ops@example.com",
+                "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin",
+                "account": "123456789012", "region": "us-east-1"},
+}
+
+
+def _synth_with_nag(context: dict) -> Synth:
+    """One synth with cdk-nag's AwsSolutions pack applied (suppressed findings logged)."""
+    import cdk_nag
+
+    base = json.loads((REPO / "cdk.json").read_text())["context"] | context
+    app = cdk.App(context=base, builtin_cloud_formation_validation=False)
+    stack = build_app(app)
+    cdk.Aspects.of(app).add(cdk_nag.AwsSolutionsChecks(log_ignores=True))
+    return Synth(stack)
+
+
+@pytest.fixture(scope="module")
+def matrix():
+    return {name: (_synth_with_nag(ctx) if name == "largest" else synth_environment(ctx)) for name, ctx in MATRIX.items()}
+
+
+@pytest.fixture(scope="module")
+def default_with_nag():
+    return _synth_with_nag({})
+
+
+# ------------------------------------------------------------------------- cfn-lint
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_cfn_lint_reports_no_error_across_the_matrix(matrix, name):
+    synth = matrix[name]
+    assert len(synth.templates()) >= 2, "parent and at least one nested template"
+    for template_name, template in synth.templates().items():
+        assert cfn_lint_errors(template) == [], template_name
+
+
+def test_cfn_lint_catches_an_error_it_should():
+    """The lint helper is not vacuous: an UltraServer type as InstanceType is an error."""
+    template = {"Resources": {"Lt": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
+        "LaunchTemplateData": {"InstanceType": "u-p6e-gb200x72", "MetadataOptions": {"HttpTokens": "sometimes"}}}}}}
+    assert cfn_lint_errors(template)
+
+
+# ------------------------------------------------------------------------- cdk-nag
+
+
+def _nag(synth: Synth, finder: str):
+    return getattr(Annotations.from_stack(synth.stack), finder)("*", Match.string_like_regexp("AwsSolutions-"))
+
+
+@pytest.mark.parametrize("which", ["default", "largest"])
+def test_cdk_nag_aws_solutions_has_no_unsuppressed_error(which, default_with_nag, matrix):
+    synth = default_with_nag if which == "default" else matrix["largest"]
+    errors = [f"{e.id}: {e.entry.data}" for e in _nag(synth, "find_error")]
+    assert errors == []
+    suppressed = [i for i in Annotations.from_stack(synth.stack).find_info("*", Match.string_like_regexp("CdkNagSuppression"))]
+    assert suppressed, "the pack ran: suppressed findings are logged"
+
+
+def test_every_nag_suppression_has_a_reason(default_with_nag):
+    for resource in default_with_nag.all_resources.values():
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            assert len(rule["reason"]) >= 40, rule
+
+
+# ------------------------------------------------------------------------- determinism
+
+
+def test_two_synths_are_byte_identical(tmp_path):
+    outputs = []
+    for run in ("a", "b"):
+        base = json.loads((REPO / "cdk.json").read_text())["context"] | {"validationJobs": "true"}
+        app = cdk.App(context=base, outdir=str(tmp_path / run), builtin_cloud_formation_validation=False)
+        build_app(app)
+        app.synth()
+        files = {p.name: p.read_bytes() for p in sorted((tmp_path / run).glob("*.template.json"))}
+        outputs.append(files)
+    assert outputs[0] == outputs[1]
+    assert any(name.endswith(".nested.template.json") for name in outputs[0])
+
+
+# ------------------------------------------------------------------------- update safety
+
+BASELINE = {"ultraServers": THREE, "kubernetesVersion": "1.34"}
+CHANGES = {
+    "add an UltraServer": {"ultraServers": _servers(("us-a", "u-p6e-gb200x72"), ("us-b", "u-p6e-gb200x36"),
+                                                    ("us-c", "u-p6e-gb200x72"), ("us-d", "u-p6e-gb200x36"))},
+    "remove a different one": {"ultraServers": json.dumps([s for s in json.loads(THREE) if s["name"] != "us-b"])},
+    "bump a chart version": {"addonVersions": '{"gpuOperator": "v25.3.4"}'},
+    "change the EFA layout": {"efaLayout": "all-odd-cards"},
+    "raise the Kubernetes version": {"kubernetesVersion": "1.35"},
+    "turn validation jobs on": {"validationJobs": "true"},
+}
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return synth_environment(BASELINE)
+
+
+def test_create_only_properties_come_from_the_cloudformation_schemas():
+    assert ("CapacityType",) in create_only_properties("AWS::EKS::Nodegroup")
+    assert ("Subnets",) in create_only_properties("AWS::EKS::Nodegroup")
+    assert ("AvailabilityZone",) in create_only_properties("AWS::EC2::Subnet")
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_common_changes_replace_nothing_that_runs(baseline, change):
+    new = synth_environment(BASELINE | CHANGES[change])
+    found = replacements(baseline.templates(), new.templates())
+    if change == "remove a different one":
+        # only the removed UltraServer's node group goes (and its nested stack if emptied)
+        assert {r.type for r in found} <= {"AWS::EKS::Nodegroup", "AWS::CloudFormation::Stack"}
+        assert all("us-b" in baseline_label(baseline, r.logical_id) or r.type == "AWS::CloudFormation::Stack" for r in found)
+        assert any(r.type == "AWS::EKS::Nodegroup" for r in found)
+    else:
+        assert found == []
+
+
+def baseline_label(synth, logical_id):
+    resource = synth.all_resources.get(logical_id, {})
+    return resource.get("Properties", {}).get("Labels", {}).get("eks-ultraserver.io/ultraserver", "")
+
+
+def test_update_checker_sees_a_replacement():
+    """Not vacuous: a new cluster name or zone is reported as a replacement."""
+    old = synth_environment({})
+    new = synth_environment({"clusterName": "gb200", "availabilityZone": "us-east-1-atl-2a"})
+    found = {(r.type, r.reason) for r in replacements(old.templates(), new.templates())}
+    assert ("AWS::EKS::Cluster", "create-only property Name changes") in found
+    assert ("AWS::EC2::Subnet", "create-only property AvailabilityZone changes") in found
+
+
+# ------------------------------------------------------------------------- fuzzing
+
+_reservation = st.one_of(
+    st.from_regex(r"cr-[0-9a-f]{17}", fullmatch=True),
+    st.text(max_size=25),
+    st.integers(),
+)
+_entry = st.fixed_dictionaries(
+    {"capacityReservationId": _reservation,
+     "type": st.sampled_from(["u-p6e-gb200x36", "u-p6e-gb200x72", "p6e-gb200.36xlarge", "", "x"])},
+    optional={"name": st.one_of(st.from_regex(r"[a-z][a-z0-9-]{0,8}[a-z0-9]", fullmatch=True), st.text(max_size=12)),
+              "extra": st.integers()},
+)
+_context = st.fixed_dictionaries(
+    {},
+    optional={
+        "ultraServers": st.one_of(st.lists(_entry, max_size=3), st.text(max_size=20), st.integers()),
+        "availabilityZone": st.sampled_from(["us-east-1-dfw-2a", "us-east-1a", "moon-1a", "", 3]),
+        "kubernetesVersion": st.sampled_from(["1.32", "1.33", "1.34", "1.35", "1.36", "one", 1.34]),
+        "efaLayout": st.sampled_from(["per-gpu", "all-odd-cards", "none", "all", None]),
+        "efaMode": st.sampled_from(["device-plugin", "dranet", "both"]),
+        "draDriverLine": st.sampled_from(["dra-driver-nvidia-gpu", "nvidia-dra-driver-gpu", "nvidia"]),
+        "validationJobs": st.sampled_from([True, False, "true", "false", "yes", 1]),
+        "addonVersions": st.sampled_from(['{"gpuOperator": "v25.3.4"}', '{"gpuOperator": "v0.19.1"}', "{", '{"x": "1"}']),
+        "region": st.sampled_from(["us-east-1", "eu-west-1", "nowhere"]),
+    },
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_context)
+def test_synth_succeeds_or_stops_with_the_clear_error(tmp_path_factory, context):
+    """Any configuration either synthesizes a template or stops with ConfigurationError
+    (one message listing the problems) before anything is written."""
+    outdir = tmp_path_factory.mktemp("fuzz")
+    app = cdk.App(context={k: v for k, v in context.items() if v is not None},
+                  outdir=str(outdir), builtin_cloud_formation_validation=False)
+    try:
+        stack = build_app(app)
+    except ConfigurationError as err:
+        assert str(err).startswith("invalid ") and "\n  - " in str(err)
+        assert list(outdir.iterdir()) == [], "nothing half-written"
+        return
+    assembly = app.synth()
+    template = assembly.get_stack_by_name(stack.stack_name).template
+    assert any(r["Type"] == "AWS::EKS::Cluster" for r in template["Resources"].values())
+
+
+# ------------------------------------------------------------------------- scale
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    servers = _servers(*[(f"u{i:04d}", "u-p6e-gb200x72") for i in range(400)])
+    return synth_environment({"ultraServers": servers})
+
+
+def test_a_large_fleet_spreads_over_nested_stacks_within_cloudformation_limits(fleet):
+    assert len(fleet.template["Resources"]) < 500
+    assert len(json.dumps(fleet.template)) < 1_000_000
+    groups = 0
+    for name, tpl in fleet.nested.items():
+        assert len(tpl["Resources"]) < 500, name
+        assert len(json.dumps(tpl, indent=1)) < 1_000_000, name
+        groups += sum(r["Type"] == "AWS::EKS::Nodegroup" for r in tpl["Resources"].values())
+    assert groups == 400 and len(fleet.nested) == 16
+    assert len(fleet.template.get("Outputs", {})) < 200
+
+
+def test_adding_ultraservers_moves_no_logical_id(fleet):
+    servers = json.loads(_servers(*[(f"u{i:04d}", "u-p6e-gb200x72") for i in range(400)]))
+    servers += [{"capacityReservationId": f"cr-1{i:016x}", "type": "u-p6e-gb200x36", "name": f"new{i}"} for i in range(5)]
+    grown = synth_environment({"ultraServers": json.dumps(servers)})
+    assert replacements(fleet.templates(), grown.templates(), types=None) == []
+
+
+def test_a_shard_too_full_is_refused_with_a_clear_message():
+    from eks_ultraserver.constructs.environment import ultraserver_shard
+
+    names = [f"x{i}" for i in range(20000) if ultraserver_shard(f"x{i}") == 3][: MAX_ULTRASERVERS_PER_SHARD + 1]
+    with pytest.raises(ConfigurationError, match=r"hash to nested stack UltraServers03, more than 150"):
+        synth_environment({"ultraServers": _servers(*[(n, "u-p6e-gb200x36") for n in names])})
