@@ -630,6 +630,7 @@ def _read_burst(get: Callable[[str], Any], problems: Problems) -> BurstCapacityS
             f"{_example(key, EXAMPLE_BURST)}"
         )
         families = []
+    gpu_families = []
     for f in families:
         if not _FAMILY_RE.match(f):
             problems.add(f"{key}.instanceFamilies: {f!r} is not an instance family like 'g6e' or 'p5'")
@@ -644,6 +645,8 @@ def _read_burst(get: Callable[[str], Any], problems: Problems) -> BurstCapacityS
                 f"{key}.instanceFamilies: {f!r} is not an NVIDIA GPU family (P or G); the pool uses "
                 "the AL2023 NVIDIA AMI and the nvidia.com/gpu taint"
             )
+        else:
+            gpu_families.append(f)
     if len(set(families)) != len(families):
         problems.add(f"{key}.instanceFamilies: {families!r} lists a family twice")
     sizes = value.get("instanceSizes", [])
@@ -657,7 +660,7 @@ def _read_burst(get: Callable[[str], Any], problems: Problems) -> BurstCapacityS
                              why="the NodePool limit on nvidia.com/gpu, e.g. 64")
     max_vcpus = _positive_int(value.get("maxVcpus"), f"{key}.maxVcpus", problems, required=False,
                               why="the NodePool limit on cpu")
-    unknown_families = [f for f in families if f not in BURST_FAMILIES]
+    unknown_families = [f for f in gpu_families if f not in BURST_FAMILIES]
     if max_vcpus is None and unknown_families:
         problems.add(
             f"{key}.maxVcpus: missing, and family(ies) {', '.join(unknown_families)} have no "
