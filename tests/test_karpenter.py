@@ -1,0 +1,420 @@
+"""Karpenter: the construct (IAM, interruption queue, Helm release) and the GPU NodePools.
+
+NodePools and EC2NodeClasses are validated against Karpenter's v1.14.1 CRD schemas and the
+Helm values against the chart's v1.14.1 values.yaml (verbatim copies in ../shared/upstream).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import aws_cdk as cdk
+import cdk8s
+import jsonschema
+import pytest
+import yaml
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
+
+from conftest import ACCOUNT, REGION, SHARED_UPSTREAM, template_of
+from eks_ultraserver.capacity import (
+    BurstCapacitySpec,
+    ReservedCapacitySpec,
+    ReservedProvisioner,
+)
+from eks_ultraserver.charts.helm_values import unknown_keys
+from eks_ultraserver.charts.karpenter import (
+    KarpenterGpuCapacityChart,
+    burst_node_pool,
+    ec2_node_class,
+    reserved_node_pool,
+)
+from eks_ultraserver.capacity import CapacityClass
+from eks_ultraserver.constructs.karpenter import INTERRUPTION_EVENTS, Karpenter, controller_policies
+from eks_ultraserver.model import ConfigurationError
+from eks_ultraserver.versions import KARPENTER
+
+CLUSTER_NAME = "gpu-cluster"
+BURST = BurstCapacitySpec(instance_families=("g6e", "p5"), instance_sizes=("12xlarge", "48xlarge"), max_gpus=64)
+ON_DEMAND_ONLY = BurstCapacitySpec(instance_families=("g6e",), max_gpus=8, max_vcpus=256, spot=False)
+KARPENTER_ODCR = ReservedCapacitySpec(
+    name="kp", instance_type="p5.48xlarge", instance_count=2, capacity_reservation_id="cr-0aaaaaaaaaaaaaaa1",
+    provisioner=ReservedProvisioner.KARPENTER,
+)
+NODEGROUP_ODCR = ReservedCapacitySpec(
+    name="ng", instance_type="p5.48xlarge", instance_count=2, capacity_reservation_id="cr-0bbbbbbbbbbbbbbb2",
+    availability_zone="us-east-1a",
+)
+
+# --------------------------------------------------------------------------------------
+# Upstream schemas and values
+# --------------------------------------------------------------------------------------
+
+
+def _strict(schema):
+    """additionalProperties: false wherever properties are listed (the API server would
+    prune unknown fields silently)."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items()}
+    if out.get("type") == "object" and isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def _crd_validator(filename: str) -> jsonschema.Draft7Validator:
+    # The CRD files are Helm templates: drop the `{{ ... }}` lines (upstream README).
+    text = "\n".join(line for line in (SHARED_UPSTREAM / filename).read_text().splitlines() if "{{" not in line)
+    crd = yaml.safe_load(text)
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    schema = _strict(served["schema"]["openAPIV3Schema"])
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+@pytest.fixture(scope="module")
+def schemas():
+    return {
+        "NodePool": _crd_validator("karpenter-nodepool-crd-v1.14.1.yaml"),
+        "EC2NodeClass": _crd_validator("karpenter-ec2nodeclass-crd-v1.14.1.yaml"),
+    }
+
+
+def _errors(schemas, obj) -> list[str]:
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in schemas[obj["kind"]].iter_errors(obj)]
+
+
+# --------------------------------------------------------------------------------------
+# The chart
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chart_objects():
+    """GIVEN burst capacity and one ODCR for Karpenter (and one for a node group) WHEN the
+    chart is synthesized (plain strings for the role and security group)."""
+    chart = KarpenterGpuCapacityChart(
+        cdk8s.App(), "karpenter-gpu-capacity", node_role="KarpenterNodeRole", discovery=CLUSTER_NAME,
+        burst=BURST, reserved=[KARPENTER_ODCR, NODEGROUP_ODCR], security_group_ids=["sg-0123456789abcdef0"],
+    )
+    return {(o["kind"], o["metadata"]["name"]): o for o in chart.to_json()}
+
+
+def test_chart_objects_validate_against_the_v1_14_1_crds(schemas, chart_objects):
+    assert sorted(chart_objects) == [
+        ("EC2NodeClass", "gpu-burst"), ("EC2NodeClass", "gpu-reserved"),
+        ("NodePool", "gpu-burst"), ("NodePool", "gpu-reserved"),
+    ]
+    for obj in chart_objects.values():
+        assert _errors(schemas, obj) == [], obj["metadata"]["name"]
+
+
+def test_schema_check_can_fail(schemas):
+    """The validators are not vacuous: a misspelled field and a wrong enum are caught."""
+    pool = burst_node_pool(BURST)
+    pool["spec"]["disruption"]["consolidationPolicy"] = "WhenIdle"
+    pool["spec"]["template"]["spec"]["taint"] = []
+    errors = _errors(schemas, pool)
+    assert any("WhenIdle" in e for e in errors) and any("'taint'" in e for e in errors)
+
+
+def test_burst_is_spot_first_with_on_demand_fallback_in_one_pool(chart_objects):
+    """THEN one NodePool allows both capacity types: Karpenter tries Spot first and falls
+    back to On-Demand (Karpenter docs, NodePools, Capacity Type)."""
+    spec = chart_objects[("NodePool", "gpu-burst")]["spec"]
+    reqs = {r["key"]: r for r in spec["template"]["spec"]["requirements"] if r["operator"] == "In"}
+    assert reqs["karpenter.sh/capacity-type"]["values"] == ["spot", "on-demand"]
+    assert reqs["karpenter.k8s.aws/instance-family"]["values"] == ["g6e", "p5"]
+    assert reqs["karpenter.k8s.aws/instance-size"]["values"] == ["12xlarge", "48xlarge"]
+    assert reqs["karpenter.k8s.aws/instance-gpu-manufacturer"]["values"] == ["nvidia"]
+    assert spec["limits"] == {"nvidia.com/gpu": 64}
+    assert "weight" not in spec
+    on_demand = burst_node_pool(ON_DEMAND_ONLY)["spec"]
+    assert on_demand["template"]["spec"]["requirements"][0]["values"] == ["on-demand"]
+    assert on_demand["limits"] == {"nvidia.com/gpu": 8, "cpu": 256}
+
+
+@pytest.mark.parametrize("pool", ["gpu-burst", "gpu-reserved"])
+def test_no_pool_ever_provisions_ultraserver_nodes(chart_objects, pool):
+    reqs = chart_objects[("NodePool", pool)]["spec"]["template"]["spec"]["requirements"]
+    assert {"key": "node.kubernetes.io/instance-type", "operator": "NotIn", "values": ["p6e-gb200.36xlarge"]} in reqs
+    assert {"key": "karpenter.k8s.aws/instance-family", "operator": "NotIn", "values": ["p6e-gb200"]} in reqs
+
+
+@pytest.mark.parametrize("pool", ["gpu-burst", "gpu-reserved"])
+def test_gpu_taint_label_and_job_protection(chart_objects, pool):
+    spec = chart_objects[("NodePool", pool)]["spec"]
+    template = spec["template"]
+    assert template["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    assert template["metadata"]["labels"] == {"eks-ultraserver.io/capacity": pool.removeprefix("gpu-")}
+    assert template["spec"]["expireAfter"] == "Never"
+    assert spec["disruption"] == {
+        "consolidationPolicy": "WhenEmpty",
+        "consolidateAfter": "10m",
+        "budgets": [{"nodes": "10%", "reasons": ["Empty"]}, {"nodes": "0", "reasons": ["Drifted"]}],
+    }
+
+
+def test_reserved_pool_selects_only_karpenter_reservations_and_outweighs_burst(chart_objects):
+    pool = chart_objects[("NodePool", "gpu-reserved")]["spec"]
+    assert pool["weight"] == 50
+    reqs = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"] if r["operator"] == "In"}
+    assert reqs["karpenter.sh/capacity-type"] == ["reserved"]
+    assert reqs["node.kubernetes.io/instance-type"] == ["p5.48xlarge"]
+    node_class = chart_objects[("EC2NodeClass", "gpu-reserved")]["spec"]
+    assert node_class["capacityReservationSelectorTerms"] == [{"id": "cr-0aaaaaaaaaaaaaaa1"}]
+    assert "capacityReservationSelectorTerms" not in chart_objects[("EC2NodeClass", "gpu-burst")]["spec"]
+
+
+def test_node_class_discovery_ami_and_hardening(chart_objects):
+    spec = chart_objects[("EC2NodeClass", "gpu-burst")]["spec"]
+    assert spec["role"] == "KarpenterNodeRole"
+    assert spec["amiSelectorTerms"] == [{"alias": "al2023@latest"}]
+    assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": CLUSTER_NAME}}]
+    assert spec["securityGroupSelectorTerms"] == [
+        {"id": "sg-0123456789abcdef0"}, {"tags": {"karpenter.sh/discovery": CLUSTER_NAME}}
+    ]
+    assert spec["metadataOptions"]["httpTokens"] == "required" and spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert spec["blockDeviceMappings"][0]["ebs"]["encrypted"] is True
+    assert spec["instanceStorePolicy"] == "RAID0"
+
+
+def test_chart_snapshot(chart_objects, snapshot_json):
+    assert snapshot_json == {f"{k[0]}/{k[1]}": v for k, v in sorted(chart_objects.items())}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"burst": None, "reserved": [NODEGROUP_ODCR]}, r"nothing to create"),
+        ({"discovery": "${Token[TOKEN.12]}"}, r"discovery: .* must be a plain, non-empty string"),
+        ({"node_role": ""}, r"node_role: empty"),
+        ({"reserved": [ReservedCapacitySpec(
+            name="grp", instance_type="p5.48xlarge", instance_count=1,
+            resource_group_arn="arn:aws:resource-groups:us-east-1:123456789012:group/x",
+            provisioner=ReservedProvisioner.KARPENTER)]}, r"Karpenter selects reservations by id"),
+    ],
+)
+def test_chart_validation(kwargs, match):
+    args = {"node_role": "r", "discovery": "d", "burst": BURST}
+    args.update(kwargs)
+    with pytest.raises(ConfigurationError, match=match):
+        KarpenterGpuCapacityChart(cdk8s.App(), "c", **args)
+
+
+def test_builders_alone_validate_too(schemas):
+    node_class = ec2_node_class(name="x", role="r", discovery="d", ami_alias="al2023@v20251103",
+                                capacity=CapacityClass.RESERVED, capacity_reservation_ids=["cr-0123456789abcdef0"])
+    assert _errors(schemas, node_class) == []
+    assert _errors(schemas, reserved_node_pool([KARPENTER_ODCR])) == []
+
+
+# --------------------------------------------------------------------------------------
+# The construct
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth():
+    """GIVEN a cluster named gpu-cluster with system nodes WHEN Karpenter is added with the
+    burst pool and a Karpenter ODCR (one synth for the module)."""
+    app = cdk.App(builtin_cloud_formation_validation=False)
+    stack = cdk.Stack(app, "Burst", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
+    cluster = eks.Cluster(
+        stack, "Cluster", version=eks.KubernetesVersion.V1_35, vpc=vpc, cluster_name=CLUSTER_NAME,
+        default_capacity=0, default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+        kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(stack, "Kubectl")),
+    )
+    karpenter = Karpenter(stack, "Karpenter", cluster=cluster, subnets=vpc.private_subnets)
+    manifest = karpenter.add_gpu_capacity(burst=BURST, reserved=[KARPENTER_ODCR, NODEGROUP_ODCR])
+    tpl = template_of(stack).to_json()
+    return stack, cluster, vpc, karpenter, manifest, tpl
+
+
+def _of_type(tpl, type_):
+    return {k: v for k, v in tpl["Resources"].items() if v["Type"] == type_}
+
+
+def _one(tpl, type_, prefix=""):
+    hits = {k: v for k, v in _of_type(tpl, type_).items() if k.startswith(prefix)}
+    assert len(hits) == 1, list(hits)
+    return next(iter(hits.items()))
+
+
+def _sub_document(resource) -> tuple[dict, dict]:
+    text, variables = resource["Properties"]["PolicyDocument"]["Fn::Sub"]
+    return json.loads(text), variables
+
+
+def test_controller_policies_are_the_upstream_statements_scoped_to_the_cluster(synth):
+    *_, tpl = synth
+    policies = {
+        k: _sub_document(v) for k, v in _of_type(tpl, "AWS::IAM::ManagedPolicy").items() if k.startswith("Karpenter")
+    }
+    sids = sorted(s["Sid"] for doc, _ in policies.values() for s in doc["Statement"])
+    assert sids == sorted(
+        [
+            "AllowScopedEC2InstanceAccessActions", "AllowScopedEC2LaunchTemplateAccessActions",
+            "AllowScopedEC2InstanceActionsWithTags", "AllowScopedResourceCreationTagging",
+            "AllowScopedResourceTagging", "AllowScopedDeletion", "AllowPassingInstanceRole",
+            "AllowScopedInstanceProfileCreationActions", "AllowScopedInstanceProfileTagActions",
+            "AllowScopedInstanceProfileActions", "AllowAPIServerEndpointDiscovery", "AllowInterruptionQueueActions",
+            "AllowRegionalReadActions", "AllowSSMReadActions", "AllowPricingReadActions",
+            "AllowUnscopedInstanceProfileListAction", "AllowInstanceProfileReadActions",
+        ]
+    )
+    for doc, variables in policies.values():
+        assert set(variables) == {"ClusterName", "NodeRoleArn", "QueueArn"}
+        text = json.dumps(doc)
+        assert set(re.findall(r"\$\{([^}]+)\}", text)) <= {
+            "ClusterName", "NodeRoleArn", "QueueArn", "AWS::Partition", "AWS::Region", "AWS::AccountId"
+        }
+        assert len(json.dumps(doc, separators=(",", ":"))) < 6144  # managed policy size limit
+    statements = {s["Sid"]: s for doc, _ in policies.values() for s in doc["Statement"]}
+    # Every write action on EC2 is scoped by the cluster's tags.
+    for sid in ("AllowScopedEC2LaunchTemplateAccessActions", "AllowScopedResourceTagging", "AllowScopedDeletion"):
+        assert statements[sid]["Condition"]["StringEquals"] == {
+            "aws:ResourceTag/kubernetes.io/cluster/${ClusterName}": "owned"
+        }
+    assert statements["AllowPassingInstanceRole"]["Resource"] == "${NodeRoleArn}"
+    assert statements["AllowInterruptionQueueActions"]["Resource"] == "${QueueArn}"
+    # Only the actions the upstream template grants on "*".
+    unscoped = {a for s in statements.values() if s["Resource"] == "*" for a in (
+        s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert unscoped == {
+        "ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
+        "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+        "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets", "pricing:GetProducts", "iam:ListInstanceProfiles",
+    }
+    assert controller_policies().keys() == {"NodeLifecycle", "IAMIntegration", "EKSIntegration", "Interruption",
+                                            "ResourceDiscovery"}
+
+
+def test_controller_role_through_pod_identity(synth):
+    *_, tpl = synth
+    _, role = _one(tpl, "AWS::IAM::Role", "KarpenterControllerRole")
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert sorted(statement["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    _, association = _one(tpl, "AWS::EKS::PodIdentityAssociation")
+    assert association["Properties"]["Namespace"] == "kube-system"
+    assert association["Properties"]["ServiceAccount"] == "karpenter"
+
+
+def test_node_role_has_an_ec2_linux_access_entry(synth):
+    *_, tpl = synth
+    node_role_id, node_role = _one(tpl, "AWS::IAM::Role", "KarpenterNodeRole")
+    assert node_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"
+    }
+    _, entry = _one(tpl, "AWS::EKS::AccessEntry", "Karpenter")
+    assert entry["Properties"]["Type"] == "EC2_LINUX"
+    assert entry["Properties"]["PrincipalArn"] == {"Fn::GetAtt": [node_role_id, "Arn"]}
+
+
+def test_interruption_queue_is_encrypted_tls_only_and_fed_by_five_rules(synth):
+    *_, tpl = synth
+    queue_id, queue = _one(tpl, "AWS::SQS::Queue")
+    assert queue["Properties"] == {"MessageRetentionPeriod": 300, "SqsManagedSseEnabled": True}
+    _, policy = _one(tpl, "AWS::SQS::QueuePolicy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    deny = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    allow = [s for s in statements if s["Effect"] == "Allow"]
+    assert {s["Principal"]["Service"] for s in allow} == {"events.amazonaws.com"}
+    rules = _of_type(tpl, "AWS::Events::Rule")
+    patterns = sorted((r["Properties"]["EventPattern"]["source"][0], r["Properties"]["EventPattern"]["detail-type"][0])
+                      for r in rules.values())
+    assert patterns == sorted((source, detail) for _, source, detail in INTERRUPTION_EVENTS)
+    assert all(r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]} for r in rules.values())
+
+
+def _values(helm) -> dict:
+    """The Helm values JSON with CloudFormation references replaced by placeholders."""
+    parts = helm["Properties"]["Values"]["Fn::Join"][1]
+    return json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts))
+
+
+def test_helm_release_pins_the_chart_and_runs_the_controller_on_system_nodes(synth):
+    *_, tpl = synth
+    helm_id, helm = _one(tpl, "Custom::AWSCDK-EKS-HelmChart", "Karpenter")
+    props = helm["Properties"]
+    assert (props["Chart"], props["Version"], props["Namespace"], props["Release"]) == (
+        "karpenter", KARPENTER.version, "kube-system", "karpenter"
+    )
+    assert props["Repository"] == "oci://public.ecr.aws/karpenter/karpenter"
+    values = _values(helm)
+    assert values["nodeSelector"] == {"kubernetes.io/os": "linux", "eks-ultraserver.io/node-role": "system"}
+    assert values["settings"] == {"clusterName": "TOKEN", "interruptionQueue": "TOKEN"}
+    assert values["serviceAccount"] == {"name": "karpenter"}
+    depends = set(helm.get("DependsOn", []))
+    policy_ids = {k for k in _of_type(tpl, "AWS::IAM::ManagedPolicy") if k.startswith("Karpenter")}
+    pod_identity_id, _ = _one(tpl, "AWS::EKS::PodIdentityAssociation")
+    assert policy_ids | {pod_identity_id} <= depends
+
+
+def test_helm_values_keys_exist_in_the_upstream_chart(synth):
+    *_, karpenter, _manifest, _tpl = synth
+    defaults = yaml.safe_load((SHARED_UPSTREAM / "karpenter-values-v1.14.1.yaml").read_text())
+    assert unknown_keys(karpenter.values, defaults) == []
+    assert unknown_keys({"settings": {"clusterNmae": "x"}}, defaults) == ["settings.clusterNmae"]
+
+
+def test_node_pools_are_applied_after_the_helm_release(synth):
+    *_, tpl = synth
+    helm_id, _ = _one(tpl, "Custom::AWSCDK-EKS-HelmChart", "Karpenter")
+    manifest_id, manifest = _one(tpl, "Custom::AWSCDK-EKS-KubernetesResource")
+    assert helm_id in manifest.get("DependsOn", [])
+    text = "".join(p if isinstance(p, str) else "TOKEN" for p in manifest["Properties"]["Manifest"]["Fn::Join"][1])
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in json.loads(text)]
+    assert kinds == [("EC2NodeClass", "gpu-burst"), ("NodePool", "gpu-burst"),
+                     ("EC2NodeClass", "gpu-reserved"), ("NodePool", "gpu-reserved")]
+    assert '"role":"TOKEN"' in text and '{"id":"TOKEN"}' in text  # node role name, cluster SG id
+
+
+def test_subnets_carry_the_discovery_tag(synth):
+    *_, vpc, _karpenter, _manifest, tpl = synth
+    private = {k: v for k, v in _of_type(tpl, "AWS::EC2::Subnet").items() if "Private" in k}
+    public = {k: v for k, v in _of_type(tpl, "AWS::EC2::Subnet").items() if "Public" in k}
+    assert private and all(
+        {"Key": "karpenter.sh/discovery", "Value": CLUSTER_NAME} in v["Properties"]["Tags"] for v in private.values()
+    )
+    assert all(
+        {"Key": "karpenter.sh/discovery", "Value": CLUSTER_NAME} not in v["Properties"]["Tags"] for v in public.values()
+    )
+
+
+def test_construct_snapshot(synth, snapshot_json):
+    *_, tpl = synth
+    keep = ("AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::EKS::PodIdentityAssociation", "AWS::EKS::AccessEntry",
+            "AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Events::Rule", "Custom::AWSCDK-EKS-HelmChart",
+            "Custom::AWSCDK-EKS-KubernetesResource")
+    assert snapshot_json == {
+        k: v for k, v in tpl["Resources"].items()
+        if v["Type"] in keep and (k.startswith("Karpenter") or v["Type"] == "Custom::AWSCDK-EKS-KubernetesResource")
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"subnets": []}, r"subnets: none given"),
+        ({"discovery": "${Token[TOKEN.9]}"}, r"discovery: .* must be a plain string"),
+        ({"system_node_selector": {"bad key!": "x"}}, r"system_node_selector: 'bad key!'"),
+        ({"replicas": 0}, r"replicas: 0 is not an integer from 1 to 10"),
+        ({"extra_values": []}, r"extra_values: \[\] is not an object of Helm values"),
+    ],
+)
+def test_construct_validation(synth, kwargs, match):
+    stack, cluster, vpc, *_ = synth
+    args = {"subnets": vpc.private_subnets}
+    args.update(kwargs)
+    with pytest.raises(ConfigurationError, match=match):
+        Karpenter(stack, "Bad", cluster=cluster, **args)
+    assert not stack.node.try_find_child("Bad")
