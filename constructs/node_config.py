@@ -14,6 +14,7 @@ synthesized template is byte-for-byte deterministic.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import SMTP
@@ -44,11 +45,18 @@ def mime_user_data(node_configs: list[dict]) -> str | None:
     """
     if not node_configs:
         return None
+    return _mime(tuple(json.dumps(c, indent=2, sort_keys=True) for c in node_configs))
+
+
+@lru_cache(maxsize=64)
+def _mime(parts: tuple[str, ...]) -> str:
+    """The document for already-serialized parts (every node group of an environment has
+    the same user data: built once)."""
     message = MIMEMultipart("mixed", boundary=MIME_BOUNDARY, policy=SMTP)
-    for config in node_configs:
+    for body in parts:
         maintype, subtype = NODECONFIG_CONTENT_TYPE.split("/")
         part = MIMENonMultipart(maintype, subtype, policy=SMTP)
-        part.set_payload(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        part.set_payload(body + "\n")
         part["Content-Transfer-Encoding"] = "7bit"
         message.attach(part)
     return message.as_string().replace("\r\n", "\n")

@@ -68,7 +68,9 @@ _MIN_KUBERNETES = SUPPORTED_KUBERNETES_VERSIONS[0]
 def cluster_kubernetes_version(cluster: eks.ICluster) -> str | None:
     """The Kubernetes version of a cluster defined in this app, or ``None`` if unknown."""
     child = attr(attr(cluster, "node"), "default_child")
-    version = attr(child, "version") if child is not None and hasattr(child, "version") else None
+    if child is None or not any(hasattr(t, "version") for t in type(child).__mro__):
+        return None
+    version = attr(child, "version")
     return version if isinstance(version, str) and not is_token(version) else None
 
 
@@ -250,7 +252,8 @@ class UltraServerNodeGroup(Construct):
             "AmiType": "AL2023_ARM_64_NVIDIA",
             "LaunchTemplate": {
                 "Id": self.launch_template.ref,
-                "Version": self.launch_template.get_att("LatestVersionNumber").to_string(),
+                # the Reference itself: jsii passes it as an object (one call, not two)
+                "Version": self.launch_template.get_att("LatestVersionNumber"),
             },
             "ScalingConfig": {
                 "MinSize": size,

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Synthesis benchmark: the environment with 1, 10, 100 and 1,000 UltraServers.
+
+Each figure is one fresh Python process (so every run pays the same start-up), timed from
+outside with time.perf_counter, CDK's built-in template validation off. Printed next to
+the cost of importing aws-cdk-lib and of synthesizing an empty stack in the same run.
+
+    .venv/bin/python bench/synth.py            # 1, 10, 100, 1000 UltraServers
+    .venv/bin/python bench/synth.py 1 50       # other sizes
+    .venv/bin/python bench/synth.py --runs 3   # median of 3 runs per figure
+
+Targets (2 cores): default environment within 1.5x of the empty stack; at most 5 ms per
+additional UltraServer; 1,000 UltraServers in under 20 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+IMPORT_ONLY = "import aws_cdk"
+
+EMPTY_STACK = """
+import sys, aws_cdk as cdk
+app = cdk.App(outdir=sys.argv[1], builtin_cloud_formation_validation=False)
+cdk.Stack(app, "Empty")
+app.synth()
+"""
+
+ENVIRONMENT = """
+import json, sys
+import aws_cdk as cdk
+from eks_ultraserver.app import build_app
+n = int(sys.argv[2])
+context = json.loads(open(sys.argv[3]).read())["context"]
+context["ultraServers"] = [
+    {"capacityReservationId": f"cr-0{i:016x}", "type": "u-p6e-gb200x72", "name": f"us-{i}"}
+    for i in range(n)
+]
+app = cdk.App(context=context, outdir=sys.argv[1], builtin_cloud_formation_validation=False)
+build_app(app)
+app.synth()
+"""
+
+
+def _run(code: str, *args: str) -> tuple[float, Path]:
+    outdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    if (Path(bin_dir) / "node").exists():
+        env.setdefault("JSII_NODE", str(Path(bin_dir) / "node"))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, str(outdir), *args], check=True, env=env, cwd=REPO)
+    return time.perf_counter() - start, outdir
+
+
+def _median(code: str, runs: int, *args: str) -> tuple[float, Path]:
+    results = [_run(code, *args) for _ in range(runs)]
+    return statistics.median(r[0] for r in results), results[-1][1]
+
+
+def _templates(outdir: Path) -> list[tuple[str, int, int]]:
+    out = []
+    for path in sorted(outdir.glob("*.template.json")):
+        template = json.loads(path.read_text())
+        out.append((path.name, len(template.get("Resources", {})), path.stat().st_size))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sizes", nargs="*", type=int, default=[1, 10, 100, 1000])
+    parser.add_argument("--runs", type=int, default=1, help="runs per figure; the median is shown")
+    args = parser.parse_args()
+    context_file = str(REPO / "cdk.json")
+
+    imp, _ = _median(IMPORT_ONLY, args.runs)
+    empty, _ = _median(EMPTY_STACK, args.runs)
+    print(f"import aws-cdk-lib:        {imp:7.2f} s")
+    print(f"empty stack synth:         {empty:7.2f} s")
+    print()
+    print(f"{'UltraServers':>12} {'wall s':>8} {'x empty':>8} {'ms/US*':>8} {'templates':>9} {'max res.':>8} {'max KB':>7} {'total KB':>9}")
+    first: tuple[int, float] | None = None
+    for n in args.sizes:
+        wall, outdir = _median(ENVIRONMENT, args.runs, str(n), context_file)
+        templates = _templates(outdir)
+        per_us = "-" if first is None or n == first[0] else f"{(wall - first[1]) / (n - first[0]) * 1000:.1f}"
+        if first is None:
+            first = (n, wall)
+        print(
+            f"{n:>12} {wall:>8.2f} {wall / empty:>8.2f} {per_us:>8} {len(templates):>9} "
+            f"{max(t[1] for t in templates):>8} {max(t[2] for t in templates) / 1024:>7.0f} "
+            f"{sum(t[2] for t in templates) / 1024:>9.0f}"
+        )
+    print("\n* ms per additional UltraServer, relative to the first size")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
