@@ -52,7 +52,20 @@ from eks_ultraserver.versions import (
     parse_kubernetes_version,
 )
 
-__all__ = ["GpuPlatformAddons"]
+__all__ = ["AddonsPlan", "GpuPlatformAddons"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AddonsPlan:
+    """What ``GpuPlatformAddons.plan`` validated and built: values per component and the
+    generated MPI operator chart."""
+
+    gpu: GpuOperatorValues
+    dra: DraDriverValues
+    efa: EfaDevicePluginValues | DranetValues
+    efa_mode: EfaMode
+    mpi_chart: MpiOperatorChart
+    values: dict[str, dict[str, Any]]
 
 
 class GpuPlatformAddons(Construct):
@@ -100,8 +113,60 @@ class GpuPlatformAddons(Construct):
         system_node_tolerations: Sequence[Mapping[str, Any]] = (),
         mpi_operator_manifest: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        plan: AddonsPlan | None = None,
     ) -> None:
         # Validate (and build every values tree) before creating anything.
+        if plan is None:
+            plan = GpuPlatformAddons.plan(
+                addons=addons,
+                kubernetes_version=kubernetes_version,
+                system_node_selector=system_node_selector,
+                system_node_tolerations=system_node_tolerations,
+                mpi_operator_manifest=mpi_operator_manifest,
+                cache_dir=cache_dir,
+                id=id,
+            )
+        gpu, dra, efa, efa_mode = plan.gpu, plan.dra, plan.efa, plan.efa_mode
+        mpi_chart, built = plan.mpi_chart, plan.values
+
+        super().__init__(scope, id)
+        self._cluster = cluster
+        self.values: dict[str, dict[str, Any]] = built
+        self.releases: dict[str, ChartVersion] = {}
+        self.charts: dict[str, eks.HelmChart] = {}
+        self.dra_driver_line: DraDriverLine = dra.line
+        self.efa_mode: EfaMode = efa_mode
+        self.mpi_operator_chart: MpiOperatorChart = mpi_chart
+
+        self.gpu_operator = self._helm("gpuOperator", "GpuOperator", gpu.chart)
+        self.dra_driver = self._helm("draDriver", "DraDriver", dra.chart)
+        # The DRA driver's kubelet plugin needs GPU Feature Discovery's clique labels;
+        # install it once the GPU Operator release exists (EKS guide order).
+        self.dra_driver.node.add_dependency(self.gpu_operator)
+        efa_key = "efaDevicePlugin" if efa_mode is EfaMode.DEVICE_PLUGIN else "dranet"
+        self.efa = self._helm(efa_key, "EfaDevicePlugin" if efa_key == "efaDevicePlugin" else "Dranet", efa.chart)
+        self.mpi_operator = self._mpi_operator(mpi_chart)
+
+        self.ready = DependencyGroup()
+        for chart in self.charts.values():
+            self.ready.add(chart)
+
+    @staticmethod
+    def plan(
+        *,
+        addons: AddonsConfig | None = None,
+        kubernetes_version: str,
+        system_node_selector: Mapping[str, str] | None = None,
+        system_node_tolerations: Sequence[Mapping[str, Any]] = (),
+        mpi_operator_manifest: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        id: str = "GpuPlatformAddons",
+    ) -> "AddonsPlan":
+        """Validates the arguments and builds every values tree and the MPI operator chart,
+        without creating any construct; raises one ``ConfigurationError`` listing every
+        problem. ``UltraServerEnvironment`` calls it before it builds anything, then passes
+        the plan to the constructor.
+        """
         problems = Problems()
         addons = addons if addons is not None else AddonsConfig()
         line = parse_enum("draDriverLine", addons.dra_driver_line, DraDriverLine, problems)
@@ -221,29 +286,8 @@ class GpuPlatformAddons(Construct):
         if problems:
             # Several builders check the same argument (the selector): report it once.
             raise ConfigurationError(dict.fromkeys(problems), subject=f"GpuPlatformAddons {id!r}")
-        assert gpu and dra and efa and mpi_chart and release  # for type checkers
-
-        super().__init__(scope, id)
-        self._cluster = cluster
-        self.values: dict[str, dict[str, Any]] = built
-        self.releases: dict[str, ChartVersion] = {}
-        self.charts: dict[str, eks.HelmChart] = {}
-        self.dra_driver_line: DraDriverLine = dra.line
-        self.efa_mode: EfaMode = efa_mode
-        self.mpi_operator_chart: MpiOperatorChart = mpi_chart
-
-        self.gpu_operator = self._helm("gpuOperator", "GpuOperator", gpu.chart)
-        self.dra_driver = self._helm("draDriver", "DraDriver", dra.chart)
-        # The DRA driver's kubelet plugin needs GPU Feature Discovery's clique labels;
-        # install it once the GPU Operator release exists (EKS guide order).
-        self.dra_driver.node.add_dependency(self.gpu_operator)
-        efa_key = "efaDevicePlugin" if efa_mode is EfaMode.DEVICE_PLUGIN else "dranet"
-        self.efa = self._helm(efa_key, "EfaDevicePlugin" if efa_key == "efaDevicePlugin" else "Dranet", efa.chart)
-        self.mpi_operator = self._mpi_operator(mpi_chart)
-
-        self.ready = DependencyGroup()
-        for chart in self.charts.values():
-            self.ready.add(chart)
+        assert gpu and dra and efa and mpi_chart and release and efa_mode  # for type checkers
+        return AddonsPlan(gpu=gpu, dra=dra, efa=efa, efa_mode=efa_mode, mpi_chart=mpi_chart, values=built)
 
     # ----------------------------------------------------------------------------------
 

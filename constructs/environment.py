@@ -47,6 +47,7 @@ from eks_ultraserver.constructs.nag import suppress_cluster_findings, suppress_n
 from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.model import (
     SYSTEM_NODE_LABEL,
+    ConfigurationError,
     SYSTEM_NODE_LABEL_VALUE,
     EfaLayout,
     Problems,
@@ -196,6 +197,19 @@ class UltraServerEnvironment(Construct):
                     f"UltraServers{shard:02d}, more than {MAX_ULTRASERVERS_PER_SHARD}; split "
                     "the fleet over two environments (clusters)"
                 )
+        # The add-ons' own validation (values, versions, the MPI operator manifest) runs
+        # here too, so that bad input leaves nothing half-built.
+        system_selector = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
+        addons_plan = None
+        try:
+            addons_plan = GpuPlatformAddons.plan(
+                addons=addons or AddonsConfig(),
+                kubernetes_version=kubernetes_version,
+                system_node_selector=system_selector,
+                id="GpuPlatform",
+            )
+        except ConfigurationError as err:
+            problems.extend(err.problems)
         problems.raise_if_any(f"UltraServerEnvironment {id!r}")
 
         super().__init__(scope, id)
@@ -284,7 +298,8 @@ class UltraServerEnvironment(Construct):
             cluster=self.cluster,
             addons=addons or AddonsConfig(),
             kubernetes_version=kubernetes_version,
-            system_node_selector={SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE},
+            system_node_selector=system_selector,
+            plan=addons_plan,
         )
         self.addons.node.add_dependency(self.system_nodegroup)
 

@@ -244,3 +244,40 @@ def test_zone_from_the_cached_reservation_lookup_without_aws():
                                "region": "us-east-1", key: cached})
     zones = {s["Properties"].get("AvailabilityZone") for s in _of_type(synth, "AWS::EC2::Subnet").values()}
     assert "us-east-1-dfw-2a" in zones
+
+
+def test_bad_addon_configuration_stops_before_anything_is_built():
+    """GIVEN a GPU Operator version that conflicts with the EFA plugin WHEN the app is
+    built THEN one error names it and the stack holds no environment at all."""
+    import aws_cdk as cdk
+
+    from eks_ultraserver.app import build_app
+    from eks_ultraserver.model import ConfigurationError
+
+    base = json.loads((REPO / "cdk.json").read_text())["context"]
+    app = cdk.App(context=base | {"addonVersions": '{"gpuOperator": "v26.7.0"}', "efaLayout": "sideways"},
+                  builtin_cloud_formation_validation=False)
+    with pytest.raises(ConfigurationError) as err:
+        build_app(app)
+    assert "efaLayout: 'sideways'" in str(err.value)
+    stacks = [c for c in app.node.children if isinstance(c, cdk.Stack)]
+    assert all(s.node.try_find_child("Environment") is None for s in stacks)
+
+
+def test_environment_refuses_bad_addons_before_building_anything():
+    import aws_cdk as cdk
+
+    from eks_ultraserver.config import AddonsConfig, UltraServerSpec
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+    from eks_ultraserver.model import ConfigurationError, UltraServerType
+
+    stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
+    with pytest.raises(ConfigurationError, match=r"GpuPlatform|gpuOperator|v26.7.0"):
+        UltraServerEnvironment(
+            stack, "Env",
+            ultraservers=[UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0",
+                                          type=UltraServerType.U_P6E_GB200X36, name="a")],
+            availability_zone="us-east-1-dfw-2a",
+            addons=AddonsConfig(versions={"gpuOperator": "v26.7.0"}),
+        )
+    assert stack.node.try_find_child("Env") is None
