@@ -54,6 +54,7 @@ from eks_ultraserver.charts.helm_values import (
 from eks_ultraserver.charts.karpenter import DISCOVERY_TAG, KarpenterGpuCapacityChart
 from eks_ultraserver.constructs.iam import node_role as new_node_role
 from eks_ultraserver.constructs.jsii_calls import is_token
+from eks_ultraserver.constructs.nag import suppress, suppress_node_role
 from eks_ultraserver.model import (
     SYSTEM_NODE_LABEL,
     SYSTEM_NODE_LABEL_VALUE,
@@ -492,6 +493,17 @@ class Karpenter(Construct):
         for dependency in (*self.controller_policies.values(), self.pod_identity, self.access_entry):
             self.helm_chart.node.add_dependency(dependency)
         self.capacity_manifest: eks.KubernetesManifest | None = None
+
+        # cdk-nag: the findings that are right to keep, with their reasons.
+        if node_role is None:
+            suppress_node_role(self.node_role)
+        suppress(
+            self.interruption_queue,
+            "AwsSolutions-SQS3",
+            "Karpenter's interruption queue: each message is an EC2/Health event Karpenter acts "
+            "on within seconds and is worthless after the 5-minute retention; a dead-letter "
+            "queue would keep stale events (Karpenter's own template has none).",
+        )
 
     def add_gpu_capacity(
         self,

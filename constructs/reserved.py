@@ -57,6 +57,7 @@ from eks_ultraserver.capacity import (
 from eks_ultraserver.constructs.efa import EfaSecurityGroup, efa_network_interfaces
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.jsii_calls import attr, is_token
+from eks_ultraserver.constructs.nag import suppress_node_role
 from eks_ultraserver.constructs.node_config import mime_user_data, node_config
 from eks_ultraserver.constructs.nodegroup import (
     cluster_kubernetes_version,
@@ -339,7 +340,9 @@ class ReservedGpuNodeGroup(Construct):
 
 
 def _default_node_role(scope: Construct) -> iam.IRole:
-    return node_role(scope, "NodeRole")
+    role = node_role(scope, "NodeRole")
+    suppress_node_role(role)
+    return role
 
 
 def _target_problems(

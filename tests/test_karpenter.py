@@ -418,3 +418,13 @@ def test_construct_validation(synth, kwargs, match):
     with pytest.raises(ConfigurationError, match=match):
         Karpenter(stack, "Bad", cluster=cluster, **args)
     assert not stack.node.try_find_child("Bad")
+
+
+@pytest.mark.slow
+def test_cfn_lint_finds_no_errors(synth):
+    """cfn-lint accepts the policy documents as Fn::Sub JSON strings, the queue, the rules
+    and the access entry (one lint of the module's template)."""
+    from conftest import cfn_lint_errors
+
+    *_, tpl = synth
+    assert cfn_lint_errors(tpl) == []
