@@ -309,6 +309,39 @@ def controller_policies() -> dict[str, dict[str, Any]]:
     }
 
 
+def _has_variable_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any("${" in k or _has_variable_key(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_variable_key(v) for v in value)
+    return False
+
+
+def _sub(text: str, variables: Mapping[str, str]) -> Any:
+    used = {k: v for k, v in variables.items() if f"${{{k}}}" in text}
+    return cdk.Fn.sub(text, used) if used else cdk.Fn.sub(text)
+
+
+def _policy_document(document: dict[str, Any], variables: Mapping[str, str]) -> Any:
+    """A policy document for CloudFormation. Where a condition *key* names the cluster
+    (``aws:ResourceTag/kubernetes.io/cluster/${ClusterName}``), the whole document is one
+    ``Fn::Sub`` JSON string, as in Karpenter's template (a key cannot be an intrinsic);
+    otherwise an object whose strings with ``${...}`` are ``Fn::Sub`` each."""
+    if _has_variable_key(document):
+        return _sub(json.dumps(document, separators=(",", ":")), variables)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str) and "${" in value:
+            return _sub(value, variables)
+        return value
+
+    return walk(document)
+
+
 def discovery_name(cluster: eks.ICluster) -> str:
     """The default ``karpenter.sh/discovery`` value: the cluster name when it is a plain
     string, else a stable name derived from the cluster's construct path (a tag value on the
@@ -436,8 +469,7 @@ class Karpenter(Construct):
                 properties={
                     "Description": f"Karpenter controller: {name} (eks-ultraserver)",
                     "Roles": [self.controller_role.role_name],
-                    # A JSON string: condition keys contain the cluster name (Fn::Sub).
-                    "PolicyDocument": cdk.Fn.sub(json.dumps(document, separators=(",", ":")), variables),
+                    "PolicyDocument": _policy_document(document, variables),
                 },
             )
         self.pod_identity = eks.CfnPodIdentityAssociation(

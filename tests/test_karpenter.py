@@ -247,8 +247,24 @@ def _one(tpl, type_, prefix=""):
 
 
 def _sub_document(resource) -> tuple[dict, dict]:
-    text, variables = resource["Properties"]["PolicyDocument"]["Fn::Sub"]
-    return json.loads(text), variables
+    """The policy document with ``${...}`` left in place, and the Fn::Sub variables: one
+    Fn::Sub JSON string (condition keys with the cluster name) or Fn::Sub per string."""
+    variables: dict = {}
+
+    def unsub(value):
+        if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+            sub = value["Fn::Sub"]
+            text, given = (sub, {}) if isinstance(sub, str) else sub
+            variables.update(given)
+            return text
+        if isinstance(value, dict):
+            return {k: unsub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [unsub(v) for v in value]
+        return value
+
+    document = unsub(resource["Properties"]["PolicyDocument"])
+    return (json.loads(document) if isinstance(document, str) else document), variables
 
 
 def test_controller_policies_are_the_upstream_statements_scoped_to_the_cluster(synth):
@@ -269,12 +285,18 @@ def test_controller_policies_are_the_upstream_statements_scoped_to_the_cluster(s
         ]
     )
     for doc, variables in policies.values():
-        assert set(variables) == {"ClusterName", "NodeRoleArn", "QueueArn"}
         text = json.dumps(doc)
-        assert set(re.findall(r"\$\{([^}]+)\}", text)) <= {
-            "ClusterName", "NodeRoleArn", "QueueArn", "AWS::Partition", "AWS::Region", "AWS::AccountId"
-        }
+        used = set(re.findall(r"\$\{([^}]+)\}", text))
+        # Every variable is used (CloudFormation warns otherwise) and every one used is given.
+        assert set(variables) == used - {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+        assert set(variables) <= {"ClusterName", "NodeRoleArn", "QueueArn"}
         assert len(json.dumps(doc, separators=(",", ":"))) < 6144  # managed policy size limit
+    # Objects where possible (CDK's template validation reads them); one Fn::Sub JSON string
+    # only where a condition key names the cluster (NodeLifecycle, IAMIntegration).
+    raw = {k: v["Properties"]["PolicyDocument"] for k, v in _of_type(tpl, "AWS::IAM::ManagedPolicy").items()}
+    strings = sorted(k for k, doc in raw.items() if "Fn::Sub" in doc)
+    assert [re.sub(r"[0-9A-F]{8}$", "", k) for k in strings] == ["KarpenterIAMIntegrationPolicy",
+                                                                 "KarpenterNodeLifecyclePolicy"]
     statements = {s["Sid"]: s for doc, _ in policies.values() for s in doc["Statement"]}
     # Every write action on EC2 is scoped by the cluster's tags.
     for sid in ("AllowScopedEC2LaunchTemplateAccessActions", "AllowScopedResourceTagging", "AllowScopedDeletion"):
