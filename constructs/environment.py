@@ -33,6 +33,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from eks_ultraserver.capacity import (
+    BurstCapacitySpec,
+    ReservedCapacitySpec,
+    ReservedProvisioner,
+)
 from eks_ultraserver.config import (
     AddonsConfig,
     EndpointAccess,
@@ -43,6 +48,8 @@ from eks_ultraserver.constructs.addons import GpuPlatformAddons
 from eks_ultraserver.constructs.efa import EfaSecurityGroup
 from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
 from eks_ultraserver.constructs.iam import node_role
+from eks_ultraserver.constructs.karpenter import Karpenter
+from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 from eks_ultraserver.constructs.nag import suppress_cluster_findings, suppress_node_role
 from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.model import (
@@ -74,6 +81,12 @@ MAX_ULTRASERVERS_PER_SHARD = 150
 #: Above this many UltraServers, no per-UltraServer stack output (CloudFormation allows
 #: 200 outputs per stack); ``aws eks list-nodegroups`` lists them instead.
 MAX_NODEGROUP_OUTPUTS = 100
+
+
+def _reserved_subnet_slot(zone: str) -> str:
+    """Slot 0-7 of a reserved-capacity subnet in 10.0.128.0/18 (/21 each), from the zone's
+    last letter: stable whatever other zones are configured."""
+    return str((ord(zone[-1]) - ord("a")) % 8)
 
 
 def ultraserver_shard(name: str) -> int:
@@ -125,6 +138,13 @@ class UltraServerEnvironment(Construct):
     :param notification_email: subscribe this address to the Capacity Block events topic.
         Default: the topic has no subscription.
     :param notifications: create the Capacity Block events topic. Default ``True``.
+    :param reserved_capacity: ODCRs and Capacity Blocks of other GPU instance types (p5,
+        p5en, p6-b200, ...), each run by a managed node group or by Karpenter's
+        ``gpu-reserved`` NodePool. A reservation outside the UltraServers' zone gets a
+        private subnet of its own in a new VPC (10.0.128.0/21 + the zone letter's slot).
+        Default: none.
+    :param burst_capacity: Karpenter with a Spot-first ``gpu-burst`` NodePool (never
+        UltraServer instance types). Default: no Karpenter.
     """
 
     def __init__(
@@ -150,6 +170,8 @@ class UltraServerEnvironment(Construct):
         validation_jobs: bool = False,
         notification_email: str | None = None,
         notifications: bool = True,
+        reserved_capacity: Sequence[ReservedCapacitySpec] = (),
+        burst_capacity: BurstCapacitySpec | None = None,
     ) -> None:
         problems = Problems()
         if kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
@@ -197,6 +219,29 @@ class UltraServerEnvironment(Construct):
                     f"UltraServers{shard:02d}, more than {MAX_ULTRASERVERS_PER_SHARD}; split "
                     "the fleet over two environments (clusters)"
                 )
+        reserved_zones: dict[str, str] = {}
+        for i, spec in enumerate(reserved_capacity):
+            zone = spec.availability_zone or availability_zone
+            if zone == availability_zone:
+                continue
+            if vpc is not None:
+                problems.add(
+                    f"reservedCapacity[{i}].availabilityZone: {zone!r} differs from the "
+                    f"UltraServers' zone {availability_zone!r}; with an existing VPC, reserved "
+                    "capacity must share the UltraServers' subnets (or use your own "
+                    "ReservedGpuNodeGroup with your subnets)"
+                )
+                continue
+            slot = _reserved_subnet_slot(zone)
+            other = reserved_zones.get(slot)
+            if other is not None and other != zone:
+                problems.add(
+                    f"reservedCapacity[{i}].availabilityZone: {zone!r} and {other!r} end in the "
+                    "same letter and would share a subnet range; put these reservations in "
+                    "one zone or use your own ReservedGpuNodeGroup with your subnets"
+                )
+            reserved_zones[slot] = zone
+
         # The add-ons' own validation (values, versions, the MPI operator manifest) runs
         # here too, so that bad input leaves nothing half-built.
         system_selector = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
@@ -221,7 +266,7 @@ class UltraServerEnvironment(Construct):
         if vpc is None:
             vpc = self._new_vpc(nat_gateways=nat_gateways, vpc_endpoints=vpc_endpoints)
             self.ultraserver_subnets: list[ec2.ISubnet] = [
-                self._zone_subnet(vpc, availability_zone, ultraserver_subnet_cidr)
+                self._zone_subnet(vpc, "UltraServerSubnet", availability_zone, ultraserver_subnet_cidr)
             ]
         else:
             self.ultraserver_subnets = list(ultraserver_subnets or [])
@@ -316,10 +361,42 @@ class UltraServerEnvironment(Construct):
         for spec in ultraservers:
             self.add_ultraserver(spec, efa_layout=efa_layout)
 
-        if len(ultraservers) + 1 > MANAGED_NODEGROUPS_QUOTA:
+        # ------------------------------------------------------------------ reserved & burst
+        self.reserved_subnets: dict[str, ec2.ISubnet] = {}
+        self.reserved_nodegroups: dict[str, ReservedGpuNodeGroup] = {}
+        for spec in reserved_capacity:
+            if spec.provisioner is not ReservedProvisioner.NODEGROUP:
+                continue
+            group = ReservedGpuNodeGroup.from_spec(
+                self,
+                f"Reserved-{spec.name}",
+                cluster=self.cluster,
+                spec=spec,
+                subnets=self._reserved_subnets(spec.availability_zone or availability_zone),
+                node_role=self.node_role,
+                efa_security_group=self.efa_security_group,
+            )
+            for addon in self.eks_addons.values():
+                group.node.add_dependency(addon)
+            self.reserved_nodegroups[spec.name] = group
+        self.karpenter: Karpenter | None = None
+        if burst_capacity is not None or any(
+            s.provisioner is ReservedProvisioner.KARPENTER for s in reserved_capacity
+        ):
+            self.karpenter = Karpenter(
+                self, "Karpenter", cluster=self.cluster, subnets=vpc.private_subnets,
+                discovery=cluster_name,
+            )
+            self.karpenter.node.add_dependency(
+                self.eks_addons["eks-pod-identity-agent"], self.system_nodegroup
+            )
+            self.karpenter.add_gpu_capacity(burst=burst_capacity, reserved=reserved_capacity)
+
+        nodegroups = len(ultraservers) + len(self.reserved_nodegroups) + 1
+        if nodegroups > MANAGED_NODEGROUPS_QUOTA:
             cdk.Annotations.of(self).add_warning_v2(
                 "eks-ultraserver:nodegroup-quota",
-                f"{len(ultraservers) + 1} managed node groups exceed EKS's default quota of "
+                f"{nodegroups} managed node groups exceed EKS's default quota of "
                 f"{MANAGED_NODEGROUPS_QUOTA} per cluster (Service Quotas: Amazon EKS, "
                 "'Managed node groups per cluster', L-6D54EA21): request an increase "
                 "before deploying.",
@@ -444,6 +521,8 @@ class UltraServerEnvironment(Construct):
             addons=config.addons,
             validation_jobs=config.validation_jobs,
             notification_email=config.notification_email,
+            reserved_capacity=config.reserved_capacity,
+            burst_capacity=config.burst_capacity,
             **kwargs,
         )
 
@@ -486,12 +565,26 @@ class UltraServerEnvironment(Construct):
                 )
         return vpc
 
-    def _zone_subnet(self, vpc: ec2.Vpc, zone: str, cidr: str) -> ec2.ISubnet:
+    def _reserved_subnets(self, zone: str) -> list[ec2.ISubnet]:
+        """Subnets for reserved capacity in ``zone``: the UltraServers' own when it is their
+        zone, else one new private subnet per zone (validated in the constructor)."""
+        if zone == self.availability_zone:
+            return self.ultraserver_subnets
+        subnet = self.reserved_subnets.get(zone)
+        if subnet is None:
+            slot = _reserved_subnet_slot(zone)
+            subnet = self._zone_subnet(
+                self.vpc, f"ReservedSubnet-{zone}", zone, f"10.0.{128 + 8 * int(slot)}.0/21"
+            )
+            self.reserved_subnets[zone] = subnet
+        return [subnet]
+
+    def _zone_subnet(self, vpc: ec2.Vpc, id: str, zone: str, cidr: str) -> ec2.ISubnet:
         """A private subnet in the reservations' zone (Local Zone or regular AZ), with a
         default route through the VPC's first NAT gateway and the S3 gateway endpoint."""
         subnet = ec2.PrivateSubnet(
             self,
-            "UltraServerSubnet",
+            id,
             availability_zone=zone,
             cidr_block=cidr,
             vpc_id=vpc.vpc_id,
@@ -508,10 +601,15 @@ class UltraServerEnvironment(Construct):
                 router_type=ec2.RouterType.NAT_GATEWAY,
                 enables_internet_connectivity=True,
             )
-        cdk.Tags.of(subnet).add("eks-ultraserver:subnet", "ultraservers")
+        cdk.Tags.of(subnet).add(
+            "eks-ultraserver:subnet", "ultraservers" if id == "UltraServerSubnet" else "reserved"
+        )
         if _is_local_zone(zone):
             cdk.Tags.of(subnet).add("eks-ultraserver:local-zone", zone)
-        # Route S3 through the gateway endpoint from this subnet too.
+        # Route S3 through the gateway endpoint from this subnet too (and the ones before).
+        self._zone_route_tables = getattr(self, "_zone_route_tables", []) + [
+            subnet.route_table.route_table_id
+        ]
         for child in vpc.node.children:
             if isinstance(child, ec2.GatewayVpcEndpoint):
                 cfn = child.node.default_child
@@ -519,7 +617,7 @@ class UltraServerEnvironment(Construct):
                     cfn.add_property_override(
                         "RouteTableIds",
                         [s.route_table.route_table_id for s in vpc.private_subnets]
-                        + [subnet.route_table.route_table_id],
+                        + self._zone_route_tables,
                     )
         return subnet
 

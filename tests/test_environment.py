@@ -281,3 +281,81 @@ def test_environment_refuses_bad_addons_before_building_anything():
             addons=AddonsConfig(versions={"gpuOperator": "v26.7.0"}),
         )
     assert stack.node.try_find_child("Env") is None
+
+
+# ---------------------------------------------------------------- reserved and burst
+
+
+@pytest.fixture(scope="module")
+def capacity_env():
+    """GIVEN an ODCR node group in another AZ, a Capacity Block node group in the
+    UltraServers' zone, a Karpenter-run ODCR and a burst pool."""
+    reserved = json.dumps([
+        {"name": "eval", "instanceType": "p5.48xlarge", "instanceCount": 2, "capacityType": "odcr",
+         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1", "availabilityZone": "us-east-1a"},
+        {"name": "ft", "instanceType": "p6-b200.48xlarge", "instanceCount": 1, "capacityType": "capacity-block",
+         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2", "availabilityZone": "us-east-1-dfw-2a"},
+        {"name": "kp", "instanceType": "p5.48xlarge", "instanceCount": 2,
+         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3", "provisioner": "karpenter"},
+    ])
+    burst = json.dumps({"instanceFamilies": ["g6e", "p5"], "maxGpus": 64, "spot": True})
+    return synth_environment({"reservedCapacity": reserved, "burstCapacity": burst})
+
+
+def test_reserved_node_groups_run_on_their_reservations(capacity_env):
+    groups = {g["Properties"]["Labels"].get("eks-ultraserver.io/reserved-capacity"): g["Properties"]
+              for g in _of_type(capacity_env, "AWS::EKS::Nodegroup").values()}
+    assert groups["eval"]["CapacityType"] == "ON_DEMAND"
+    assert groups["eval"]["AmiType"] == "AL2023_x86_64_NVIDIA"  # the EKS API spells it so
+    assert groups["ft"]["CapacityType"] == "CAPACITY_BLOCK"
+    assert "kp" not in groups, "Karpenter runs that one"
+
+
+def test_reserved_capacity_in_another_zone_gets_its_own_subnet(capacity_env):
+    subnets = {s["Properties"]["AvailabilityZone"]: (k, s["Properties"]["CidrBlock"])
+               for k, s in _of_type(capacity_env, "AWS::EC2::Subnet").items()
+               if isinstance(s["Properties"].get("AvailabilityZone"), str)}
+    assert subnets["us-east-1a"][1] == "10.0.128.0/21"
+    assert subnets["us-east-1-dfw-2a"][1] == "10.0.192.0/18"
+    (s3,) = [e for e in _of_type(capacity_env, "AWS::EC2::VPCEndpoint").values()
+             if e["Properties"].get("VpcEndpointType") == "Gateway"]
+    tables = json.dumps(s3["Properties"]["RouteTableIds"])
+    assert "UltraServerSubnet" in tables and "ReservedSubnet" in tables
+
+
+def test_karpenter_with_burst_and_reserved_pools(capacity_env):
+    releases = _helm(capacity_env)
+    assert "karpenter" in releases
+    manifests = json.dumps([r["Properties"].get("Manifest") for r in _of_type(capacity_env, "Custom::AWSCDK-EKS-KubernetesResource").values()])
+    assert "gpu-burst" in manifests and "gpu-reserved" in manifests
+    assert "p6e-gb200.36xlarge" in manifests, "the pools exclude UltraServer instances"
+
+
+def test_capacity_environment_lints_clean(capacity_env):
+    for name, tpl in capacity_env.templates().items():
+        assert cfn_lint_errors(tpl) == [], name
+
+
+def test_reserved_capacity_outside_the_zone_with_an_existing_vpc_is_refused():
+    import aws_cdk as cdk
+    from aws_cdk import aws_ec2 as ec2
+
+    from eks_ultraserver.capacity import ReservedCapacitySpec
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+    from eks_ultraserver.model import ConfigurationError, UltraServerType
+
+    stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
+    vpc = ec2.Vpc(stack, "Mine", max_azs=2)
+    subnet = ec2.Subnet.from_subnet_attributes(stack, "Lz", subnet_id="subnet-0abc", availability_zone="us-east-1-dfw-2a")
+    with pytest.raises(ConfigurationError, match=r"reservedCapacity\[0\].availabilityZone: 'us-east-1a' differs"):
+        UltraServerEnvironment(
+            stack, "Env", vpc=vpc, ultraserver_subnets=[subnet],
+            ultraservers=[UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0",
+                                          type=UltraServerType.U_P6E_GB200X36, name="a")],
+            availability_zone="us-east-1-dfw-2a",
+            reserved_capacity=[ReservedCapacitySpec(name="eval", instance_type="p5.48xlarge", instance_count=1,
+                                                    capacity_reservation_id="cr-0bbbbbbbbbbbbbbb1",
+                                                    availability_zone="us-east-1a")],
+        )
+    assert stack.node.try_find_child("Env") is None

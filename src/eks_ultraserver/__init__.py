@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "UltraServerStack": "eks_ultraserver.constructs.stack",
     "GpuPlatformAddons": "eks_ultraserver.constructs.addons",
     "CapacityBlockNotifications": "eks_ultraserver.constructs.notifications",
+    "ReservedGpuNodeGroup": "eks_ultraserver.constructs.reserved",
+    "Karpenter": "eks_ultraserver.constructs.karpenter",
     # Kubernetes side (cdk8s)
     "ComputeDomain": "eks_ultraserver.charts.compute_domain",
     "MpiJob": "eks_ultraserver.charts.mpijob",
@@ -60,7 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from eks_ultraserver.charts.mpijob import MpiJob
     from eks_ultraserver.constructs.addons import GpuPlatformAddons
     from eks_ultraserver.constructs.efa import EfaSecurityGroup
+    from eks_ultraserver.constructs.karpenter import Karpenter
     from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
+    from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
     from eks_ultraserver.constructs.environment import UltraServerEnvironment
     from eks_ultraserver.constructs.stack import UltraServerStack
     from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
