@@ -18,8 +18,10 @@ why (EKS user guide, ml-eks-nvidia-ultraserver, "Install NVIDIA DRA driver"):
   empty: 25.8 requires control-plane nodes for the controller, which EKS does not have
   (the controller then stays Pending); 0.4 only prefers them. Then, unlike the guide,
   the controller is pinned to the system nodes when a selector is given.
-- ``kubeletPlugin.affinity`` on ``nvidia.com/gpu.present=true`` and a toleration of the
-  GPU taint: the kubelet plugin runs on every GPU node and nowhere else.
+- ``kubeletPlugin.affinity`` on ``nvidia.com/gpu.present=true`` (the guide's) and, beyond
+  the guide, on our ``eks-ultraserver.io/ultraserver`` label, with a toleration of the GPU
+  taint: with GPU allocation off the plugin only serves ComputeDomains (IMEX), which exist
+  on UltraServer nodes alone, so it stays off reserved and burst GPU nodes (p5, g6e, ...).
 
 Where this corrects the EKS guide: the guide installs 25.8.0 from NGC; the default here
 is the kubernetes-sigs line (0.4.1), where ``ComputeDomain.spec.numNodes`` is optional.
@@ -43,7 +45,7 @@ from eks_ultraserver.charts.helm_values import (
     with_version,
 )
 from eks_ultraserver.config import DraDriverLine
-from eks_ultraserver.model import Problems, parse_enum
+from eks_ultraserver.model import ULTRASERVER_LABEL, Problems, parse_enum
 from eks_ultraserver.versions import DRA_DRIVER, DRA_DRIVER_LEGACY, ChartVersion
 
 __all__ = ["DraDriverValues", "pinned_chart"]
@@ -115,7 +117,7 @@ class DraDriverValues:
                 "tolerations": [dict(t) for t in self.system_node_tolerations],
             },
             "kubeletPlugin": {
-                "affinity": gpu_node_affinity(),
+                "affinity": _ultraserver_node_affinity(),
                 "tolerations": [gpu_node_toleration()],
             },
         }
@@ -153,3 +155,11 @@ class DraDriverValues:
                 f"the EKS P6e-GB200 guide supports; use {DRA_DRIVER_LEGACY.version!r}"
             ]
         return []
+
+
+def _ultraserver_node_affinity() -> dict[str, Any]:
+    """``nvidia.com/gpu.present=true`` and the UltraServer label present."""
+    affinity = gpu_node_affinity()
+    terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    terms[0]["matchExpressions"].append({"key": ULTRASERVER_LABEL, "operator": "Exists"})
+    return affinity

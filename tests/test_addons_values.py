@@ -224,7 +224,11 @@ def test_dra_driver_values_are_the_eks_guide_values_on_both_lines(line):
     terms = values["kubeletPlugin"]["affinity"]["nodeAffinity"][
         "requiredDuringSchedulingIgnoredDuringExecution"
     ]["nodeSelectorTerms"]
-    assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
+    # the guide's gpu.present=true, and only on UltraServer nodes (ComputeDomains need IMEX)
+    assert terms == [{"matchExpressions": [
+        {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]},
+        {"key": "eks-ultraserver.io/ultraserver", "operator": "Exists"},
+    ]}]
     assert values["kubeletPlugin"]["tolerations"] == [GPU_TOLERATION]
 
 
