@@ -166,7 +166,7 @@ class UltraServerNodeGroup(Construct):
                 f"name: {name!r} is not a DNS-1123 label; use at most 63 lowercase letters, "
                 "digits and '-', starting and ending with a letter or digit"
             )
-        problems.extend(_subnet_problems(subnets, availability_zone))
+        problems.extend(subnet_problems(subnets, availability_zone))
         version = kubernetes_version or cluster_kubernetes_version(cluster)
         problems.extend(_version_problems(kubernetes_version, version, release_version))
         labels = dict(labels or {})
@@ -267,15 +267,14 @@ class UltraServerNodeGroup(Construct):
                 "eks-ultraserver:capacity-reservation-id": capacity_reservation_id,
             },
         }
-        if taints:
-            nodegroup["Taints"] = nodegroup_taints(taints)
-        for key, value in (
-            ("Version", kubernetes_version),
-            ("ReleaseVersion", release_version),
-            ("NodegroupName", nodegroup_name),
-        ):
-            if value is not None:
-                nodegroup[key] = value
+        nodegroup.update(
+            optional_nodegroup_properties(
+                taints=taints,
+                kubernetes_version=kubernetes_version,
+                release_version=release_version,
+                nodegroup_name=nodegroup_name,
+            )
+        )
         self.nodegroup = cdk.CfnResource(
             self, "Resource", type="AWS::EKS::Nodegroup", properties=nodegroup
         )
@@ -380,11 +379,33 @@ def nodegroup_taints(taints: Sequence[Taint]) -> list[dict]:
     ]
 
 
+def optional_nodegroup_properties(
+    *,
+    taints: Sequence[Taint],
+    kubernetes_version: str | None,
+    release_version: str | None,
+    nodegroup_name: str | None,
+) -> dict:
+    """``Taints``, ``Version``, ``ReleaseVersion`` and ``NodegroupName``, where given."""
+    out: dict = {"Taints": nodegroup_taints(taints)} if taints else {}
+    for key, value in (
+        ("Version", kubernetes_version),
+        ("ReleaseVersion", release_version),
+        ("NodegroupName", nodegroup_name),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def _default_node_role(scope: Construct) -> iam.IRole:
     return node_role(scope, "NodeRole")
 
 
-def _subnet_problems(subnets: Sequence[ec2.ISubnet], availability_zone: str | None) -> list[str]:
+def subnet_problems(
+    subnets: Sequence[ec2.ISubnet], availability_zone: str | None, *, what: str = "a Capacity Block"
+) -> list[str]:
+    """Subnets must exist and share one zone (``availability_zone`` when given)."""
     if not subnets:
         return ["subnets: no subnet given; pass at least one subnet in the reservation's zone"]
     zones = {
@@ -396,7 +417,7 @@ def _subnet_problems(subnets: Sequence[ec2.ISubnet], availability_zone: str | No
     if len(zones) > 1:
         out.append(
             f"subnets: the subnets are in {len(zones)} zones ({', '.join(sorted(zones))}); "
-            "a Capacity Block lives in one zone: give only subnets in the reservation's zone"
+            f"{what} lives in one zone: give only subnets in the reservation's zone"
         )
     if availability_zone and zones and zones != {availability_zone}:
         out.append(

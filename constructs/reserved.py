@@ -63,7 +63,8 @@ from eks_ultraserver.constructs.nodegroup import (
     cluster_kubernetes_version,
     gpu_launch_template_data,
     node_settings_problems,
-    nodegroup_taints,
+    optional_nodegroup_properties,
+    subnet_problems,
 )
 from eks_ultraserver.model import (
     CAPACITY_RESERVATION_LABEL,
@@ -175,7 +176,7 @@ class ReservedGpuNodeGroup(Construct):
         problems.extend(
             _target_problems(kind_, capacity_reservation_id, resource_group_arn, reservation_only)
         )
-        problems.extend(_subnet_problems(subnets, availability_zone))
+        problems.extend(subnet_problems(subnets, availability_zone, what="a reservation"))
         version = kubernetes_version or cluster_kubernetes_version(cluster)
         if release_version is not None:
             match = _RELEASE_VERSION_RE.match(release_version)
@@ -293,15 +294,14 @@ class ReservedGpuNodeGroup(Construct):
                 reservation_tag["Key"]: reservation_tag["Value"],
             },
         }
-        if taints:
-            nodegroup["Taints"] = nodegroup_taints(taints)
-        for key, value in (
-            ("Version", kubernetes_version),
-            ("ReleaseVersion", release_version),
-            ("NodegroupName", nodegroup_name),
-        ):
-            if value is not None:
-                nodegroup[key] = value
+        nodegroup.update(
+            optional_nodegroup_properties(
+                taints=taints,
+                kubernetes_version=kubernetes_version,
+                release_version=release_version,
+                nodegroup_name=nodegroup_name,
+            )
+        )
         self.nodegroup = cdk.CfnResource(
             self, "Resource", type="AWS::EKS::Nodegroup", properties=nodegroup
         )
@@ -383,23 +383,3 @@ def _target_problems(
     return out
 
 
-def _subnet_problems(subnets: Sequence[ec2.ISubnet], availability_zone: str | None) -> list[str]:
-    if not subnets:
-        return ["subnets: no subnet given; pass at least one subnet in the reservation's zone"]
-    zones = {
-        zone
-        for zone in (attr(s, "availability_zone") for s in subnets)
-        if zone and not is_token(zone)
-    }
-    out = []
-    if len(zones) > 1:
-        out.append(
-            f"subnets: the subnets are in {len(zones)} zones ({', '.join(sorted(zones))}); a "
-            "reservation lives in one zone: give only subnets in the reservation's zone"
-        )
-    if availability_zone and zones and zones != {availability_zone}:
-        out.append(
-            f"subnets: zone(s) {', '.join(sorted(zones))} differ from availability_zone "
-            f"{availability_zone!r}; give only subnets in the reservation's zone"
-        )
-    return out
