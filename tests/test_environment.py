@@ -359,3 +359,22 @@ def test_reserved_capacity_outside_the_zone_with_an_existing_vpc_is_refused():
                                                     availability_zone="us-east-1a")],
         )
     assert stack.node.try_find_child("Env") is None
+
+
+def test_a_bad_ultraserver_entry_stops_the_environment_before_any_node_group():
+    import aws_cdk as cdk
+
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+    from eks_ultraserver.model import ConfigurationError, UltraServerType
+
+    stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
+    good = UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="a")
+    bad = UltraServerSpec(capacity_reservation_id="cr-nope", type="p6e-gb200.36xlarge", name="B_")
+    with pytest.raises(ConfigurationError) as err:
+        UltraServerEnvironment(stack, "Env", ultraservers=[good, bad], availability_zone="us-east-1-dfw-2a")
+    message = str(err.value)
+    assert "ultraservers[1].capacity_reservation_id: 'cr-nope'" in message
+    assert "ultraservers[1].type: 'p6e-gb200.36xlarge' is not an UltraServer type" in message
+    assert "ultraservers[1].name: 'B_'" in message
+    assert stack.node.try_find_child("Env") is None
