@@ -378,3 +378,13 @@ def test_a_bad_ultraserver_entry_stops_the_environment_before_any_node_group():
     assert "ultraservers[1].type: 'p6e-gb200.36xlarge' is not an UltraServer type" in message
     assert "ultraservers[1].name: 'B_'" in message
     assert stack.node.try_find_child("Env") is None
+
+
+def test_only_the_zone_subnets_suppress_cfn_lint_w3010(default_env):
+    from cfnlint.api import ManualArgs, lint
+
+    suppressed = [k for k, r in default_env.all_resources.items()
+                  if "W3010" in json.dumps(r.get("Metadata", {}).get("cfn-lint", {}))]
+    assert len(suppressed) == 1 and "UltraServerSubnet" in suppressed[0]
+    findings = lint(json.dumps(default_env.template), config=ManualArgs(regions=["us-east-1"]))
+    assert not [m for m in findings if m.rule.id == "W3010"]
