@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -48,8 +49,6 @@ from eks_ultraserver.constructs.addons import GpuPlatformAddons
 from eks_ultraserver.constructs.efa import EfaSecurityGroup
 from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
 from eks_ultraserver.constructs.iam import node_role
-from eks_ultraserver.constructs.karpenter import Karpenter
-from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 from eks_ultraserver.constructs.nag import suppress_cluster_findings, suppress_node_role
 from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.model import (
@@ -71,6 +70,10 @@ from eks_ultraserver.versions import (
     kubectl_layer_class,
     kubectl_layer_module,
 )
+
+if TYPE_CHECKING:  # imported where used: most environments have neither (faster synth)
+    from eks_ultraserver.constructs.karpenter import Karpenter
+    from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 
 #: EKS's default quota of managed node groups per cluster (Service Quotas L-6D54EA21).
 MANAGED_NODEGROUPS_QUOTA = 30
@@ -384,6 +387,8 @@ class UltraServerEnvironment(Construct):
         for spec in reserved_capacity:
             if spec.provisioner is not ReservedProvisioner.NODEGROUP:
                 continue
+            from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
+
             group = ReservedGpuNodeGroup.from_spec(
                 self,
                 f"Reserved-{spec.name}",
@@ -400,6 +405,8 @@ class UltraServerEnvironment(Construct):
         if burst_capacity is not None or any(
             s.provisioner is ReservedProvisioner.KARPENTER for s in reserved_capacity
         ):
+            from eks_ultraserver.constructs.karpenter import Karpenter
+
             self.karpenter = Karpenter(
                 self, "Karpenter", cluster=self.cluster, subnets=vpc.private_subnets,
                 discovery=cluster_name,
