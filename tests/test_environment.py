@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_cdk.assertions import Annotations, Match, Template
+from aws_cdk.assertions import Annotations, Match
 
-from conftest import REPO, cfn_lint_errors, synth_environment, template_of
+from conftest import REPO, cfn_lint_errors, synth_environment
 
 THREE = json.dumps([
     {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "us-a"},

@@ -37,7 +37,7 @@ from eks_ultraserver.charts.mpijob import (
     max_job_name_length,
 )
 from eks_ultraserver.charts.validation import ImexChannelCheck, NcclAllReduceJob, NvbandwidthJob
-from eks_ultraserver.config import AddonsConfig, DraDriverLine, EfaMode, EnvironmentConfig
+from eks_ultraserver.config import AddonsConfig, DraDriverLine, EnvironmentConfig
 from eks_ultraserver.model import ConfigurationError, EfaLayout, UltraServerType
 from eks_ultraserver.versions import (
     NVBANDWIDTH_IMAGE,
