@@ -12,6 +12,7 @@ from typing import Any
 # (id(obj), attribute) -> (obj, value); the object is kept so that its id is not reused.
 _ATTRIBUTES: dict[tuple[int, str], tuple[object, Any]] = {}
 _BASE64: dict[str, str] = {}
+_SHARED: dict[str, Any] = {}
 
 
 def attr(obj: object, name: str) -> Any:
@@ -44,4 +45,24 @@ def base64(text: str) -> str:
         from aws_cdk import Fn
 
         token = _BASE64[text] = Fn.base64(text)
+    return token
+
+
+def shared(value: Any) -> Any:
+    """``value`` as one jsii object that every resource with the same value refers to.
+
+    Node groups of an environment repeat the same network interfaces, volumes and
+    metadata options. Passed as plain data, each copy is converted and sent to Node.js
+    again; wrapped once with ``Token.as_any``, later uses send only a reference, and CDK
+    resolves it to the same JSON at synth. Values are keyed by their JSON text, which
+    includes any token's unique id, so a value never crosses from one app to another.
+    """
+    import json
+
+    key = json.dumps(value, sort_keys=True)
+    token = _SHARED.get(key)
+    if token is None:
+        from aws_cdk import Token
+
+        token = _SHARED[key] = Token.as_any(value)
     return token

@@ -26,7 +26,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from eks_ultraserver.constructs.jsii_calls import attr, base64, is_token
+from eks_ultraserver.constructs.jsii_calls import attr, base64, is_token, shared
 from eks_ultraserver.constructs.efa import EfaSecurityGroup, network_interfaces
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.node_config import mime_user_data, node_config
@@ -247,7 +247,7 @@ class UltraServerNodeGroup(Construct):
         nodegroup = {
             "ClusterName": attr(cluster, "cluster_name"),
             "NodeRole": attr(self.node_role, "role_arn"),
-            "Subnets": [attr(s, "subnet_id") for s in subnets],
+            "Subnets": shared([attr(s, "subnet_id") for s in subnets]),
             "CapacityType": "CAPACITY_BLOCK",
             "AmiType": "AL2023_ARM_64_NVIDIA",
             "LaunchTemplate": {
@@ -340,15 +340,16 @@ def gpu_launch_template_data(
     launch-templates)."""
     data: dict = {"InstanceType": instance_type}
     if market_type is not None:
-        data["InstanceMarketOptions"] = {"MarketType": market_type}
+        data["InstanceMarketOptions"] = shared({"MarketType": market_type})
     data["CapacityReservationSpecification"] = dict(capacity_reservation)
-    data["MetadataOptions"] = {
+    # Parts every node group of an environment repeats are sent to jsii once (``shared``).
+    data["MetadataOptions"] = shared({
         "HttpEndpoint": "enabled",
         "HttpTokens": "required",
         "HttpPutResponseHopLimit": http_put_response_hop_limit,
-    }
-    data["NetworkInterfaces"] = network_interfaces
-    data["BlockDeviceMappings"] = [
+    })
+    data["NetworkInterfaces"] = shared(network_interfaces)
+    data["BlockDeviceMappings"] = shared([
         {
             "DeviceName": "/dev/xvda",
             "Ebs": {
@@ -358,7 +359,7 @@ def gpu_launch_template_data(
                 "DeleteOnTermination": True,
             },
         }
-    ]
+    ])
     data["TagSpecifications"] = [
         {"ResourceType": t, "Tags": tags} for t in ("instance", "volume", "network-interface")
     ]
@@ -387,7 +388,7 @@ def optional_nodegroup_properties(
     nodegroup_name: str | None,
 ) -> dict:
     """``Taints``, ``Version``, ``ReleaseVersion`` and ``NodegroupName``, where given."""
-    out: dict = {"Taints": nodegroup_taints(taints)} if taints else {}
+    out: dict = {"Taints": shared(nodegroup_taints(taints))} if taints else {}
     for key, value in (
         ("Version", kubernetes_version),
         ("ReleaseVersion", release_version),
