@@ -90,19 +90,22 @@ def main() -> int:
     print(f"empty stack synth:         {empty:7.2f} s")
     print()
     print(f"{'UltraServers':>12} {'wall s':>8} {'x empty':>8} {'ms/US*':>8} {'templates':>9} {'max res.':>8} {'max KB':>7} {'total KB':>9}")
-    first: tuple[int, float] | None = None
+    previous: tuple[int, float] | None = None
     for n in args.sizes:
         wall, outdir = _median(ENVIRONMENT, args.runs, str(n), context_file)
         templates = _templates(outdir)
-        per_us = "-" if first is None or n == first[0] else f"{(wall - first[1]) / (n - first[0]) * 1000:.1f}"
-        if first is None:
-            first = (n, wall)
+        per_us = (
+            "-"
+            if previous is None or n == previous[0]
+            else f"{(wall - previous[1]) / (n - previous[0]) * 1000:.1f}"
+        )
+        previous = (n, wall)
         print(
             f"{n:>12} {wall:>8.2f} {wall / empty:>8.2f} {per_us:>8} {len(templates):>9} "
             f"{max(t[1] for t in templates):>8} {max(t[2] for t in templates) / 1024:>7.0f} "
             f"{sum(t[2] for t in templates) / 1024:>9.0f}"
         )
-    print("\n* ms per additional UltraServer, relative to the first size")
+    print("\n* ms per UltraServer added since the previous size (includes new nested stacks)")
     return 0
 
 
