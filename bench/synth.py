@@ -36,6 +36,18 @@ cdk.Stack(app, "Empty")
 app.synth()
 """
 
+BARE_EKS = """
+import sys, aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2, aws_eks_v2 as eks
+from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
+app = cdk.App(outdir=sys.argv[1], builtin_cloud_formation_validation=False)
+stack = cdk.Stack(app, "BareEks")
+eks.Cluster(stack, "Cluster", version=eks.KubernetesVersion.V1_35, vpc=ec2.Vpc(stack, "Vpc", max_azs=2),
+            default_capacity=0, default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+            kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(stack, "Kubectl")))
+app.synth()
+"""
+
 ENVIRONMENT = """
 import json, sys
 import aws_cdk as cdk
@@ -88,8 +100,10 @@ def main() -> int:
     empty, _ = _median(EMPTY_STACK, args.runs)
     print(f"import aws-cdk-lib:        {imp:7.2f} s")
     print(f"empty stack synth:         {empty:7.2f} s")
+    bare, _ = _median(BARE_EKS, args.runs)
+    print(f"bare EKS cluster + VPC:    {bare:7.2f} s  (aws_eks_v2 alone, for scale)")
     print()
-    print(f"{'UltraServers':>12} {'wall s':>8} {'x empty':>8} {'ms/US*':>8} {'templates':>9} {'max res.':>8} {'max KB':>7} {'total KB':>9}")
+    print(f"{'UltraServers':>12} {'wall s':>8} {'x empty':>8} {'x bare':>7} {'ms/US*':>8} {'templates':>9} {'max res.':>8} {'max KB':>7} {'total KB':>9}")
     previous: tuple[int, float] | None = None
     for n in args.sizes:
         wall, outdir = _median(ENVIRONMENT, args.runs, str(n), context_file)
@@ -101,7 +115,7 @@ def main() -> int:
         )
         previous = (n, wall)
         print(
-            f"{n:>12} {wall:>8.2f} {wall / empty:>8.2f} {per_us:>8} {len(templates):>9} "
+            f"{n:>12} {wall:>8.2f} {wall / empty:>8.2f} {wall / bare:>7.2f} {per_us:>8} {len(templates):>9} "
             f"{max(t[1] for t in templates):>8} {max(t[2] for t in templates) / 1024:>7.0f} "
             f"{sum(t[2] for t in templates) / 1024:>9.0f}"
         )
