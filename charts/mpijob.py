@@ -40,11 +40,13 @@ from eks_ultraserver.charts.compute_domain import (
 )
 from eks_ultraserver.config import EfaMode, EnvironmentConfig
 from eks_ultraserver.model import (
+    CAPACITY_TYPE_LABEL,
     GPU_CLIQUE_LABEL,
     GPU_TAINT,
     GPUS_PER_INSTANCE,
     INSTANCE_TYPE,
     LABEL_PREFIX,
+    RESERVED_CAPACITY_LABEL,
     ULTRASERVER_LABEL,
     ConfigurationError,
     EfaLayout,
@@ -147,6 +149,61 @@ class UltraServerTarget:
     def from_config(cls, config: EnvironmentConfig) -> tuple[UltraServerTarget, ...]:
         """One target per UltraServer of an environment, in ``cdk.json`` order."""
         return tuple(cls(name=u.name, type=u.type, efa_layout=config.efa_layout) for u in config.ultraservers)
+
+
+#: Karpenter's well-known capacity type label (spot, on-demand, reserved).
+KARPENTER_CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CapacityTarget:
+    """GPU nodes beside the UltraServers (reserved or burst capacity), chosen by labels.
+
+    Such nodes share no NVLink domain across nodes, so a job there gets no ComputeDomain:
+    ranks talk over EFA (or TCP) between nodes.
+
+    :param node_selector: labels every worker's node must carry.
+    :param gpus_per_node: GPUs of one node (p5.48xlarge: 8).
+    :param efa_devices: EFA devices one node offers. Default 0.
+    :param nodes: nodes available, if fixed (a reservation's instance count). Default:
+        unknown (burst capacity grows with demand).
+    """
+
+    node_selector: Mapping[str, str]
+    gpus_per_node: int
+    efa_devices: int = 0
+    nodes: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        if not self.node_selector:
+            problems.add("node_selector: empty; give the labels that pick the nodes")
+        for key, value in dict(self.node_selector).items():
+            if not is_label_key(key) or not is_label_value(value):
+                problems.add(f"node_selector: {key!r}: {value!r} is not a valid label")
+        if not _is_whole(self.gpus_per_node, 1):
+            problems.add(f"gpus_per_node: {self.gpus_per_node!r} is not a whole number (1 or more)")
+        if not _is_whole(self.efa_devices, 0):
+            problems.add(f"efa_devices: {self.efa_devices!r} is not a whole number (0 or more)")
+        if self.nodes is not None and not _is_whole(self.nodes, 1):
+            problems.add(f"nodes: {self.nodes!r} is not a whole number (1 or more)")
+        problems.raise_if_any("CapacityTarget")
+        object.__setattr__(self, "node_selector", dict(self.node_selector))
+
+    @classmethod
+    def reserved(cls, name: str, *, gpus_per_node: int, efa_devices: int = 0, nodes: int | None = None) -> CapacityTarget:
+        """The nodes of one ``reservedCapacity`` entry (its node group's label)."""
+        return cls(node_selector={RESERVED_CAPACITY_LABEL: name}, gpus_per_node=gpus_per_node,
+                   efa_devices=efa_devices, nodes=nodes)
+
+    @classmethod
+    def burst(cls, *, gpus_per_node: int, efa_devices: int = 0, spot: bool | None = None) -> CapacityTarget:
+        """Karpenter's ``gpu-burst`` pool; ``spot=True``/``False`` pins Spot or On-Demand,
+        ``None`` takes either."""
+        selector = {CAPACITY_TYPE_LABEL: "burst"}
+        if spot is not None:
+            selector[KARPENTER_CAPACITY_TYPE_LABEL] = "spot" if spot else "on-demand"
+        return cls(node_selector=selector, gpus_per_node=gpus_per_node, efa_devices=efa_devices)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -269,7 +326,7 @@ class MpiJob(cdk8s.Chart):
         name: str,
         image: str,
         command: Sequence[str],
-        ultraservers: Sequence[UltraServerTarget],
+        ultraservers: Sequence[UltraServerTarget] = (),
         workers: int,
         slots_per_worker: int = GPUS_PER_INSTANCE,
         gpus_per_worker: int | None = None,
@@ -292,6 +349,7 @@ class MpiJob(cdk8s.Chart):
         dra_driver: DraDriverTarget | None = None,
         namespace: str = "default",
         labels: Mapping[str, str] | None = None,
+        capacity: CapacityTarget | None = None,
     ) -> None:
         dra_driver = dra_driver or DraDriverTarget()
         env = dict(env or {})
@@ -323,8 +381,13 @@ class MpiJob(cdk8s.Chart):
             p.add(f"mpirun: {mpirun!r} is not an executable name or path")
 
         # --- where: the UltraServers
-        if not targets:
-            p.add("ultraservers: empty; give the UltraServer(s) the job runs on")
+        if capacity is not None and not isinstance(capacity, CapacityTarget):
+            p.add(f"capacity: {capacity!r} is not a CapacityTarget")
+            capacity = None
+        if capacity is not None and targets:
+            p.add("capacity: given together with ultraservers; a job runs on UltraServers or on other GPU capacity, not both")
+        if not targets and capacity is None:
+            p.add("ultraservers: empty; give the UltraServer(s) the job runs on (or capacity= for reserved or burst GPU nodes)")
         seen: set[str] = set()
         for i, t in enumerate(targets):
             if not isinstance(t, UltraServerTarget):
@@ -334,7 +397,10 @@ class MpiJob(cdk8s.Chart):
                 p.add(f"ultraservers[{i}]: UltraServer {t.name!r} is listed twice")
             seen.add(t.name)
         targets = [t for t in targets if isinstance(t, UltraServerTarget)]
-        single_domain = len(targets) == 1
+        single_domain = len(targets) == 1 and capacity is None
+        node_gpus = capacity.gpus_per_node if capacity is not None and not targets else GPUS_PER_INSTANCE
+        node_kind = "node of that capacity" if capacity is not None and not targets else f"{INSTANCE_TYPE} node"
+        other_capacity = capacity if not targets else None
         capacity = sum(t.nodes for t in targets)
 
         # --- how many: workers, slots, GPUs, ranks
@@ -350,16 +416,18 @@ class MpiJob(cdk8s.Chart):
         elif targets and workers > capacity:
             names = ", ".join(repr(t.name) for t in targets)
             p.add(f"workers: {workers} is more than the {capacity} nodes of UltraServers {names}")
-        if not _is_whole(slots_per_worker, 1) or slots_per_worker > GPUS_PER_INSTANCE:
+        elif other_capacity is not None and other_capacity.nodes is not None and workers > other_capacity.nodes:
+            p.add(f"workers: {workers} is more than the {other_capacity.nodes} nodes of the target capacity")
+        if not _is_whole(slots_per_worker, 1) or slots_per_worker > node_gpus:
             p.add(
-                f"slots_per_worker: {slots_per_worker!r} is not allowed; a {INSTANCE_TYPE} node has "
-                f"{GPUS_PER_INSTANCE} GPUs, so use 1 to {GPUS_PER_INSTANCE} ranks per worker"
+                f"slots_per_worker: {slots_per_worker!r} is not allowed; a {node_kind} has "
+                f"{node_gpus} GPUs, so use 1 to {node_gpus} ranks per worker"
             )
         gpus = slots_per_worker if gpus_per_worker is None else gpus_per_worker
-        if gpus_per_worker is not None and (not _is_whole(gpus_per_worker, 1) or gpus_per_worker > GPUS_PER_INSTANCE):
+        if gpus_per_worker is not None and (not _is_whole(gpus_per_worker, 1) or gpus_per_worker > node_gpus):
             p.add(
-                f"gpus_per_worker: {gpus_per_worker!r} is not allowed; a {INSTANCE_TYPE} node has "
-                f"{GPUS_PER_INSTANCE} GPUs, so use 1 to {GPUS_PER_INSTANCE}"
+                f"gpus_per_worker: {gpus_per_worker!r} is not allowed; a {node_kind} has "
+                f"{node_gpus} GPUs, so use 1 to {node_gpus}"
             )
         expected_ranks = workers * slots_per_worker if _is_whole(workers, 1) and _is_whole(slots_per_worker, 1) else None
         total_ranks = expected_ranks if ranks is None else ranks
@@ -386,6 +454,11 @@ class MpiJob(cdk8s.Chart):
             efa_mode = EfaMode.DEVICE_PLUGIN
         if not _is_whole(efa_devices, 0):
             p.add(f"efa_devices: {efa_devices!r} is not a whole number (0 or more)")
+        elif efa_devices and other_capacity is not None and efa_devices > other_capacity.efa_devices:
+            p.add(
+                f"efa_devices: {efa_devices} is more than the {other_capacity.efa_devices} EFA "
+                f"devices per node of the target capacity; use 0 to {other_capacity.efa_devices}"
+            )
         elif efa_devices and targets:
             provided = min(t.efa_layout.efa_devices for t in targets)
             if efa_devices > provided:
@@ -440,8 +513,12 @@ class MpiJob(cdk8s.Chart):
         if not _is_whole(backoff_limit, 0):
             p.add(f"backoff_limit: {backoff_limit!r} is not a whole number (0 or more)")
 
-        # --- the ComputeDomain
-        if compute_domain_nodes is None:
+        # --- the ComputeDomain (UltraServers only: other GPU nodes have no NVLink domain)
+        cd_nodes = 0
+        if other_capacity is not None:
+            if compute_domain_nodes is not None:
+                p.add("compute_domain_nodes: given, but a job on capacity= gets no ComputeDomain (no multi-node NVLink there)")
+        elif compute_domain_nodes is None:
             whole_nodes = _is_whole(gpus, 1) and gpus == GPUS_PER_INSTANCE
             cd_nodes = workers if whole_nodes and _is_whole(workers, 1) else 0
             if cd_nodes == 0 and not dra_driver.elastic_supported:
@@ -453,16 +530,17 @@ class MpiJob(cdk8s.Chart):
                 cd_nodes = 1
         else:
             cd_nodes = compute_domain_nodes
-        p.extend(
-            problem.replace("num_nodes:", "compute_domain_nodes:").replace("allocation_mode:", "channel_allocation_mode:")
-            for problem in compute_domain_problems(
-                name=name if is_dns1123_label(name) else "job",
-                num_nodes=cd_nodes,
-                allocation_mode=channel_allocation_mode,
-                resource_claim_template_name="job-channel",
-                dra_driver=dra_driver,
+        if other_capacity is None:
+            p.extend(
+                problem.replace("num_nodes:", "compute_domain_nodes:").replace("allocation_mode:", "channel_allocation_mode:")
+                for problem in compute_domain_problems(
+                    name=name if is_dns1123_label(name) else "job",
+                    num_nodes=cd_nodes,
+                    allocation_mode=channel_allocation_mode,
+                    resource_claim_template_name="job-channel",
+                    dra_driver=dra_driver,
+                )
             )
-        )
         if compute_domain_nodes is not None and _is_whole(cd_nodes, 1) and targets and cd_nodes > capacity:
             p.add(f"compute_domain_nodes: {cd_nodes} is more than the {capacity} nodes of the targeted UltraServers")
         p.raise_if_any(f"MpiJob {name!r}")
@@ -476,16 +554,19 @@ class MpiJob(cdk8s.Chart):
         self.efa_devices: int = efa_devices
         self.efa_mode: EfaMode = efa_mode
         self.ultraservers: tuple[UltraServerTarget, ...] = tuple(targets)
+        self.capacity: CapacityTarget | None = other_capacity
         self.single_domain: bool = single_domain
 
-        self.compute_domain = ComputeDomain(
-            self,
-            "ComputeDomain",
-            name=name,
-            num_nodes=cd_nodes,
-            allocation_mode=channel_allocation_mode,
-            dra_driver=dra_driver,
-        )
+        self.compute_domain: ComputeDomain | None = None
+        if other_capacity is None:
+            self.compute_domain = ComputeDomain(
+                self,
+                "ComputeDomain",
+                name=name,
+                num_nodes=cd_nodes,
+                allocation_mode=channel_allocation_mode,
+                dra_driver=dra_driver,
+            )
         self.efa_claim_template: cdk8s.ApiObject | None = None
         if efa_devices and efa_mode is EfaMode.DRANET:
             self.efa_claim_template = cdk8s.ApiObject(
@@ -517,18 +598,21 @@ class MpiJob(cdk8s.Chart):
                 )
             )
 
+        if other_capacity is not None:
+            expressions = [
+                {"key": key, "operator": "In", "values": [value]}
+                for key, value in sorted(other_capacity.node_selector.items())
+            ]
+        else:
+            expressions = [
+                {"key": ULTRASERVER_LABEL, "operator": "In", "values": [t.name for t in targets]},
+                # A node without the clique label has no working NVLink fabric
+                # (GPU Feature Discovery sets it): never a false positive there.
+                {"key": GPU_CLIQUE_LABEL, "operator": "Exists"},
+            ]
         node_affinity = {
             "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {"key": ULTRASERVER_LABEL, "operator": "In", "values": [t.name for t in targets]},
-                            # A node without the clique label has no working NVLink fabric
-                            # (GPU Feature Discovery sets it): never a false positive there.
-                            {"key": GPU_CLIQUE_LABEL, "operator": "Exists"},
-                        ]
-                    }
-                ]
+                "nodeSelectorTerms": [{"matchExpressions": expressions}]
             }
         }
         security = {"securityContext": {"runAsUser": run_as_user}} if run_as_user is not None else {}
@@ -559,8 +643,8 @@ class MpiJob(cdk8s.Chart):
 
         # Workers: whole GPUs, the ComputeDomain channel, optional EFA.
         limits: dict[str, int] = {GPU_RESOURCE: gpus}
-        claims = [ComputeDomain.container_claim()]
-        pod_claims = [self.compute_domain.pod_resource_claim()]
+        claims = [ComputeDomain.container_claim()] if self.compute_domain else []
+        pod_claims = [self.compute_domain.pod_resource_claim()] if self.compute_domain else []
         if efa_devices and efa_mode is EfaMode.DEVICE_PLUGIN:
             limits[EFA_RESOURCE] = efa_devices
         elif efa_devices:
@@ -572,7 +656,7 @@ class MpiJob(cdk8s.Chart):
             "image": image,
             **({"command": list(worker_command)} if worker_command else {}),
             **({"env": env_list} if env_list else {}),
-            "resources": {"limits": limits, "claims": claims},
+            "resources": {"limits": limits, **({"claims": claims} if claims else {})},
             **({"volumeMounts": [v.mount() for v in all_volumes]} if all_volumes else {}),
             **security,
         }
@@ -596,7 +680,7 @@ class MpiJob(cdk8s.Chart):
                 "affinity": affinity,
                 "tolerations": [dict(GPU_TOLERATION)],
                 "containers": [worker_container],
-                "resourceClaims": pod_claims,
+                **({"resourceClaims": pod_claims} if pod_claims else {}),
                 **({"volumes": pod_volumes} if pod_volumes else {}),
             },
         }
@@ -644,6 +728,8 @@ __all__ = [
     "INSTANCE_STORE_PATH",
     "JOB_LABEL",
     "LauncherCreationPolicy",
+    "CapacityTarget",
+    "KARPENTER_CAPACITY_TYPE_LABEL",
     "MpiJob",
     "ROLE_LABEL",
     "UltraServerTarget",

@@ -31,6 +31,7 @@ from eks_ultraserver.charts.mpijob import (
     EFA_RESOURCE,
     GPU_RESOURCE,
     INSTANCE_STORE_PATH,
+    CapacityTarget,
     MpiJob,
     UltraServerTarget,
     Volume,
@@ -684,3 +685,63 @@ def test_charts_never_import_aws_cdk():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)
+
+
+# --------------------------------------------------------------------------------------
+# MpiJob on reserved or burst GPU capacity (no UltraServer, no ComputeDomain)
+# --------------------------------------------------------------------------------------
+
+
+def test_mpijob_on_reserved_p5_capacity(crds):
+    """GIVEN a job on the 'eval' ODCR's p5.48xlarge nodes WHEN synthesized THEN it selects
+    those nodes, uses 8 GPUs and 32 EFA devices per worker, and has no ComputeDomain."""
+    app = cdk8s.App()
+    job = _user_job(app, ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8, efa_devices=32, nodes=2),
+                    workers=2, slots_per_worker=8, efa_devices=32, env={}, volumes=[])
+    objs = job.to_json()
+    assert [o["kind"] for o in objs] == ["MPIJob"]
+    for obj in objs:
+        validate_object(obj, crds, DraDriverLine.KUBERNETES_SIGS)
+    worker = objs[0]["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]
+    assert worker["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
+        {"matchExpressions": [{"key": "eks-ultraserver.io/reserved-capacity", "operator": "In", "values": ["eval"]}]}
+    ]
+    assert "podAffinity" not in worker["affinity"] and "resourceClaims" not in worker
+    assert worker["containers"][0]["resources"] == {"limits": {GPU_RESOURCE: 8, EFA_RESOURCE: 32}}
+    assert job.compute_domain is None and job.ranks == 16
+
+
+def test_mpijob_on_spot_burst_capacity(crds):
+    app = cdk8s.App()
+    job = _user_job(app, ultraservers=(), capacity=CapacityTarget.burst(gpus_per_node=4, spot=True),
+                    workers=3, slots_per_worker=4, efa_devices=0, env={}, volumes=[])
+    (obj,) = job.to_json()
+    validate_object(obj, crds, DraDriverLine.KUBERNETES_SIGS)
+    launcher = obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]
+    exprs = launcher["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
+    assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]} in exprs
+    assert {"key": "eks-ultraserver.io/capacity", "operator": "In", "values": ["burst"]} in exprs
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(capacity=CapacityTarget.reserved("eval", gpus_per_node=8)), r"capacity: given together with ultraservers"),
+        (dict(ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8), slots_per_worker=9, workers=1),
+         r"slots_per_worker: 9 is not allowed; a node of that capacity has 8 GPUs"),
+        (dict(ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8, efa_devices=32), efa_devices=33, workers=1),
+         r"efa_devices: 33 is more than the 32 EFA devices per node of the target capacity"),
+        (dict(ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8, nodes=2), workers=3, slots_per_worker=8),
+         r"workers: 3 is more than the 2 nodes of the target capacity"),
+        (dict(ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8), workers=1, compute_domain_nodes=1),
+         r"compute_domain_nodes: given, but a job on capacity= gets no ComputeDomain"),
+    ],
+)
+def test_mpijob_capacity_validation(overrides, message):
+    with pytest.raises(ConfigurationError, match=message):
+        _user_job(cdk8s.App(), **{"efa_devices": 0, **overrides})
+
+
+def test_capacity_target_validation():
+    with pytest.raises(ConfigurationError, match=r"node_selector: empty.*\n.*gpus_per_node: 0"):
+        CapacityTarget(node_selector={}, gpus_per_node=0)
