@@ -28,12 +28,18 @@ endif
 
 .PHONY: synth test install bench clean
 
+# Sizes the synthesis benchmark prints figures for (it is not a timed test).
+BENCH_SIZES ?= 1 10 100 1000
+
 synth: $(PY_STAMP) $(NODE_STAMP)
 	$(CDK) synth --quiet --no-notices $(CDK_ARGS)
 	@echo "CloudFormation templates written to cdk.out/"
 
-test: $(PY_STAMP) $(NODE_STAMP)
+test: $(PY_STAMP) $(NODE_STAMP) bench
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+bench: $(PY_STAMP)
+	$(PY) bench/synth.py $(BENCH_SIZES)
 
 install: $(PY_STAMP) $(NODE_STAMP)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,9 +77,17 @@ def _run(code: str, *args: str) -> tuple[float, Path]:
     return time.perf_counter() - start, outdir
 
 
-def _median(code: str, runs: int, *args: str) -> tuple[float, Path]:
-    results = [_run(code, *args) for _ in range(runs)]
-    return statistics.median(r[0] for r in results), results[-1][1]
+def _median(code: str, runs: int, *args: str) -> tuple[float, list[tuple[str, int, int]]]:
+    """Median wall time of ``runs`` runs, and the templates of the last one (name,
+    resources, bytes). The output directories are removed."""
+    times = []
+    templates: list[tuple[str, int, int]] = []
+    for _ in range(runs):
+        wall, outdir = _run(code, *args)
+        times.append(wall)
+        templates = _templates(outdir)
+        shutil.rmtree(outdir, ignore_errors=True)
+    return statistics.median(times), templates
 
 
 def _templates(outdir: Path) -> list[tuple[str, int, int]]:
@@ -106,8 +115,7 @@ def main() -> int:
     print(f"{'UltraServers':>12} {'wall s':>8} {'x empty':>8} {'x bare':>7} {'ms/US*':>8} {'templates':>9} {'max res.':>8} {'max KB':>7} {'total KB':>9}")
     previous: tuple[int, float] | None = None
     for n in args.sizes:
-        wall, outdir = _median(ENVIRONMENT, args.runs, str(n), context_file)
-        templates = _templates(outdir)
+        wall, templates = _median(ENVIRONMENT, args.runs, str(n), context_file)
         per_us = (
             "-"
             if previous is None or n == previous[0]
