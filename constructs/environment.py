@@ -40,6 +40,7 @@ from eks_ultraserver.capacity import (
 )
 from eks_ultraserver.config import (
     AddonsConfig,
+    ultraserver_entry_problems,
     EndpointAccess,
     EnvironmentConfig,
     UltraServerSpec,
@@ -53,11 +54,6 @@ from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.model import (
     SYSTEM_NODE_LABEL,
     ConfigurationError,
-    UltraServerType,
-    describe_reservation_id_problem,
-    is_dns1123_label,
-    is_reservation_id,
-    parse_ultraserver_type,
     SYSTEM_NODE_LABEL_VALUE,
     EfaLayout,
     Problems,
@@ -190,16 +186,10 @@ class UltraServerEnvironment(Construct):
             problems.add("ultraservers: empty; give at least one Capacity Block")
         for i, u in enumerate(ultraservers):
             # checked here as well as in each node group, so a bad entry stops everything
-            if not is_reservation_id(u.capacity_reservation_id):
-                problems.add(describe_reservation_id_problem(
-                    f"ultraservers[{i}].capacity_reservation_id", u.capacity_reservation_id))
-            if not isinstance(u.type, UltraServerType):
-                parse_ultraserver_type(f"ultraservers[{i}].type", u.type, problems)
-            if not is_dns1123_label(u.name, max_length=40):
-                problems.add(
-                    f"ultraservers[{i}].name: {u.name!r} is not a DNS-1123 label of at most 40 "
-                    "characters (lowercase letters, digits, '-')"
-                )
+            ultraserver_entry_problems(
+                f"ultraservers[{i}]", reservation_id=u.capacity_reservation_id, type=u.type,
+                name=u.name, keys=("capacity_reservation_id", "type", "name"), problems=problems,
+            )
         for attr in ("capacity_reservation_id", "name"):
             values = [getattr(u, attr) for u in ultraservers]
             dupes = sorted({v for v in values if values.count(v) > 1})

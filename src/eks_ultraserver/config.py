@@ -141,6 +141,32 @@ class EnvironmentConfig:
 # --------------------------------------------------------------------------------------
 
 
+def ultraserver_entry_problems(
+    where: str,
+    *,
+    reservation_id: object,
+    type: object,
+    name: object,
+    keys: tuple[str, str, str],
+    problems: Problems,
+) -> UltraServerType | None:
+    """Checks one UltraServer entry (reservation id, type, name of at most 40 characters),
+    adding each problem under ``where`` and the given key names; returns the parsed type.
+
+    Shared by the cdk.json reader (camelCase keys) and ``UltraServerEnvironment``
+    (argument names)."""
+    rid_key, type_key, name_key = keys
+    if not is_reservation_id(reservation_id):
+        problems.add(describe_reservation_id_problem(f"{where}.{rid_key}", reservation_id))
+    us_type = parse_ultraserver_type(f"{where}.{type_key}", type, problems)
+    if not is_dns1123_label(name, max_length=40):
+        problems.add(
+            f"{where}.{name_key}: {name!r} is not a DNS-1123 label of at most 40 characters "
+            "(lowercase letters, digits, '-')"
+        )
+    return us_type
+
+
 def _example(key: str, value: str) -> str:
     return f"e.g. -c {key}='{value}'"
 
@@ -222,13 +248,13 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
             if unknown:
                 problems.add(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: 'capacityReservationId', 'type', 'name'")
             rid = entry.get("capacityReservationId")
-            if not is_reservation_id(rid):
-                problems.add(describe_reservation_id_problem(f"{where}.capacityReservationId", rid))
-            us_type = parse_ultraserver_type(f"{where}.type", entry.get("type"), problems)
             name = entry.get("name", f"us-{i + 1}")
-            if not is_dns1123_label(name, max_length=40):
-                problems.add(f"{where}.name: {name!r} is not a DNS-1123 label of at most 40 characters (lowercase letters, digits, '-')")
-            if is_reservation_id(rid) and us_type and is_dns1123_label(name, max_length=40):
+            found = len(problems)
+            us_type = ultraserver_entry_problems(
+                where, reservation_id=rid, type=entry.get("type"), name=name,
+                keys=("capacityReservationId", "type", "name"), problems=problems,
+            )
+            if len(problems) == found and us_type is not None:
                 specs.append(UltraServerSpec(capacity_reservation_id=rid, type=us_type, name=name))
         for label, attr in (("capacityReservationId", "capacity_reservation_id"), ("name", "name")):
             seen: dict[str, int] = {}
