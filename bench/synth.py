@@ -99,7 +99,9 @@ def _templates(outdir: Path) -> list[tuple[str, int, int]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("sizes", nargs="*", type=int, default=[1, 10, 100, 1000])
     parser.add_argument("--runs", type=int, default=1, help="runs per figure; the median is shown")
     args = parser.parse_args()
@@ -112,7 +114,9 @@ def main() -> int:
     bare, _ = _median(BARE_EKS, args.runs)
     print(f"bare EKS cluster + VPC:    {bare:7.2f} s  (aws_eks_v2 alone, for scale)")
     print()
-    print(f"{'UltraServers':>12} {'wall s':>8} {'x empty':>8} {'x bare':>7} {'ms/US*':>8} {'templates':>9} {'max res.':>8} {'max KB':>7} {'total KB':>9}")
+    print(
+        f"{'UltraServers':>12} {'wall s':>8} {'x empty':>8} {'x bare':>7} {'ms/US*':>8} {'templates':>9} {'max res.':>8} {'max KB':>7} {'total KB':>9}"
+    )
     previous: tuple[int, float] | None = None
     for n in args.sizes:
         wall, templates = _median(ENVIRONMENT, args.runs, str(n), context_file)

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 
 import cdk8s
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.config import AddonsConfig, DraDriverLine
 from eks_ultraserver.model import ConfigurationError, Problems, is_dns1123_label
 from eks_ultraserver.versions import COMPUTE_DOMAIN_API_VERSION, DRA_DRIVER, DRA_DRIVER_LEGACY
@@ -194,7 +194,9 @@ class ComputeDomain(Construct):
     ) -> None:
         super().__init__(scope, id)
         dra_driver = dra_driver or DraDriverTarget()
-        template = resource_claim_template_name if resource_claim_template_name is not None else f"{name}-channel"
+        template = (
+            resource_claim_template_name if resource_claim_template_name is not None else f"{name}-channel"
+        )
         problems = Problems()
         problems.extend(
             compute_domain_problems(

@@ -128,9 +128,7 @@ class DraDriverValues:
             return []
         parsed = parse_version(self.version)
         pinned = pinned_chart(line)
-        other = (
-            DraDriverLine.NGC if line is DraDriverLine.KUBERNETES_SIGS else DraDriverLine.KUBERNETES_SIGS
-        )
+        other = DraDriverLine.NGC if line is DraDriverLine.KUBERNETES_SIGS else DraDriverLine.KUBERNETES_SIGS
         if parsed is None:
             return [f"{_VERSION_KEY}: {self.version!r} is not a chart version like {pinned.version!r}"]
         # The NGC line is versioned by date (25.8.0, 25.12.0); the kubernetes-sigs line

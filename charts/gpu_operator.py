@@ -174,8 +174,7 @@ class GpuOperatorValues:
         known = ", ".join(GPU_OPERATOR_DEVICE_PLUGIN)
         if version is None:
             problems.append(
-                f"{_VERSION_KEY}: {self.version!r} is not a chart version like "
-                f"{GPU_OPERATOR.version!r}"
+                f"{_VERSION_KEY}: {self.version!r} is not a chart version like {GPU_OPERATOR.version!r}"
             )
             return problems
         if version < MIN_VERSION:
@@ -189,7 +188,7 @@ class GpuOperatorValues:
                 "(resource.nvidia.com) in its own chart, which clashes with the NVIDIA DRA "
                 "driver chart's CRD, and its values have no key to leave that CRD out; use "
                 f"a GPU Operator before v26.7.0 (pinned: {GPU_OPERATOR.version!r}), e.g. "
-                f"-c addonVersions='{{\"gpuOperator\":\"{GPU_OPERATOR.version}\"}}'"
+                f'-c addonVersions=\'{{"gpuOperator":"{GPU_OPERATOR.version}"}}\''
             )
         override = _device_plugin_override(self.extra_values)
         if override is None and self.version not in GPU_OPERATOR_DEVICE_PLUGIN:
@@ -198,14 +197,12 @@ class GpuOperatorValues:
                 f"device plugin this library does not know (known: {known}), and device "
                 "plugin v0.19.0-v0.19.2 takes the EFA devices; say which device plugin it "
                 f"must run with {_VALUES_KEY}.devicePlugin.version, e.g. -c addonValues="
-                "'{\"gpuOperator\":{\"devicePlugin\":{\"version\":\"v0.19.3\"}}}'"
+                '\'{"gpuOperator":{"devicePlugin":{"version":"v0.19.3"}}}\''
             )
             return problems
         plugin = override if override is not None else GPU_OPERATOR_DEVICE_PLUGIN[self.version]
         parsed = parse_version(plugin)
-        where = (
-            f"{_VALUES_KEY}.devicePlugin.version" if override is not None else _VERSION_KEY
-        )
+        where = f"{_VALUES_KEY}.devicePlugin.version" if override is not None else _VERSION_KEY
         if parsed is None:
             problems.append(f"{where}: device plugin {plugin!r} is not a version like 'v0.18.1'")
         elif parsed in BAD_DEVICE_PLUGINS:

@@ -179,11 +179,15 @@ def tolerations_problems(where: str, tolerations: Sequence[Mapping[str, Any]] | 
             continue
         unknown = sorted(set(tol) - _TOLERATION_KEYS)
         if unknown:
-            out.append(f"{where}[{i}]: unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(_TOLERATION_KEYS))}")
+            out.append(
+                f"{where}[{i}]: unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(_TOLERATION_KEYS))}"
+            )
         if tol.get("operator", "Equal") not in ("Equal", "Exists"):
             out.append(f"{where}[{i}].operator: {tol.get('operator')!r} is not 'Equal' or 'Exists'")
         if tol.get("effect") not in (None, "", "NoSchedule", "PreferNoSchedule", "NoExecute"):
-            out.append(f"{where}[{i}].effect: {tol.get('effect')!r} is not NoSchedule, PreferNoSchedule or NoExecute")
+            out.append(
+                f"{where}[{i}].effect: {tol.get('effect')!r} is not NoSchedule, PreferNoSchedule or NoExecute"
+            )
     return out
 
 

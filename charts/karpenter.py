@@ -36,8 +36,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cdk8s
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.capacity import (
     ULTRASERVER_FAMILY,
     ULTRASERVER_INSTANCE_TYPE,
@@ -58,9 +58,9 @@ __all__ = [
     "BURST_POOL",
     "DISCOVERY_TAG",
     "EC2_NODE_CLASS_API_VERSION",
-    "KarpenterGpuCapacityChart",
     "NODE_POOL_API_VERSION",
     "RESERVED_POOL",
+    "KarpenterGpuCapacityChart",
     "burst_node_pool",
     "ec2_node_class",
     "reserved_node_pool",
@@ -163,7 +163,11 @@ def burst_node_pool(spec: BurstCapacitySpec, *, node_class: str = BURST_POOL) ->
     """The ``gpu-burst`` NodePool: Spot first, On-Demand fallback (or On-Demand only)."""
     requirements = [
         {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(spec.capacity_types)},
-        {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": list(spec.instance_families)},
+        {
+            "key": "karpenter.k8s.aws/instance-family",
+            "operator": "In",
+            "values": list(spec.instance_families),
+        },
     ]
     if spec.instance_sizes:
         requirements.append(
@@ -181,7 +185,11 @@ def burst_node_pool(spec: BurstCapacitySpec, *, node_class: str = BURST_POOL) ->
             "template": {
                 "metadata": {"labels": {CAPACITY_TYPE_LABEL: CapacityClass.BURST.value}},
                 "spec": {
-                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
+                    "nodeClassRef": {
+                        "group": "karpenter.k8s.aws",
+                        "kind": "EC2NodeClass",
+                        "name": node_class,
+                    },
                     "requirements": requirements,
                     "taints": [_taint()],
                     "expireAfter": "Never",
@@ -216,7 +224,11 @@ def reserved_node_pool(
             "template": {
                 "metadata": {"labels": {CAPACITY_TYPE_LABEL: CapacityClass.RESERVED.value}},
                 "spec": {
-                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
+                    "nodeClassRef": {
+                        "group": "karpenter.k8s.aws",
+                        "kind": "EC2NodeClass",
+                        "name": node_class,
+                    },
                     "requirements": requirements,
                     "taints": [_taint()],
                     "expireAfter": "Never",

@@ -39,7 +39,9 @@ BENCHMARK_DIR = "benchmarks"
 NCCL_ALL_NAME = "nccl-all-ultraservers"
 
 
-def validation_charts(app: cdk8s.App, config: EnvironmentConfig, *, namespace: str = "default") -> list[cdk8s.Chart]:
+def validation_charts(
+    app: cdk8s.App, config: EnvironmentConfig, *, namespace: str = "default"
+) -> list[cdk8s.Chart]:
     """Adds the validation charts of ``config`` to ``app`` and returns them, in order.
 
     Per UltraServer: ``imex-channel-check-<name>`` (:class:`ImexChannelCheck`) and
@@ -55,11 +57,15 @@ def validation_charts(app: cdk8s.App, config: EnvironmentConfig, *, namespace: s
             ImexChannelCheck(app, check, ultraserver=target, name=check, dra_driver=dra, namespace=namespace)
         )
         nvb = f"nvbandwidth-{target.name}"
-        charts.append(NvbandwidthJob(app, nvb, ultraserver=target, name=nvb, dra_driver=dra, namespace=namespace))
+        charts.append(
+            NvbandwidthJob(app, nvb, ultraserver=target, name=nvb, dra_driver=dra, namespace=namespace)
+        )
     return charts
 
 
-def benchmark_charts(app: cdk8s.App, config: EnvironmentConfig, *, namespace: str = "default") -> list[cdk8s.Chart]:
+def benchmark_charts(
+    app: cdk8s.App, config: EnvironmentConfig, *, namespace: str = "default"
+) -> list[cdk8s.Chart]:
     """Adds the NCCL all-reduce charts of ``config`` to ``app`` and returns them, in order.
 
     ``nccl-<name>`` per UltraServer and, with more than one UltraServer,
@@ -78,7 +84,9 @@ def benchmark_charts(app: cdk8s.App, config: EnvironmentConfig, *, namespace: st
         )
     efa_mode = config.addons.efa_mode
     charts: list[cdk8s.Chart] = [
-        NcclAllReduceJob(app, n, ultraservers=[t], name=n, efa_mode=efa_mode, dra_driver=dra, namespace=namespace)
+        NcclAllReduceJob(
+            app, n, ultraservers=[t], name=n, efa_mode=efa_mode, dra_driver=dra, namespace=namespace
+        )
         for t, n in zip(targets, names, strict=True)
     ]
     if len(targets) > 1:
@@ -128,7 +136,10 @@ def write_manifests(config: EnvironmentConfig, out_dir: str | os.PathLike) -> li
     """
     out = Path(out_dir)
     app = cdk8s.App(outdir=str(out))
-    groups = ((VALIDATION_DIR, validation_charts(app, config)), (BENCHMARK_DIR, benchmark_charts(app, config)))
+    groups = (
+        (VALIDATION_DIR, validation_charts(app, config)),
+        (BENCHMARK_DIR, benchmark_charts(app, config)),
+    )
     written: list[Path] = []
     for sub, charts in groups:
         directory = out / sub

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import cdk8s
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.charts.compute_domain import (
     ChannelAllocationMode,
     ComputeDomain,
@@ -191,10 +191,16 @@ class CapacityTarget:
         object.__setattr__(self, "node_selector", dict(self.node_selector))
 
     @classmethod
-    def reserved(cls, name: str, *, gpus_per_node: int, efa_devices: int = 0, nodes: int | None = None) -> CapacityTarget:
+    def reserved(
+        cls, name: str, *, gpus_per_node: int, efa_devices: int = 0, nodes: int | None = None
+    ) -> CapacityTarget:
         """The nodes of one ``reservedCapacity`` entry (its node group's label)."""
-        return cls(node_selector={RESERVED_CAPACITY_LABEL: name}, gpus_per_node=gpus_per_node,
-                   efa_devices=efa_devices, nodes=nodes)
+        return cls(
+            node_selector={RESERVED_CAPACITY_LABEL: name},
+            gpus_per_node=gpus_per_node,
+            efa_devices=efa_devices,
+            nodes=nodes,
+        )
 
     @classmethod
     def burst(cls, *, gpus_per_node: int, efa_devices: int = 0, spot: bool | None = None) -> CapacityTarget:
@@ -233,13 +239,22 @@ class Volume:
             out.append(f"{where}.name: {self.name!r} is not a DNS-1123 label")
         if not (isinstance(self.mount_path, str) and self.mount_path.startswith("/")):
             out.append(f"{where}.mount_path: {self.mount_path!r} is not an absolute path")
-        if self.host_path is not None and not (isinstance(self.host_path, str) and self.host_path.startswith("/")):
+        if self.host_path is not None and not (
+            isinstance(self.host_path, str) and self.host_path.startswith("/")
+        ):
             out.append(f"{where}.host_path: {self.host_path!r} is not an absolute path")
         if self.size_limit is not None:
             if self.host_path is not None:
-                out.append(f"{where}.size_limit: {self.size_limit!r} applies only to an emptyDir; drop it or host_path")
-            elif not (isinstance(self.size_limit, str) and re.fullmatch(r"\d+(\.\d+)?([KMGTPE]i?|[mk])?", self.size_limit)):
-                out.append(f"{where}.size_limit: {self.size_limit!r} is not a Kubernetes quantity such as '500Gi'")
+                out.append(
+                    f"{where}.size_limit: {self.size_limit!r} applies only to an emptyDir; drop it or host_path"
+                )
+            elif not (
+                isinstance(self.size_limit, str)
+                and re.fullmatch(r"\d+(\.\d+)?([KMGTPE]i?|[mk])?", self.size_limit)
+            ):
+                out.append(
+                    f"{where}.size_limit: {self.size_limit!r} is not a Kubernetes quantity such as '500Gi'"
+                )
         return out
 
     def pod_volume(self) -> dict[str, Any]:
@@ -341,7 +356,8 @@ class MpiJob(cdk8s.Chart):
         worker_command: Sequence[str] | None = None,
         run_as_user: int | None = None,
         ssh_auth_mount_path: str = "/root/.ssh",
-        launcher_creation_policy: LauncherCreationPolicy | str = LauncherCreationPolicy.WAIT_FOR_WORKERS_READY,
+        launcher_creation_policy: LauncherCreationPolicy
+        | str = LauncherCreationPolicy.WAIT_FOR_WORKERS_READY,
         clean_pod_policy: CleanPodPolicy | str = CleanPodPolicy.RUNNING,
         backoff_limit: int = 6,
         compute_domain_nodes: int | None = None,
@@ -376,7 +392,9 @@ class MpiJob(cdk8s.Chart):
         if not isinstance(image, str) or not image or any(c.isspace() for c in image):
             p.add(f"image: {image!r} is not a container image reference")
         if not command or not all(isinstance(c, str) and c for c in command):
-            p.add(f"command: {command!r} must be a non-empty list of non-empty strings (the program each rank runs)")
+            p.add(
+                f"command: {command!r} must be a non-empty list of non-empty strings (the program each rank runs)"
+            )
         if not isinstance(mpirun, str) or not mpirun:
             p.add(f"mpirun: {mpirun!r} is not an executable name or path")
 
@@ -385,9 +403,13 @@ class MpiJob(cdk8s.Chart):
             p.add(f"capacity: {capacity!r} is not a CapacityTarget")
             capacity = None
         if capacity is not None and targets:
-            p.add("capacity: given together with ultraservers; a job runs on UltraServers or on other GPU capacity, not both")
+            p.add(
+                "capacity: given together with ultraservers; a job runs on UltraServers or on other GPU capacity, not both"
+            )
         if not targets and capacity is None:
-            p.add("ultraservers: empty; give the UltraServer(s) the job runs on (or capacity= for reserved or burst GPU nodes)")
+            p.add(
+                "ultraservers: empty; give the UltraServer(s) the job runs on (or capacity= for reserved or burst GPU nodes)"
+            )
         seen: set[str] = set()
         for i, t in enumerate(targets):
             if not isinstance(t, UltraServerTarget):
@@ -399,7 +421,9 @@ class MpiJob(cdk8s.Chart):
         targets = [t for t in targets if isinstance(t, UltraServerTarget)]
         single_domain = len(targets) == 1 and capacity is None
         node_gpus = capacity.gpus_per_node if capacity is not None and not targets else GPUS_PER_INSTANCE
-        node_kind = "node of that capacity" if capacity is not None and not targets else f"{INSTANCE_TYPE} node"
+        node_kind = (
+            "node of that capacity" if capacity is not None and not targets else f"{INSTANCE_TYPE} node"
+        )
         other_capacity = capacity if not targets else None
         capacity = sum(t.nodes for t in targets)
 
@@ -416,7 +440,9 @@ class MpiJob(cdk8s.Chart):
         elif targets and workers > capacity:
             names = ", ".join(repr(t.name) for t in targets)
             p.add(f"workers: {workers} is more than the {capacity} nodes of UltraServers {names}")
-        elif other_capacity is not None and other_capacity.nodes is not None and workers > other_capacity.nodes:
+        elif (
+            other_capacity is not None and other_capacity.nodes is not None and workers > other_capacity.nodes
+        ):
             p.add(f"workers: {workers} is more than the {other_capacity.nodes} nodes of the target capacity")
         if not _is_whole(slots_per_worker, 1) or slots_per_worker > node_gpus:
             p.add(
@@ -429,7 +455,9 @@ class MpiJob(cdk8s.Chart):
                 f"gpus_per_worker: {gpus_per_worker!r} is not allowed; a {node_kind} has "
                 f"{node_gpus} GPUs, so use 1 to {node_gpus}"
             )
-        expected_ranks = workers * slots_per_worker if _is_whole(workers, 1) and _is_whole(slots_per_worker, 1) else None
+        expected_ranks = (
+            workers * slots_per_worker if _is_whole(workers, 1) and _is_whole(slots_per_worker, 1) else None
+        )
         total_ranks = expected_ranks if ranks is None else ranks
         if ranks is not None and expected_ranks is not None and ranks != expected_ranks:
             p.add(
@@ -439,7 +467,9 @@ class MpiJob(cdk8s.Chart):
             )
         for i, arg in enumerate(mpirun_args):
             if arg in _RANK_FLAGS:
-                p.add(f"mpirun_args[{i}]: {arg!r} sets the rank count, which MpiJob derives; use ranks= instead")
+                p.add(
+                    f"mpirun_args[{i}]: {arg!r} sets the rank count, which MpiJob derives; use ranks= instead"
+                )
             elif arg in _MAPPING_FLAGS or arg.startswith("--map-by="):
                 p.add(
                     f"mpirun_args[{i}]: {arg!r} sets the process mapping, which MpiJob sets to "
@@ -450,7 +480,9 @@ class MpiJob(cdk8s.Chart):
         try:
             efa_mode = EfaMode(efa_mode)
         except ValueError:
-            p.add(f"efa_mode: {efa_mode!r} is not allowed; use one of {', '.join(repr(m.value) for m in EfaMode)}")
+            p.add(
+                f"efa_mode: {efa_mode!r} is not allowed; use one of {', '.join(repr(m.value) for m in EfaMode)}"
+            )
             efa_mode = EfaMode.DEVICE_PLUGIN
         if not _is_whole(efa_devices, 0):
             p.add(f"efa_devices: {efa_devices!r} is not a whole number (0 or more)")
@@ -486,12 +518,18 @@ class MpiJob(cdk8s.Chart):
                 p.add(f"volumes[{i}].name: {v.name!r} is used twice (or reserved by MpiJob)")
             volume_names.add(v.name)
             if v.mount_path in mount_paths:
-                p.add(f"volumes[{i}].mount_path: {v.mount_path!r} is already mounted by {mount_paths[v.mount_path]}")
+                p.add(
+                    f"volumes[{i}].mount_path: {v.mount_path!r} is already mounted by {mount_paths[v.mount_path]}"
+                )
             mount_paths.setdefault(v.mount_path, f"volumes[{i}]")
         if worker_command is not None and (
-            isinstance(worker_command, str) or not worker_command or not all(isinstance(c, str) and c for c in worker_command)
+            isinstance(worker_command, str)
+            or not worker_command
+            or not all(isinstance(c, str) and c for c in worker_command)
         ):
-            p.add(f"worker_command: {worker_command!r} must be a non-empty list of strings, or None for the operator's sshd")
+            p.add(
+                f"worker_command: {worker_command!r} must be a non-empty list of strings, or None for the operator's sshd"
+            )
         if run_as_user is not None and not _is_whole(run_as_user, 0):
             p.add(f"run_as_user: {run_as_user!r} is not a user id (0 or more)")
         if not (isinstance(ssh_auth_mount_path, str) and ssh_auth_mount_path.startswith("/")):
@@ -503,7 +541,9 @@ class MpiJob(cdk8s.Chart):
             try:
                 enum_type(value)
             except ValueError:
-                p.add(f"{arg}: {value!r} is not allowed; use one of {', '.join(repr(m.value) for m in enum_type)}")
+                p.add(
+                    f"{arg}: {value!r} is not allowed; use one of {', '.join(repr(m.value) for m in enum_type)}"
+                )
         labels = dict(labels or {})
         for key, value in labels.items():
             if not is_label_key(key):
@@ -517,7 +557,9 @@ class MpiJob(cdk8s.Chart):
         cd_nodes = 0
         if other_capacity is not None:
             if compute_domain_nodes is not None:
-                p.add("compute_domain_nodes: given, but a job on capacity= gets no ComputeDomain (no multi-node NVLink there)")
+                p.add(
+                    "compute_domain_nodes: given, but a job on capacity= gets no ComputeDomain (no multi-node NVLink there)"
+                )
         elif compute_domain_nodes is None:
             whole_nodes = _is_whole(gpus, 1) and gpus == GPUS_PER_INSTANCE
             cd_nodes = workers if whole_nodes and _is_whole(workers, 1) else 0
@@ -532,7 +574,9 @@ class MpiJob(cdk8s.Chart):
             cd_nodes = compute_domain_nodes
         if other_capacity is None:
             p.extend(
-                problem.replace("num_nodes:", "compute_domain_nodes:").replace("allocation_mode:", "channel_allocation_mode:")
+                problem.replace("num_nodes:", "compute_domain_nodes:").replace(
+                    "allocation_mode:", "channel_allocation_mode:"
+                )
                 for problem in compute_domain_problems(
                     name=name if is_dns1123_label(name) else "job",
                     num_nodes=cd_nodes,
@@ -542,7 +586,9 @@ class MpiJob(cdk8s.Chart):
                 )
             )
         if compute_domain_nodes is not None and _is_whole(cd_nodes, 1) and targets and cd_nodes > capacity:
-            p.add(f"compute_domain_nodes: {cd_nodes} is more than the {capacity} nodes of the targeted UltraServers")
+            p.add(
+                f"compute_domain_nodes: {cd_nodes} is more than the {capacity} nodes of the targeted UltraServers"
+            )
         p.raise_if_any(f"MpiJob {name!r}")
 
         super().__init__(scope, id, namespace=namespace, labels={**labels, JOB_LABEL: name})
@@ -719,19 +765,19 @@ class MpiJob(cdk8s.Chart):
 
 
 __all__ = [
-    "CleanPodPolicy",
-    "ConfigurationError",
     "EFA_DEVICE_CLASS",
     "EFA_RESOURCE",
     "GPU_RESOURCE",
     "GPU_TOLERATION",
     "INSTANCE_STORE_PATH",
     "JOB_LABEL",
-    "LauncherCreationPolicy",
-    "CapacityTarget",
     "KARPENTER_CAPACITY_TYPE_LABEL",
-    "MpiJob",
     "ROLE_LABEL",
+    "CapacityTarget",
+    "CleanPodPolicy",
+    "ConfigurationError",
+    "LauncherCreationPolicy",
+    "MpiJob",
     "UltraServerTarget",
     "Volume",
     "max_job_name_length",

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import cdk8s
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.charts.compute_domain import IMEX_CHANNEL_DIR, ComputeDomain, DraDriverTarget
 from eks_ultraserver.charts.mpijob import GPU_TOLERATION, MpiJob, UltraServerTarget
 from eks_ultraserver.config import EfaMode
@@ -99,7 +99,9 @@ class ImexChannelCheck(cdk8s.Chart):
 
         super().__init__(scope, id, namespace=namespace, labels={CHECK_LABEL: "imex-channel-check"})
         self.check_name = name
-        self.compute_domain = ComputeDomain(self, "ComputeDomain", name=name, num_nodes=1, dra_driver=dra_driver)
+        self.compute_domain = ComputeDomain(
+            self, "ComputeDomain", name=name, num_nodes=1, dra_driver=dra_driver
+        )
         channel0 = f"{IMEX_CHANNEL_DIR}/channel0"
         script = f"set -eu; ls -la {IMEX_CHANNEL_DIR}; test -c {channel0}; echo '{IMEX_CHECK_SUCCESS}'"
         self.pod = cdk8s.ApiObject(
@@ -116,7 +118,11 @@ class ImexChannelCheck(cdk8s.Chart):
                                 "nodeSelectorTerms": [
                                     {
                                         "matchExpressions": [
-                                            {"key": ULTRASERVER_LABEL, "operator": "In", "values": [ultraserver.name]},
+                                            {
+                                                "key": ULTRASERVER_LABEL,
+                                                "operator": "In",
+                                                "values": [ultraserver.name],
+                                            },
                                             {"key": GPU_CLIQUE_LABEL, "operator": "Exists"},
                                         ]
                                     }
@@ -169,7 +175,9 @@ class NvbandwidthJob(MpiJob):
         dra_driver: DraDriverTarget | None = None,
         namespace: str = "default",
     ) -> None:
-        default_name = f"nvbandwidth-{ultraserver.name}" if isinstance(ultraserver, UltraServerTarget) else "nvbandwidth"
+        default_name = (
+            f"nvbandwidth-{ultraserver.name}" if isinstance(ultraserver, UltraServerTarget) else "nvbandwidth"
+        )
         super().__init__(
             scope,
             id,

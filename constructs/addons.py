@@ -30,8 +30,8 @@ from typing import Any
 from aws_cdk import CfnResource, Token
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_s3_assets as s3_assets
-from constructs import Construct, DependencyGroup
 
+from constructs import Construct, DependencyGroup
 from eks_ultraserver.charts.dra_driver import DraDriverValues
 from eks_ultraserver.charts.efa import DranetValues, EfaDevicePluginValues
 from eks_ultraserver.charts.gpu_operator import GpuOperatorValues
@@ -144,7 +144,9 @@ class GpuPlatformAddons(Construct):
         # install it once the GPU Operator release exists (EKS guide order).
         self.dra_driver.node.add_dependency(self.gpu_operator)
         efa_key = "efaDevicePlugin" if efa_mode is EfaMode.DEVICE_PLUGIN else "dranet"
-        self.efa = self._helm(efa_key, "EfaDevicePlugin" if efa_key == "efaDevicePlugin" else "Dranet", efa.chart)
+        self.efa = self._helm(
+            efa_key, "EfaDevicePlugin" if efa_key == "efaDevicePlugin" else "Dranet", efa.chart
+        )
         self.mpi_operator = self._mpi_operator(mpi_chart)
 
         self.ready = DependencyGroup()
@@ -161,7 +163,7 @@ class GpuPlatformAddons(Construct):
         mpi_operator_manifest: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         id: str = "GpuPlatformAddons",
-    ) -> "AddonsPlan":
+    ) -> AddonsPlan:
         """Validates the arguments and builds every values tree and the MPI operator chart,
         without creating any construct; raises one ``ConfigurationError`` listing every
         problem. ``UltraServerEnvironment`` calls it before it builds anything, then passes
@@ -175,15 +177,15 @@ class GpuPlatformAddons(Construct):
         values = dict(addons.values or {})
         for key, given in (("addonVersions", versions), ("addonValues", values)):
             for component in sorted(set(given) - set(ADDON_KEYS)):
-                problems.add(
-                    f"{key}: unknown component {component!r}; use one of {', '.join(ADDON_KEYS)}"
-                )
+                problems.add(f"{key}: unknown component {component!r}; use one of {', '.join(ADDON_KEYS)}")
         try:
             k8s_too_old = parse_kubernetes_version(kubernetes_version) < parse_kubernetes_version(
                 SUPPORTED_KUBERNETES_VERSIONS[0]
             )
         except ValueError:
-            problems.add(f"kubernetes_version: {kubernetes_version!r} is not a Kubernetes version like '1.35'")
+            problems.add(
+                f"kubernetes_version: {kubernetes_version!r} is not a Kubernetes version like '1.35'"
+            )
         else:
             if k8s_too_old:
                 problems.add(
@@ -294,9 +296,7 @@ class GpuPlatformAddons(Construct):
     def _set_values(self, chart: eks.HelmChart, values: dict[str, Any]) -> None:
         resource = chart.node.find_child("Resource").node.default_child
         assert isinstance(resource, CfnResource)
-        resource.add_property_override(
-            "Values", json.dumps(values, sort_keys=True, separators=(",", ":"))
-        )
+        resource.add_property_override("Values", json.dumps(values, sort_keys=True, separators=(",", ":")))
 
     def _helm(self, key: str, id: str, chart: ChartVersion) -> eks.HelmChart:
         # For an OCI registry the kubectl handler runs `helm pull <repository> --version`
@@ -360,7 +360,6 @@ def _tokens_in(value: Any, path: str) -> list[str]:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             out += _tokens_in(v, f"{path}[{i}]")
-    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        if Token.is_unresolved(value):
-            out.append(path)
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool) and Token.is_unresolved(value):
+        out.append(path)
     return out

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import aws_ec2 as ec2
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.model import EfaLayout
 
 
@@ -88,8 +88,7 @@ class EfaSecurityGroup(Construct):
             "Resource",
             vpc=vpc,
             allow_all_outbound=False,
-            description=description
-            or "EFA: all traffic to and from this group only (eks-ultraserver)",
+            description=description or "EFA: all traffic to and from this group only (eks-ultraserver)",
         )
         self.security_group.add_ingress_rule(
             self.security_group, ec2.Port.all_traffic(), "EFA: all traffic from itself"

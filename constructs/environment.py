@@ -31,8 +31,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.capacity import (
     BurstCapacitySpec,
     ReservedCapacitySpec,
@@ -40,21 +40,21 @@ from eks_ultraserver.capacity import (
 )
 from eks_ultraserver.config import (
     AddonsConfig,
-    ultraserver_entry_problems,
     EndpointAccess,
     EnvironmentConfig,
     UltraServerSpec,
+    ultraserver_entry_problems,
 )
 from eks_ultraserver.constructs.addons import GpuPlatformAddons
 from eks_ultraserver.constructs.efa import EfaSecurityGroup
-from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.nag import suppress_cluster_findings, suppress_node_role
 from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
+from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
 from eks_ultraserver.model import (
     SYSTEM_NODE_LABEL,
-    ConfigurationError,
     SYSTEM_NODE_LABEL_VALUE,
+    ConfigurationError,
     EfaLayout,
     Problems,
 )
@@ -95,6 +95,7 @@ def _reserved_subnet_slot(zone: str) -> str:
 def ultraserver_shard(name: str) -> int:
     """The nested stack (0..ULTRASERVER_SHARDS-1) that holds an UltraServer's node group."""
     return zlib.crc32(name.encode()) % ULTRASERVER_SHARDS
+
 
 _ENDPOINT_ACCESS = {
     EndpointAccess.PRIVATE: eks.EndpointAccess.PRIVATE,
@@ -187,8 +188,12 @@ class UltraServerEnvironment(Construct):
         for i, u in enumerate(ultraservers):
             # checked here as well as in each node group, so a bad entry stops everything
             ultraserver_entry_problems(
-                f"ultraservers[{i}]", reservation_id=u.capacity_reservation_id, type=u.type,
-                name=u.name, keys=("capacity_reservation_id", "type", "name"), problems=problems,
+                f"ultraservers[{i}]",
+                reservation_id=u.capacity_reservation_id,
+                type=u.type,
+                name=u.name,
+                keys=("capacity_reservation_id", "type", "name"),
+                problems=problems,
             )
         for attr in ("capacity_reservation_id", "name"):
             values = [getattr(u, attr) for u in ultraservers]
@@ -397,7 +402,10 @@ class UltraServerEnvironment(Construct):
             from eks_ultraserver.constructs.karpenter import Karpenter
 
             self.karpenter = Karpenter(
-                self, "Karpenter", cluster=self.cluster, subnets=vpc.private_subnets,
+                self,
+                "Karpenter",
+                cluster=self.cluster,
+                subnets=vpc.private_subnets,
                 discovery=cluster_name,
             )
             self.karpenter.node.add_dependency(
@@ -625,8 +633,9 @@ class UltraServerEnvironment(Construct):
         if _is_local_zone(zone):
             cdk.Tags.of(subnet).add("eks-ultraserver:local-zone", zone)
         # Route S3 through the gateway endpoint from this subnet too (and the ones before).
-        self._zone_route_tables = getattr(self, "_zone_route_tables", []) + [
-            subnet.route_table.route_table_id
+        self._zone_route_tables = [
+            *getattr(self, "_zone_route_tables", []),
+            subnet.route_table.route_table_id,
         ]
         for child in vpc.node.children:
             if isinstance(child, ec2.GatewayVpcEndpoint):
@@ -634,8 +643,7 @@ class UltraServerEnvironment(Construct):
                 if isinstance(cfn, ec2.CfnVPCEndpoint):
                     cfn.add_property_override(
                         "RouteTableIds",
-                        [s.route_table.route_table_id for s in vpc.private_subnets]
-                        + self._zone_route_tables,
+                        [s.route_table.route_table_id for s in vpc.private_subnets] + self._zone_route_tables,
                     )
         return subnet
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
+
 from constructs import Construct
 
 #: AWS managed policies a node of an EKS managed node group needs

@@ -42,8 +42,8 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec
 from eks_ultraserver.charts.helm_values import (
     deep_merge,
@@ -74,7 +74,11 @@ INTERRUPTION_EVENTS: tuple[tuple[str, str, str], ...] = (
     ("SpotInterruptionRule", "aws.ec2", "EC2 Spot Instance Interruption Warning"),
     ("RebalanceRule", "aws.ec2", "EC2 Instance Rebalance Recommendation"),
     ("InstanceStateChangeRule", "aws.ec2", "EC2 Instance State-change Notification"),
-    ("CapacityReservationInterruptionRule", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
+    (
+        "CapacityReservationInterruptionRule",
+        "aws.ec2",
+        "EC2 Capacity Reservation Instance Interruption Warning",
+    ),
 )
 
 
@@ -291,7 +295,12 @@ def controller_policies() -> dict[str, dict[str, Any]]:
                     "Resource": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/*",
                     "Action": "ssm:GetParameter",
                 },
-                {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Resource": "*", "Action": "pricing:GetProducts"},
+                {
+                    "Sid": "AllowPricingReadActions",
+                    "Effect": "Allow",
+                    "Resource": "*",
+                    "Action": "pricing:GetProducts",
+                },
                 {
                     "Sid": "AllowUnscopedInstanceProfileListAction",
                     "Effect": "Allow",

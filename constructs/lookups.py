@@ -217,8 +217,7 @@ def resolve_reservations(
             problems.add(
                 "availabilityZone: not set, and looking up the Capacity Blocks' zone needs the "
                 f"stack's account and Region (got account={account!r}, region={region!r}): set "
-                "account and region in cdk.json context (or CDK_DEFAULT_ACCOUNT/CDK_DEFAULT_REGION), "
-                + hint
+                "account and region in cdk.json context (or CDK_DEFAULT_ACCOUNT/CDK_DEFAULT_REGION), " + hint
             )
         else:
             from eks_ultraserver.aws_checks import AwsSetupError
@@ -234,7 +233,9 @@ def resolve_reservations(
                         )
                         continue
                     found[rid] = facts
-                    new_entries[context_key(account=account, region=region, reservation_id=rid)] = facts.to_json()
+                    new_entries[context_key(account=account, region=region, reservation_id=rid)] = (
+                        facts.to_json()
+                    )
             except AwsSetupError as exc:
                 problems.add(
                     f"availabilityZone: not set, and looking up the zone of {missing[0][1]} failed: "
@@ -291,8 +292,8 @@ def _default_client(region: str) -> Any:
 
 __all__ = [
     "CONTEXT_FILE",
-    "CachedReservation",
     "PROVIDER",
+    "CachedReservation",
     "context_key",
     "resolve_reservations",
 ]

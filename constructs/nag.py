@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aws_cdk import CfnResource
+
 from constructs import IConstruct
 
 _MANAGED = "Policy::arn:<AWS::Partition>:iam::aws:policy/"
@@ -48,7 +49,7 @@ def suppress(resource: IConstruct | None, rule: str, reason: str, applies_to: It
     if applies:
         entry["applies_to"] = applies
     current = cfn.get_metadata("cdk_nag") or {}
-    rules = list(current.get("rules_to_suppress", [])) + [entry]
+    rules = [*list(current.get("rules_to_suppress", [])), entry]
     cfn.add_metadata("cdk_nag", {**current, "rules_to_suppress": rules})
 
 
@@ -94,7 +95,9 @@ def suppress_cluster_findings(cluster: IConstruct) -> None:
                 "Action::s3:GetBucket*",
                 "Action::s3:GetObject*",
                 "Action::s3:List*",
-                {"regex": "/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-(<AWS::AccountId>|[0-9]{12})-(<AWS::Region>|[a-z0-9-]+)\\/\\*$/"},
+                {
+                    "regex": "/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-(<AWS::AccountId>|[0-9]{12})-(<AWS::Region>|[a-z0-9-]+)\\/\\*$/"
+                },
                 {"regex": "/^Resource::<.*KubectlProviderHandler.*\\.Arn>:\\*$/"},
             ],
         )

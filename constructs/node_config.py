@@ -14,10 +14,10 @@ synthesized template is byte-for-byte deterministic.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import SMTP
+from functools import lru_cache
 
 from eks_ultraserver.model import InstanceStorePolicy
 

@@ -24,11 +24,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from constructs import Construct
 
-from eks_ultraserver.constructs.jsii_calls import attr, base64, is_token, shared
+from constructs import Construct
 from eks_ultraserver.constructs.efa import EfaSecurityGroup, network_interfaces
 from eks_ultraserver.constructs.iam import node_role
+from eks_ultraserver.constructs.jsii_calls import attr, base64, is_token, shared
 from eks_ultraserver.constructs.node_config import mime_user_data, node_config
 from eks_ultraserver.model import (
     CAPACITY_RESERVATION_LABEL,
@@ -146,21 +146,13 @@ class UltraServerNodeGroup(Construct):
         # Validate everything before creating any child construct: bad input leaves
         # nothing half-built in the tree.
         problems = Problems()
-        if not is_token(capacity_reservation_id) and not is_reservation_id(
-            capacity_reservation_id
-        ):
-            problems.add(
-                describe_reservation_id_problem("capacity_reservation_id", capacity_reservation_id)
-            )
+        if not is_token(capacity_reservation_id) and not is_reservation_id(capacity_reservation_id):
+            problems.add(describe_reservation_id_problem("capacity_reservation_id", capacity_reservation_id))
         us_type = parse_ultraserver_type("ultraserver_type", ultraserver_type, problems)
         layout = parse_enum("efa_layout", efa_layout, EfaLayout, problems)
         store = parse_enum("instance_store", instance_store, InstanceStorePolicy, problems)
         if name is None:
-            name = (
-                capacity_reservation_id
-                if is_reservation_id(capacity_reservation_id)
-                else id.lower()
-            )
+            name = capacity_reservation_id if is_reservation_id(capacity_reservation_id) else id.lower()
         if not is_dns1123_label(name):
             problems.add(
                 f"name: {name!r} is not a DNS-1123 label; use at most 63 lowercase letters, "
@@ -189,9 +181,7 @@ class UltraServerNodeGroup(Construct):
         self.instance_count = us_type.instance_count
 
         if efa_security_group is None and layout is not EfaLayout.NONE:
-            efa_security_group = EfaSecurityGroup(
-                self, "EfaSecurityGroup", vpc=cluster.vpc
-            ).security_group
+            efa_security_group = EfaSecurityGroup(self, "EfaSecurityGroup", vpc=cluster.vpc).security_group
         self.efa_security_group = efa_security_group
         self.node_role = node_role or _default_node_role(self)
 
@@ -201,9 +191,7 @@ class UltraServerNodeGroup(Construct):
             + efa_groups
             + [attr(sg, "security_group_id") for sg in security_groups]
         )
-        user_data = mime_user_data(
-            [c for c in (node_config(instance_store=store),) if c is not None]
-        )
+        user_data = mime_user_data([c for c in (node_config(instance_store=store),) if c is not None])
         tags = [
             {"Key": "eks-ultraserver:ultraserver", "Value": name},
             {"Key": "eks-ultraserver:capacity-reservation-id", "Value": capacity_reservation_id},
@@ -275,9 +263,7 @@ class UltraServerNodeGroup(Construct):
                 nodegroup_name=nodegroup_name,
             )
         )
-        self.nodegroup = cdk.CfnResource(
-            self, "Resource", type="AWS::EKS::Nodegroup", properties=nodegroup
-        )
+        self.nodegroup = cdk.CfnResource(self, "Resource", type="AWS::EKS::Nodegroup", properties=nodegroup)
 
     @property
     def nodegroup_name(self) -> str:
@@ -310,13 +296,10 @@ def node_settings_problems(
         else:
             out.extend(taint.problems(f"taints[{i}]"))
     if not 20 <= root_volume_size_gib <= 16384:
-        out.append(
-            f"root_volume_size_gib: {root_volume_size_gib!r} is out of range; use 20 to 16384"
-        )
+        out.append(f"root_volume_size_gib: {root_volume_size_gib!r} is out of range; use 20 to 16384")
     if not 1 <= http_put_response_hop_limit <= 64:
         out.append(
-            f"http_put_response_hop_limit: {http_put_response_hop_limit!r} is out of "
-            "range; use 1 to 64"
+            f"http_put_response_hop_limit: {http_put_response_hop_limit!r} is out of range; use 1 to 64"
         )
     return out
 
@@ -343,23 +326,27 @@ def gpu_launch_template_data(
         data["InstanceMarketOptions"] = shared({"MarketType": market_type})
     data["CapacityReservationSpecification"] = dict(capacity_reservation)
     # Parts every node group of an environment repeats are sent to jsii once (``shared``).
-    data["MetadataOptions"] = shared({
-        "HttpEndpoint": "enabled",
-        "HttpTokens": "required",
-        "HttpPutResponseHopLimit": http_put_response_hop_limit,
-    })
-    data["NetworkInterfaces"] = shared(network_interfaces)
-    data["BlockDeviceMappings"] = shared([
+    data["MetadataOptions"] = shared(
         {
-            "DeviceName": "/dev/xvda",
-            "Ebs": {
-                "VolumeSize": root_volume_size_gib,
-                "VolumeType": "gp3",
-                "Encrypted": True,
-                "DeleteOnTermination": True,
-            },
+            "HttpEndpoint": "enabled",
+            "HttpTokens": "required",
+            "HttpPutResponseHopLimit": http_put_response_hop_limit,
         }
-    ])
+    )
+    data["NetworkInterfaces"] = shared(network_interfaces)
+    data["BlockDeviceMappings"] = shared(
+        [
+            {
+                "DeviceName": "/dev/xvda",
+                "Ebs": {
+                    "VolumeSize": root_volume_size_gib,
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ]
+    )
     data["TagSpecifications"] = [
         {"ResourceType": t, "Tags": tags} for t in ("instance", "volume", "network-interface")
     ]
@@ -409,11 +396,7 @@ def subnet_problems(
     """Subnets must exist and share one zone (``availability_zone`` when given)."""
     if not subnets:
         return ["subnets: no subnet given; pass at least one subnet in the reservation's zone"]
-    zones = {
-        zone
-        for zone in (attr(s, "availability_zone") for s in subnets)
-        if zone and not is_token(zone)
-    }
+    zones = {zone for zone in (attr(s, "availability_zone") for s in subnets) if zone and not is_token(zone)}
     out = []
     if len(zones) > 1:
         out.append(
@@ -428,9 +411,7 @@ def subnet_problems(
     return out
 
 
-def _version_problems(
-    explicit: str | None, version: str | None, release_version: str | None
-) -> list[str]:
+def _version_problems(explicit: str | None, version: str | None, release_version: str | None) -> list[str]:
     out = []
     allowed = ", ".join(SUPPORTED_KUBERNETES_VERSIONS)
     if version is not None:

@@ -30,8 +30,8 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.model import Problems, describe_reservation_id_problem, is_reservation_id
 
 #: ``detail-type`` of the event sent when a Capacity Block starts (both documented spellings).
@@ -163,7 +163,7 @@ class CapacityBlockNotifications(Construct):
 
 
 __all__ = [
-    "CapacityBlockNotifications",
     "DELIVERED_DETAIL_TYPES",
     "EXPIRATION_WARNING_DETAIL_TYPES",
+    "CapacityBlockNotifications",
 ]

@@ -45,8 +45,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from constructs import Construct
 
+from constructs import Construct
 from eks_ultraserver.capacity import (
     CapacityClass,
     GpuInstanceType,
@@ -171,7 +171,11 @@ class ReservedGpuNodeGroup(Construct):
         spec = gpu_instance_type(instance_type, "instance_type", problems)
         kind_ = parse_enum("kind", kind, ReservationKind, problems)
         store = parse_enum("instance_store", instance_store, InstanceStorePolicy, problems)
-        if isinstance(instance_count, bool) or not isinstance(instance_count, int) or not 1 <= instance_count <= 1000:
+        if (
+            isinstance(instance_count, bool)
+            or not isinstance(instance_count, int)
+            or not 1 <= instance_count <= 1000
+        ):
             problems.add(f"instance_count: {instance_count!r} is not an integer from 1 to 1000")
         problems.extend(
             _target_problems(kind_, capacity_reservation_id, resource_group_arn, reservation_only)
@@ -217,9 +221,7 @@ class ReservedGpuNodeGroup(Construct):
         self.efa_security_group = efa_security_group if self.efa_devices else None
         self.node_role = node_role or _default_node_role(self)
 
-        efa_groups = (
-            [attr(self.efa_security_group, "security_group_id")] if self.efa_security_group else []
-        )
+        efa_groups = [attr(self.efa_security_group, "security_group_id")] if self.efa_security_group else []
         primary_groups = (
             [attr(cluster, "cluster_security_group_id")]
             + efa_groups
@@ -239,9 +241,7 @@ class ReservedGpuNodeGroup(Construct):
             else {"Key": "eks-ultraserver:capacity-reservation-group", "Value": resource_group_arn}
         )
         tags = [{"Key": "eks-ultraserver:reserved-capacity", "Value": name}, reservation_tag]
-        user_data = mime_user_data(
-            [c for c in (node_config(instance_store=store),) if c is not None]
-        )
+        user_data = mime_user_data([c for c in (node_config(instance_store=store),) if c is not None])
         self.launch_template = cdk.CfnResource(
             self,
             "LaunchTemplate",
@@ -302,9 +302,7 @@ class ReservedGpuNodeGroup(Construct):
                 nodegroup_name=nodegroup_name,
             )
         )
-        self.nodegroup = cdk.CfnResource(
-            self, "Resource", type="AWS::EKS::Nodegroup", properties=nodegroup
-        )
+        self.nodegroup = cdk.CfnResource(self, "Resource", type="AWS::EKS::Nodegroup", properties=nodegroup)
 
     @property
     def nodegroup_name(self) -> str:
@@ -381,5 +379,3 @@ def _target_problems(
             "outside the block (leave the default)"
         )
     return out
-
-

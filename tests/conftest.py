@@ -27,7 +27,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 # copy beside the repository (subprocesses such as `cdk synth` inherit this).
 os.environ["EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST"] = str(SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml")
 # Generated charts go to a per-session cache, not the user's home.
-os.environ.setdefault("EKS_ULTRASERVER_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"eks-ultraserver-test-cache-{os.getpid()}"))
+os.environ.setdefault(
+    "EKS_ULTRASERVER_CACHE_DIR",
+    str(Path(os.environ.get("TMPDIR", "/tmp")) / f"eks-ultraserver-test-cache-{os.getpid()}"),
+)
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -87,8 +90,7 @@ class Synth:
         self.template = template_of(stack).to_json()
         env = stack.ultraserver_environment
         self.nested = {
-            shard.node.id: template_of(shard).to_json()
-            for shard in env.ultraserver_stacks.values()
+            shard.node.id: template_of(shard).to_json() for shard in env.ultraserver_stacks.values()
         }
 
     @property

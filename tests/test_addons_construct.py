@@ -9,9 +9,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
-from constructs import Dependable
 
-from conftest import ACCOUNT, LOCAL_ZONE, REGION, SHARED_UPSTREAM, template_of
+from constructs import Dependable
 from eks_ultraserver.charts.dra_driver import DraDriverValues
 from eks_ultraserver.charts.gpu_operator import GpuOperatorValues
 from eks_ultraserver.config import AddonsConfig, DraDriverLine, EfaMode, EnvironmentConfig
@@ -25,6 +24,8 @@ from eks_ultraserver.versions import (
     GPU_OPERATOR,
     MPI_OPERATOR,
 )
+
+from conftest import ACCOUNT, LOCAL_ZONE, REGION, SHARED_UPSTREAM, template_of
 
 HELM = "Custom::AWSCDK-EKS-HelmChart"
 SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
@@ -48,7 +49,9 @@ def _stack(version: str = "1.35"):
 def _context(**overrides):
     """cdk.json context as `cdk synth -c` delivers it (JSON objects as strings)."""
     context = {
-        "ultraServers": [{"capacityReservationId": "cr-0123456789abcdef0", "type": "u-p6e-gb200x72", "name": "us-1"}],
+        "ultraServers": [
+            {"capacityReservationId": "cr-0123456789abcdef0", "type": "u-p6e-gb200x72", "name": "us-1"}
+        ],
         "availabilityZone": LOCAL_ZONE,
         "mpiOperatorManifest": MPI_MANIFEST,
     }
@@ -126,7 +129,13 @@ def unsynthesized():
 def test_default_installs_each_release_with_the_pinned_chart(default):
     _, tpl = default
     expected = {
-        "AddonsGpuOperator": ("gpu-operator", GPU_OPERATOR.repository, GPU_OPERATOR.version, "gpu-operator", "gpu-operator"),
+        "AddonsGpuOperator": (
+            "gpu-operator",
+            GPU_OPERATOR.repository,
+            GPU_OPERATOR.version,
+            "gpu-operator",
+            "gpu-operator",
+        ),
         # OCI: the kubectl handler `helm pull`s the repository, which must name the chart
         "AddonsDraDriver": (
             "dra-driver-nvidia-gpu",
@@ -136,8 +145,11 @@ def test_default_installs_each_release_with_the_pinned_chart(default):
             "nvidia-dra-driver-gpu",
         ),
         "AddonsEfaDevicePlugin": (
-            "aws-efa-k8s-device-plugin", "https://aws.github.io/eks-charts", EFA_DEVICE_PLUGIN.version,
-            "kube-system", "aws-efa-k8s-device-plugin",
+            "aws-efa-k8s-device-plugin",
+            "https://aws.github.io/eks-charts",
+            EFA_DEVICE_PLUGIN.version,
+            "kube-system",
+            "aws-efa-k8s-device-plugin",
         ),
     }
     for construct_id, (chart, repository, version, namespace, release) in expected.items():
@@ -160,9 +172,10 @@ def test_mpi_operator_is_a_chart_asset_not_an_inline_manifest(default):
 
 
 def test_mpi_chart_asset_hash_is_stable_between_synths(default, switched):
-    assert _release(default[1], "AddonsMpiOperator")[0]["ChartAssetURL"] == _release(
-        switched[1], "AddonsMpiOperator"
-    )[0]["ChartAssetURL"]
+    assert (
+        _release(default[1], "AddonsMpiOperator")[0]["ChartAssetURL"]
+        == _release(switched[1], "AddonsMpiOperator")[0]["ChartAssetURL"]
+    )
 
 
 def test_install_order_dra_driver_after_gpu_operator(default):
@@ -184,7 +197,9 @@ def test_values_in_the_template_are_the_builders_with_nulls_kept(default):
     assert dra["Values"] == DraDriverValues(system_node_selector=SYSTEM).values()
     assert dra["Values"]["controller"]["affinity"] is None  # a JSON null reaches Helm
     efa, _ = _release(tpl, "AddonsEfaDevicePlugin")
-    assert efa["Values"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert efa["Values"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
     mpi, _ = _release(tpl, "AddonsMpiOperator")
     assert mpi["Values"] == {"nodeSelector": SYSTEM}
     assert addons.values["draDriver"] == dra["Values"]
@@ -209,13 +224,21 @@ def test_a_workload_can_depend_on_every_add_on(tmp_path):
     # GIVEN a manifest that depends on `ready` WHEN synthesized THEN it waits for all four
     stack, cluster = _stack()
     addons = GpuPlatformAddons(
-        stack, "Addons", cluster=cluster, kubernetes_version="1.35",
-        mpi_operator_manifest=MPI_MANIFEST, cache_dir=tmp_path,
+        stack,
+        "Addons",
+        cluster=cluster,
+        kubernetes_version="1.35",
+        mpi_operator_manifest=MPI_MANIFEST,
+        cache_dir=tmp_path,
     )
-    workload = cluster.add_manifest("Workload", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}})
+    workload = cluster.add_manifest(
+        "Workload", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}}
+    )
     workload.node.add_dependency(addons.ready)
     tpl = template_of(stack).to_json()
-    (deps,) = [r.get("DependsOn", []) for k, r in tpl["Resources"].items() if k.startswith("ClustermanifestWorkload")]
+    (deps,) = [
+        r.get("DependsOn", []) for k, r in tpl["Resources"].items() if k.startswith("ClustermanifestWorkload")
+    ]
     helm_ids = set(_helm_releases(tpl))
     assert helm_ids <= set(deps) and len(helm_ids) == 4
 
@@ -233,18 +256,26 @@ def test_switched_dra_line_efa_mode_and_versions(switched):
     assert "operator" not in gpu["Values"], "no system selector given: the operator is not pinned"
     dra, dra_deps = _release(tpl, "AddonsDraDriver")
     assert (dra["Chart"], dra["Repository"], dra["Version"]) == (
-        DRA_DRIVER_LEGACY.chart, DRA_DRIVER_LEGACY.repository, "25.12.0"
+        DRA_DRIVER_LEGACY.chart,
+        DRA_DRIVER_LEGACY.repository,
+        "25.12.0",
     )
     assert dra["Values"]["controller"] == {"nodeSelector": None, "affinity": None, "tolerations": []}
     assert any(d.startswith("AddonsGpuOperator") for d in dra_deps)
     dranet, _ = _release(tpl, "AddonsDranet")
     assert (dranet["Chart"], dranet["Repository"], dranet["Version"], dranet["Namespace"]) == (
-        DRANET.chart, DRANET.repository, DRANET.version, "kube-system"
+        DRANET.chart,
+        DRANET.repository,
+        DRANET.version,
+        "kube-system",
     )
     assert dranet["Values"]["verbosity"] == 2
     assert not [k for k in _helm_releases(tpl) if k.startswith("AddonsEfaDevicePlugin")]
     assert addons.efa_mode is EfaMode.DRANET and set(addons.charts) == {
-        "gpuOperator", "draDriver", "dranet", "mpiOperator"
+        "gpuOperator",
+        "draDriver",
+        "dranet",
+        "mpiOperator",
     }
 
 
@@ -276,8 +307,13 @@ def test_every_problem_is_reported_at_once_and_nothing_is_built(unsynthesized, t
 def test_refuses_settings_for_both_efa_components(unsynthesized, tmp_path):
     stack, cluster = unsynthesized
     config = AddonsConfig(values={"dranet": {"verbosity": 2}}, mpi_operator_manifest=MPI_MANIFEST)
-    with pytest.raises(ConfigurationError, match=r"addonValues\.dranet: given, but efaMode is 'device-plugin'.*never run together"):
-        GpuPlatformAddons(stack, "Both", cluster=cluster, addons=config, kubernetes_version="1.35", cache_dir=tmp_path)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"addonValues\.dranet: given, but efaMode is 'device-plugin'.*never run together",
+    ):
+        GpuPlatformAddons(
+            stack, "Both", cluster=cluster, addons=config, kubernetes_version="1.35", cache_dir=tmp_path
+        )
 
 
 def test_refuses_cdk_tokens_in_values(unsynthesized, tmp_path):
@@ -286,17 +322,26 @@ def test_refuses_cdk_tokens_in_values(unsynthesized, tmp_path):
         values={"gpuOperator": {"operator": {"annotations": {"arn": cluster.cluster_arn}}}},
         mpi_operator_manifest=MPI_MANIFEST,
     )
-    with pytest.raises(ConfigurationError, match=r"addonValues\.gpuOperator\.operator\.annotations\.arn: CDK tokens are not supported"):
-        GpuPlatformAddons(stack, "Tokens", cluster=cluster, addons=config, kubernetes_version="1.35", cache_dir=tmp_path)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"addonValues\.gpuOperator\.operator\.annotations\.arn: CDK tokens are not supported",
+    ):
+        GpuPlatformAddons(
+            stack, "Tokens", cluster=cluster, addons=config, kubernetes_version="1.35", cache_dir=tmp_path
+        )
 
 
 def test_refuses_a_bad_system_selector_once(unsynthesized, tmp_path):
     stack, cluster = unsynthesized
     with pytest.raises(ConfigurationError) as err:
         GpuPlatformAddons(
-            stack, "Selector", cluster=cluster, kubernetes_version="1.35",
+            stack,
+            "Selector",
+            cluster=cluster,
+            kubernetes_version="1.35",
             system_node_selector={"role": "not a label value!"},
-            mpi_operator_manifest=MPI_MANIFEST, cache_dir=tmp_path,
+            mpi_operator_manifest=MPI_MANIFEST,
+            cache_dir=tmp_path,
         )
     # every builder checks the selector; the construct reports the problem once
     assert err.value.problems == (
@@ -311,11 +356,7 @@ def test_refuses_a_bad_system_selector_once(unsynthesized, tmp_path):
 
 def test_snapshot(default, snapshot_json):
     _, tpl = default
-    addons = {
-        k: v
-        for k, v in tpl["Resources"].items()
-        if k.startswith("Addons")
-    }
+    addons = {k: v for k, v in tpl["Resources"].items() if k.startswith("Addons")}
     for res in addons.values():
         if res["Type"] == HELM:
             res["Properties"] = {**res["Properties"], "Values": json.loads(res["Properties"]["Values"])}

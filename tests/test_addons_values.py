@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SHARED_UPSTREAM
 from eks_ultraserver.charts.dra_driver import DraDriverValues
 from eks_ultraserver.charts.efa import DranetValues, EfaDevicePluginValues
 from eks_ultraserver.charts.gpu_operator import GPU_OPERATOR_SUBCHART_KEYS, GpuOperatorValues
@@ -40,6 +39,8 @@ from eks_ultraserver.versions import (
     GPU_OPERATOR,
     MPI_OPERATOR,
 )
+
+from conftest import SHARED_UPSTREAM
 
 SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
 CRITICAL = [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
@@ -77,9 +78,7 @@ def test_checker_flags_a_misspelled_top_level_key():
 
 def test_checker_flags_a_misspelled_nested_key():
     assert unknown_keys({"devicePlugin": {"enabeld": True}}, DEFAULTS) == ["devicePlugin.enabeld"]
-    assert unknown_keys({"devicePlugin": {"config": {"nmae": "x"}}}, DEFAULTS) == [
-        "devicePlugin.config.nmae"
-    ]
+    assert unknown_keys({"devicePlugin": {"config": {"nmae": "x"}}}, DEFAULTS) == ["devicePlugin.config.nmae"]
 
 
 def test_checker_accepts_declared_keys_kubernetes_objects_and_free_form_maps():
@@ -121,7 +120,9 @@ def _dra(line, version=None):
 KEY_CASES = {
     # pinned versions
     f"gpu-operator-{GPU_OPERATOR.version}": (
-        lambda: _gpu(), f"gpu-operator-values-{GPU_OPERATOR.version}.yaml", GPU_OPERATOR_SUBCHART_KEYS
+        lambda: _gpu(),
+        f"gpu-operator-values-{GPU_OPERATOR.version}.yaml",
+        GPU_OPERATOR_SUBCHART_KEYS,
     ),
     f"dra-driver-nvidia-gpu-{DRA_DRIVER.version}": (
         lambda: _dra(DraDriverLine.KUBERNETES_SIGS),
@@ -145,7 +146,9 @@ KEY_CASES = {
     ),
     # other versions users may pin
     "gpu-operator-v25.3.4": (
-        lambda: _gpu(version="v25.3.4"), "gpu-operator-values-v25.3.4.yaml", GPU_OPERATOR_SUBCHART_KEYS
+        lambda: _gpu(version="v25.3.4"),
+        "gpu-operator-values-v25.3.4.yaml",
+        GPU_OPERATOR_SUBCHART_KEYS,
     ),
     "gpu-operator-v26.7.0-without-dra-chart": (
         lambda: _gpu(version="v26.7.0", with_dra_driver_chart=False),
@@ -153,7 +156,9 @@ KEY_CASES = {
         GPU_OPERATOR_SUBCHART_KEYS,
     ),
     "nvidia-dra-driver-gpu-25.12.0": (
-        lambda: _dra(DraDriverLine.NGC, "25.12.0"), "nvidia-dra-driver-gpu-values-v25.12.0.yaml", ()
+        lambda: _dra(DraDriverLine.NGC, "25.12.0"),
+        "nvidia-dra-driver-gpu-values-v25.12.0.yaml",
+        (),
     ),
     "efa-device-plugin-v0.5.14": (
         lambda: EfaDevicePluginValues(version="v0.5.14"),
@@ -225,10 +230,14 @@ def test_dra_driver_values_are_the_eks_guide_values_on_both_lines(line):
         "requiredDuringSchedulingIgnoredDuringExecution"
     ]["nodeSelectorTerms"]
     # the guide's gpu.present=true, and only on UltraServer nodes (ComputeDomains need IMEX)
-    assert terms == [{"matchExpressions": [
-        {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]},
-        {"key": "eks-ultraserver.io/ultraserver", "operator": "Exists"},
-    ]}]
+    assert terms == [
+        {
+            "matchExpressions": [
+                {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]},
+                {"key": "eks-ultraserver.io/ultraserver", "operator": "Exists"},
+            ]
+        }
+    ]
     assert values["kubeletPlugin"]["tolerations"] == [GPU_TOLERATION]
 
 
@@ -240,10 +249,14 @@ def test_dra_controller_goes_to_the_system_nodes_when_given():
 def test_dra_line_switch_changes_chart_and_repository():
     sigs, ngc = DraDriverValues().chart, DraDriverValues(line="nvidia-dra-driver-gpu").chart
     assert (sigs.chart, sigs.repository, sigs.version) == (
-        "dra-driver-nvidia-gpu", "oci://registry.k8s.io/dra-driver-nvidia/charts", DRA_DRIVER.version
+        "dra-driver-nvidia-gpu",
+        "oci://registry.k8s.io/dra-driver-nvidia/charts",
+        DRA_DRIVER.version,
     )
     assert (ngc.chart, ngc.repository, ngc.version) == (
-        "nvidia-dra-driver-gpu", "https://helm.ngc.nvidia.com/nvidia", DRA_DRIVER_LEGACY.version
+        "nvidia-dra-driver-gpu",
+        "https://helm.ngc.nvidia.com/nvidia",
+        DRA_DRIVER_LEGACY.version,
     )
 
 
@@ -296,7 +309,10 @@ def test_refuses_a_device_plugin_that_takes_the_efa_devices():
 
 
 def test_refuses_an_unknown_gpu_operator_version_unless_the_device_plugin_is_named():
-    with pytest.raises(ConfigurationError, match=r"'v26\.3\.0' is a GPU Operator version whose NVIDIA device plugin this library does not know.*devicePlugin\.version"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"'v26\.3\.0' is a GPU Operator version whose NVIDIA device plugin this library does not know.*devicePlugin\.version",
+    ):
         GpuOperatorValues(version="v26.3.0")
     accepted = GpuOperatorValues(version="v26.3.0", extra_values={"devicePlugin": {"version": "v0.19.3"}})
     assert accepted.device_plugin_version == "v0.19.3"
@@ -305,7 +321,9 @@ def test_refuses_an_unknown_gpu_operator_version_unless_the_device_plugin_is_nam
 
 
 def test_refuses_gpu_operator_26_7_with_the_dra_driver_chart():
-    with pytest.raises(ConfigurationError, match=r"'v26\.7\.0' ships the ComputeDomain CRD.*no key to leave that CRD out"):
+    with pytest.raises(
+        ConfigurationError, match=r"'v26\.7\.0' ships the ComputeDomain CRD.*no key to leave that CRD out"
+    ):
         GpuOperatorValues(version="v26.7.0")
 
 
@@ -318,7 +336,9 @@ def test_gpu_operator_26_7_values_have_no_key_that_drops_the_compute_domain_crd(
             if isinstance(value, dict):
                 yield from paths(value, prefix + key + ".")
 
-    crd_keys = sorted(p for p in paths(upstream_values("gpu-operator-values-v26.7.0.yaml")) if "crd" in p.lower())
+    crd_keys = sorted(
+        p for p in paths(upstream_values("gpu-operator-values-v26.7.0.yaml")) if "crd" in p.lower()
+    )
     # cleanupCRD: uninstall hook; upgradeCRD: pre-upgrade hook; nvidiaDriverCRD: the driver CR
     assert crd_keys == [
         "driver.nvidiaDriverCRD",
@@ -347,8 +367,16 @@ def test_refuses_a_malformed_version_and_bad_selector_together():
 @pytest.mark.parametrize(
     ("line", "version", "message"),
     [
-        (DraDriverLine.KUBERNETES_SIGS, "25.8.0", r"'25\.8\.0' is a version of the NGC chart.*draDriverLine=nvidia-dra-driver-gpu"),
-        (DraDriverLine.NGC, "0.4.1", r"'0\.4\.1' is a version of the kubernetes-sigs chart.*draDriverLine=dra-driver-nvidia-gpu"),
+        (
+            DraDriverLine.KUBERNETES_SIGS,
+            "25.8.0",
+            r"'25\.8\.0' is a version of the NGC chart.*draDriverLine=nvidia-dra-driver-gpu",
+        ),
+        (
+            DraDriverLine.NGC,
+            "0.4.1",
+            r"'0\.4\.1' is a version of the kubernetes-sigs chart.*draDriverLine=dra-driver-nvidia-gpu",
+        ),
         (DraDriverLine.NGC, "25.3.0", r"older than 25\.8\.0"),
         (DraDriverLine.NGC, "x", r"'x' is not a chart version"),
     ],
@@ -379,7 +407,10 @@ def test_refuses_values_that_are_not_json_data():
 
 
 def test_refuses_mpi_values_the_generated_chart_does_not_have():
-    with pytest.raises(ConfigurationError, match=r"addonValues\.mpiOperator\.replicas: the generated MPI operator chart has no such value"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"addonValues\.mpiOperator\.replicas: the generated MPI operator chart has no such value",
+    ):
         MpiOperatorValues(extra_values={"replicas": 2})
 
 
@@ -395,7 +426,10 @@ def test_pinned_manifest_checksum_matches_the_upstream_copy():
 def test_local_manifest_with_a_wrong_checksum_is_refused(tmp_path):
     tampered = tmp_path / "mpi-operator.yaml"
     tampered.write_bytes(MPI_MANIFEST.read_bytes().replace(b"replicas: 1", b"replicas: 2"))
-    with pytest.raises(ConfigurationError, match=r"mpiOperatorManifest: .* has SHA-256 [0-9a-f]{64}, but the MPI operator v0\.7\.0 release manifest has 507d5dc8"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"mpiOperatorManifest: .* has SHA-256 [0-9a-f]{64}, but the MPI operator v0\.7\.0 release manifest has 507d5dc8",
+    ):
         load_manifest(MpiOperatorRelease.resolve(), local_path=tampered)
 
 
@@ -430,10 +464,14 @@ def test_download_with_a_wrong_checksum_is_refused_and_not_cached(tmp_path, monk
 
 def test_failed_download_says_how_to_pass_a_local_copy(tmp_path, monkeypatch):
     monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
+
     def offline(url):
         raise OSError("network is unreachable")
 
-    with pytest.raises(ConfigurationError, match=r"could not download .*network is unreachable.*-c mpiOperatorManifest=<path>"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"could not download .*network is unreachable.*-c mpiOperatorManifest=<path>",
+    ):
         load_manifest(MpiOperatorRelease.resolve(), cache_dir=tmp_path, download=offline)
 
 
@@ -480,14 +518,22 @@ def test_chart_has_the_crd_in_crds_verbatim_and_no_namespace_document(mpi_chart)
     crds = [f for f in mpi_chart.files if f.startswith("crds/")]
     assert crds == ["crds/mpijobs.kubeflow.org.yaml"]
     # the CRD document of the release manifest, byte for byte (same as the upstream cut)
-    assert (mpi_chart.path / crds[0]).read_bytes() == (SHARED_UPSTREAM / "mpijob-crd-v0.7.0.yaml").read_bytes()
+    assert (mpi_chart.path / crds[0]).read_bytes() == (
+        SHARED_UPSTREAM / "mpijob-crd-v0.7.0.yaml"
+    ).read_bytes()
     docs = [
         yaml.safe_load(render((mpi_chart.path / f).read_text(), CHART_VALUES))
         for f in mpi_chart.files
         if f.startswith("templates/")
     ]
     assert sorted(d["kind"] for d in docs) == [
-        "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount",
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "ServiceAccount",
     ]
 
 
@@ -521,20 +567,23 @@ def test_chart_is_byte_for_byte_deterministic(mpi_chart, tmp_path):
         assert (again.path / f).read_bytes() == (mpi_chart.path / f).read_bytes()
         assert (again.path / f).stat().st_mtime == (mpi_chart.path / f).stat().st_mtime == 315532800
     # written again into the same cache: reused, not rewritten
-    assert write_chart(MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve(), cache_dir=tmp_path).path == again.path
+    assert (
+        write_chart(MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve(), cache_dir=tmp_path).path
+        == again.path
+    )
 
 
 def test_template_braces_are_escaped_but_crds_left_verbatim():
     # GIVEN a manifest whose RBAC and CRD text contain "{{"
     manifest = (
-        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: mpi-operator\n"
-        "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
-        "metadata:\n  name: mpijobs.kubeflow.org\n  annotations:\n    note: '{{ crd }}'\n"
-        "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: mpi-operator\n"
-        "  annotations:\n    note: '{{ not a template }}'\n"
-        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: mpi-operator\n"
-        "spec:\n  template:\n    spec:\n      containers:\n      - name: c\n"
-    ).encode()
+        b"---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: mpi-operator\n"
+        b"---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        b"metadata:\n  name: mpijobs.kubeflow.org\n  annotations:\n    note: '{{ crd }}'\n"
+        b"---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: mpi-operator\n"
+        b"  annotations:\n    note: '{{ not a template }}'\n"
+        b"---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: mpi-operator\n"
+        b"spec:\n  template:\n    spec:\n      containers:\n      - name: c\n"
+    )
     release = MpiOperatorRelease(version="v0.7.0", sha256=hashlib.sha256(manifest).hexdigest(), url="file:")
     files, namespace = chart_files(manifest, release)
     sa = files["templates/00-serviceaccount-mpi-operator.yaml"].decode()
@@ -591,7 +640,9 @@ def test_values_builders_do_not_import_aws_cdk():
 
 def test_environment_variable_names_a_local_copy(tmp_path, monkeypatch):
     # GIVEN the variable naming the upstream copy and a download that must not happen
-    monkeypatch.setenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", str(SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml"))
+    monkeypatch.setenv(
+        "EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", str(SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml")
+    )
 
     def no_download(url):
         raise AssertionError("no download when the variable names a local copy")

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from conftest import REPO
 from eks_ultraserver.capacity import (
     EXAMPLE_BURST,
     EXAMPLE_RESERVED,
@@ -21,6 +20,8 @@ from eks_ultraserver.capacity import (
 from eks_ultraserver.config import EnvironmentConfig
 from eks_ultraserver.model import ConfigurationError
 
+from conftest import REPO
+
 BASE = json.loads((REPO / "cdk.json").read_text())["context"]
 RID = "cr-0aaaaaaaaaaaaaaa1"
 ARN = "arn:aws:resource-groups:us-east-1:123456789012:group/my-odcrs"
@@ -33,8 +34,13 @@ def _config(**overrides):
 
 
 def _reserved(**entry):
-    base = {"name": "eval", "instanceType": "p5.48xlarge", "instanceCount": 2, "capacityReservationId": RID,
-            "availabilityZone": "us-east-1a"}
+    base = {
+        "name": "eval",
+        "instanceType": "p5.48xlarge",
+        "instanceCount": 2,
+        "capacityReservationId": RID,
+        "availabilityZone": "us-east-1a",
+    }
     base.update(entry)
     return [{k: v for k, v in base.items() if v is not None}]
 
@@ -49,7 +55,11 @@ def test_documented_examples_parse_from_dash_c_json_text():
     config = _config(reservedCapacity=json.dumps(EXAMPLE_RESERVED), burstCapacity=json.dumps(EXAMPLE_BURST))
     (odcr,) = config.reserved_capacity
     assert (odcr.name, odcr.instance_type, odcr.instance_count, odcr.kind, odcr.provisioner) == (
-        "eval", "p5.48xlarge", 2, ReservationKind.ODCR, ReservedProvisioner.NODEGROUP
+        "eval",
+        "p5.48xlarge",
+        2,
+        ReservationKind.ODCR,
+        ReservedProvisioner.NODEGROUP,
     )
     burst = config.burst_capacity
     assert burst.instance_families == ("g6e", "p5") and burst.max_gpus == 64
@@ -58,15 +68,33 @@ def test_documented_examples_parse_from_dash_c_json_text():
 
 
 def test_every_reservation_shape():
-    config = _config(reservedCapacity=[
-        _reserved()[0],
-        {"name": "grp", "instanceType": "p5en.48xlarge", "instanceCount": 1,
-         "capacityReservationResourceGroupArn": ARN, "availabilityZone": "us-east-1b"},
-        {"name": "cb", "instanceType": "p6-b200.48xlarge", "instanceCount": "2", "capacityType": "capacity-block",
-         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2", "availabilityZone": "us-east-1a"},
-        {"name": "kp", "instanceType": "g6e.48xlarge", "instanceCount": 4, "provisioner": "karpenter",
-         "capacityReservationId": "cr-0ccccccccccccccc3"},
-    ])
+    config = _config(
+        reservedCapacity=[
+            _reserved()[0],
+            {
+                "name": "grp",
+                "instanceType": "p5en.48xlarge",
+                "instanceCount": 1,
+                "capacityReservationResourceGroupArn": ARN,
+                "availabilityZone": "us-east-1b",
+            },
+            {
+                "name": "cb",
+                "instanceType": "p6-b200.48xlarge",
+                "instanceCount": "2",
+                "capacityType": "capacity-block",
+                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2",
+                "availabilityZone": "us-east-1a",
+            },
+            {
+                "name": "kp",
+                "instanceType": "g6e.48xlarge",
+                "instanceCount": 4,
+                "provisioner": "karpenter",
+                "capacityReservationId": "cr-0ccccccccccccccc3",
+            },
+        ]
+    )
     grp, cb, kp = config.reserved_capacity[1:]
     assert grp.resource_group_arn == ARN and grp.target == ARN
     assert cb.kind is ReservationKind.CAPACITY_BLOCK and cb.instance_count == 2
@@ -79,21 +107,53 @@ def test_every_reservation_shape():
     [
         ({"colour": "red"}, r"reservedCapacity\[0\]: unknown key\(s\) 'colour'"),
         ({"name": "Eval_1"}, r"reservedCapacity\[0\]\.name: 'Eval_1' is not a DNS-1123 label"),
-        ({"instanceType": "p6e-gb200.36xlarge"}, r"instanceType: 'p6e-gb200.36xlarge' runs only inside UltraServers"),
-        ({"instanceType": "g6e.48xlarge"}, r"instanceType: 'g6e.48xlarge' has no EFA layout.*register_instance_type"),
+        (
+            {"instanceType": "p6e-gb200.36xlarge"},
+            r"instanceType: 'p6e-gb200.36xlarge' runs only inside UltraServers",
+        ),
+        (
+            {"instanceType": "g6e.48xlarge"},
+            r"instanceType: 'g6e.48xlarge' has no EFA layout.*register_instance_type",
+        ),
         ({"instanceCount": 0}, r"instanceCount: 0 is not an integer from 1 to 1000"),
-        ({"capacityType": "spot"}, r"capacityType: 'spot' is not allowed; use one of 'odcr', 'capacity-block'"),
+        (
+            {"capacityType": "spot"},
+            r"capacityType: 'spot' is not allowed; use one of 'odcr', 'capacity-block'",
+        ),
         ({"provisioner": "asg"}, r"provisioner: 'asg' is not allowed"),
-        ({"capacityReservationId": None}, r"give capacityReservationId .* or capacityReservationResourceGroupArn"),
+        (
+            {"capacityReservationId": None},
+            r"give capacityReservationId .* or capacityReservationResourceGroupArn",
+        ),
         ({"capacityReservationResourceGroupArn": ARN}, r"not both"),
-        ({"capacityReservationId": "cr-123"}, r"capacityReservationId: 'cr-123' is not a Capacity Reservation id"),
-        ({"capacityReservationId": None, "capacityReservationResourceGroupArn": "group/x"},
-         r"'group/x' is not a resource group ARN"),
-        ({"capacityReservationId": None, "capacityReservationResourceGroupArn": ARN, "capacityType": "capacity-block"},
-         r"a Capacity Block is targeted by its reservation id"),
-        ({"capacityReservationId": None, "capacityReservationResourceGroupArn": ARN, "provisioner": "karpenter"},
-         r"Karpenter selects reservations by id or tags"),
-        ({"availabilityZone": None}, r"availabilityZone: missing; a node group of a reservation needs subnets"),
+        (
+            {"capacityReservationId": "cr-123"},
+            r"capacityReservationId: 'cr-123' is not a Capacity Reservation id",
+        ),
+        (
+            {"capacityReservationId": None, "capacityReservationResourceGroupArn": "group/x"},
+            r"'group/x' is not a resource group ARN",
+        ),
+        (
+            {
+                "capacityReservationId": None,
+                "capacityReservationResourceGroupArn": ARN,
+                "capacityType": "capacity-block",
+            },
+            r"a Capacity Block is targeted by its reservation id",
+        ),
+        (
+            {
+                "capacityReservationId": None,
+                "capacityReservationResourceGroupArn": ARN,
+                "provisioner": "karpenter",
+            },
+            r"Karpenter selects reservations by id or tags",
+        ),
+        (
+            {"availabilityZone": None},
+            r"availabilityZone: missing; a node group of a reservation needs subnets",
+        ),
         ({"availabilityZone": "east"}, r"availabilityZone: 'east' is not an Availability Zone"),
     ],
 )
@@ -103,7 +163,9 @@ def test_each_reserved_rule(entry, match):
 
 
 def test_reserved_not_a_list_and_bad_json_name_the_key_and_an_example():
-    with pytest.raises(ConfigurationError, match=r"reservedCapacity: .* is not a list .*e\.g\. -c reservedCapacity="):
+    with pytest.raises(
+        ConfigurationError, match=r"reservedCapacity: .* is not a list .*e\.g\. -c reservedCapacity="
+    ):
         _config(reservedCapacity={"name": "x"})
     with pytest.raises(ConfigurationError, match=r"reservedCapacity: .* is not valid JSON"):
         _config(reservedCapacity="[{")
@@ -147,7 +209,10 @@ def test_burst_from_dash_c_strings_and_unknown_family_with_explicit_cpu_limit():
 
 def test_all_problems_of_both_keys_in_one_error():
     with pytest.raises(ConfigurationError) as err:
-        _config(reservedCapacity=_reserved(name="X", instanceCount=0), burstCapacity={"instanceFamilies": ["p6e-gb200"]})
+        _config(
+            reservedCapacity=_reserved(name="X", instanceCount=0),
+            burstCapacity={"instanceFamilies": ["p6e-gb200"]},
+        )
     assert len(err.value.problems) == 4
     assert str(err.value).startswith("invalid configuration (cdk.json context) (4 problems):")
 
@@ -176,8 +241,14 @@ def test_documented_efa_layouts():
 
 def test_register_an_instance_type_makes_it_configurable():
     g6e = register_instance_type(
-        GpuInstanceType(name="g6e.48xlarge", architecture=Architecture.X86_64, gpus=8, vcpus=192, network_cards=4,
-                        efa=tuple(EfaInterface(card=c) for c in range(1, 4)))
+        GpuInstanceType(
+            name="g6e.48xlarge",
+            architecture=Architecture.X86_64,
+            gpus=8,
+            vcpus=192,
+            network_cards=4,
+            efa=tuple(EfaInterface(card=c) for c in range(1, 4)),
+        )
     )
     try:
         config = _config(reservedCapacity=_reserved(instanceType="g6e.48xlarge"))
@@ -188,8 +259,14 @@ def test_register_an_instance_type_makes_it_configurable():
 
 def test_an_impossible_layout_is_refused():
     with pytest.raises(ConfigurationError) as err:
-        GpuInstanceType(name="x1.big", architecture=Architecture.X86_64, gpus=0, vcpus=8, network_cards=2,
-                        efa=(EfaInterface(card=0, device_index=0), EfaInterface(card=5), EfaInterface(card=5)))
+        GpuInstanceType(
+            name="x1.big",
+            architecture=Architecture.X86_64,
+            gpus=0,
+            vcpus=8,
+            network_cards=2,
+            efa=(EfaInterface(card=0, device_index=0), EfaInterface(card=5), EfaInterface(card=5)),
+        )
     text = str(err.value)
     assert "gpus: 0 is not a positive integer" in text
     assert "card 0, device 0 is the primary interface" in text

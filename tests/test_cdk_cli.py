@@ -17,7 +17,13 @@ CDK = REPO / "node_modules" / ".bin" / "cdk"
 
 def _cdk(*args, outdir):
     env = dict(os.environ)
-    for key in ("CDK_CONTEXT_JSON", "CDK_OUTDIR", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for key in (
+        "CDK_CONTEXT_JSON",
+        "CDK_OUTDIR",
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
         env.pop(key, None)
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -30,7 +36,11 @@ def _cdk(*args, outdir):
     assert CDK.exists(), "run `make test` (it installs the pinned CDK CLI with npm ci)"
     return subprocess.run(
         [str(CDK), "synth", "--quiet", "--no-notices", "-o", str(outdir), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -47,7 +57,9 @@ def test_cdk_synth_default_configuration_offline(tmp_path):
 
 @pytest.mark.slow
 def test_cdk_synth_bad_configuration_fails_with_one_clear_message(tmp_path):
-    result = _cdk("-c", "kubernetesVersion=1.31", "-c", 'ultraServers=[{"capacityReservationId":"cr-1"', outdir=tmp_path)
+    result = _cdk(
+        "-c", "kubernetesVersion=1.31", "-c", 'ultraServers=[{"capacityReservationId":"cr-1"', outdir=tmp_path
+    )
     assert result.returncode != 0
     assert "kubernetesVersion: '1.31' is not supported" in result.stderr
     assert "ultraServers: " in result.stderr and "is not valid JSON" in result.stderr

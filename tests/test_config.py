@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from conftest import REPO
 from eks_ultraserver.config import (
     EXAMPLE_RESERVATION_ID,
     DraDriverLine,
@@ -14,6 +13,8 @@ from eks_ultraserver.config import (
     EnvironmentConfig,
 )
 from eks_ultraserver.model import ConfigurationError, EfaLayout, UltraServerType
+
+from conftest import REPO
 
 BASE = json.loads((REPO / "cdk.json").read_text())["context"]
 
@@ -40,10 +41,12 @@ def test_shipped_cdk_json_is_a_valid_example():
 
 
 def test_ultraservers_as_json_string_from_dash_c():
-    text = json.dumps([
-        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "a"},
-        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa2", "type": "u-p6e-gb200x36"},
-    ])
+    text = json.dumps(
+        [
+            {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "a"},
+            {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa2", "type": "u-p6e-gb200x36"},
+        ]
+    )
     config = _config(ultraServers=text)
     assert [(u.name, u.type, u.instance_count) for u in config.ultraservers] == [
         ("a", UltraServerType.U_P6E_GB200X72, 18),
@@ -52,8 +55,13 @@ def test_ultraservers_as_json_string_from_dash_c():
 
 
 def test_booleans_and_enums_from_dash_c_strings():
-    config = _config(validationJobs="true", efaLayout="all-odd-cards",
-                     draDriverLine="nvidia-dra-driver-gpu", efaMode="dranet", kubernetesVersion="1.34")
+    config = _config(
+        validationJobs="true",
+        efaLayout="all-odd-cards",
+        draDriverLine="nvidia-dra-driver-gpu",
+        efaMode="dranet",
+        kubernetesVersion="1.34",
+    )
     assert config.validation_jobs is True
     assert config.efa_layout is EfaLayout.ALL_ODD_CARDS
     assert config.addons.dra_driver_line is DraDriverLine.NGC
@@ -66,23 +74,31 @@ def test_malformed_reservation_id():
 
 
 def test_unknown_ultraserver_type_names_the_instance_type_mixup():
-    msg = _error(ultraServers=[{"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "p6e-gb200.36xlarge"}])
+    msg = _error(
+        ultraServers=[{"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "p6e-gb200.36xlarge"}]
+    )
     assert "ultraServers[0].type: 'p6e-gb200.36xlarge' is not an UltraServer type" in msg
     assert "EC2 instance type inside an UltraServer" in msg
 
 
 def test_duplicate_reservation_ids_and_names():
-    msg = _error(ultraServers=[
-        {"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "a"},
-        {"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "a"},
-    ])
+    msg = _error(
+        ultraServers=[
+            {"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "a"},
+            {"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "a"},
+        ]
+    )
     assert "capacityReservationId 'cr-0123456789abcdef0' appears more than once" in msg
     assert "name 'a' appears more than once" in msg
 
 
 def test_kubernetes_version_too_old_or_unsupported():
-    assert "kubernetesVersion: '1.32' is not supported (DRA needs 1.33 or later)" in _error(kubernetesVersion="1.32")
-    assert "kubernetesVersion: '1.36' is not supported (not supported by the installed" in _error(kubernetesVersion="1.36")
+    assert "kubernetesVersion: '1.32' is not supported (DRA needs 1.33 or later)" in _error(
+        kubernetesVersion="1.32"
+    )
+    assert "kubernetesVersion: '1.36' is not supported (not supported by the installed" in _error(
+        kubernetesVersion="1.36"
+    )
 
 
 def test_ultraservers_string_that_is_not_json():
@@ -91,11 +107,15 @@ def test_ultraservers_string_that_is_not_json():
 
 
 def test_dranet_needs_kubernetes_1_34():
-    assert "efaMode: 'dranet' needs Kubernetes 1.34 or later" in _error(efaMode="dranet", kubernetesVersion="1.33")
+    assert "efaMode: 'dranet' needs Kubernetes 1.34 or later" in _error(
+        efaMode="dranet", kubernetesVersion="1.33"
+    )
 
 
 def test_every_problem_in_one_message_with_examples():
-    msg = _error(availabilityZone=None, kubernetesVersion="1.20", efaLayout="everything", validationJobs="yes")
+    msg = _error(
+        availabilityZone=None, kubernetesVersion="1.20", efaLayout="everything", validationJobs="yes"
+    )
     assert msg.startswith("invalid configuration (cdk.json context) (4 problems):")
     assert "availabilityZone: missing" in msg and "-c availabilityZone=" in msg
     assert "efaLayout: 'everything' is not allowed; use one of 'per-gpu', 'all-odd-cards', 'none'" in msg

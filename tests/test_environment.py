@@ -9,11 +9,13 @@ from aws_cdk.assertions import Annotations, Match
 
 from conftest import REPO, cfn_lint_errors, synth_environment
 
-THREE = json.dumps([
-    {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "us-a"},
-    {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa2", "type": "u-p6e-gb200x36", "name": "us-b"},
-    {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa3", "type": "u-p6e-gb200x72", "name": "us-c"},
-])
+THREE = json.dumps(
+    [
+        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "us-a"},
+        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa2", "type": "u-p6e-gb200x36", "name": "us-b"},
+        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa3", "type": "u-p6e-gb200x72", "name": "us-c"},
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +27,14 @@ def default_env():
 @pytest.fixture(scope="module")
 def three_env():
     """GIVEN three UltraServers of mixed types, passed as -c JSON text."""
-    return synth_environment({"ultraServers": THREE, "account": "123456789012", "region": "us-east-1",
-                              "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin"})
+    return synth_environment(
+        {
+            "ultraServers": THREE,
+            "account": "123456789012",
+            "region": "us-east-1",
+            "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin",
+        }
+    )
 
 
 def _of_type(synth, cfn_type):
@@ -44,33 +52,52 @@ def test_default_is_environment_agnostic_with_one_ultraserver(default_env):
 
 def test_ultraserver_subnet_is_in_the_local_zone_with_a_nat_route(default_env):
     tpl = default_env
-    subnets = {k: v for k, v in _of_type(tpl, "AWS::EC2::Subnet").items()
-               if v["Properties"].get("AvailabilityZone") == "us-east-1-dfw-2a"}
+    subnets = {
+        k: v
+        for k, v in _of_type(tpl, "AWS::EC2::Subnet").items()
+        if v["Properties"].get("AvailabilityZone") == "us-east-1-dfw-2a"
+    }
     assert len(subnets) == 1
-    (subnet_id, subnet), = subnets.items()
+    ((subnet_id, subnet),) = subnets.items()
     assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
-    (table,) = [a["Properties"]["RouteTableId"] for a in _of_type(tpl, "AWS::EC2::SubnetRouteTableAssociation").values()
-                if a["Properties"]["SubnetId"] == {"Ref": subnet_id}]
-    routes = [r["Properties"] for r in _of_type(tpl, "AWS::EC2::Route").values() if r["Properties"]["RouteTableId"] == table]
+    (table,) = [
+        a["Properties"]["RouteTableId"]
+        for a in _of_type(tpl, "AWS::EC2::SubnetRouteTableAssociation").values()
+        if a["Properties"]["SubnetId"] == {"Ref": subnet_id}
+    ]
+    routes = [
+        r["Properties"]
+        for r in _of_type(tpl, "AWS::EC2::Route").values()
+        if r["Properties"]["RouteTableId"] == table
+    ]
     assert [(r["DestinationCidrBlock"], "NatGatewayId" in r) for r in routes] == [("0.0.0.0/0", True)]
-    (group,) = [g for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
-                if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"]
+    (group,) = [
+        g
+        for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
+        if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"
+    ]
     # the nested stack receives the subnet as a parameter
-    (param,) = [p for p in group["Properties"]["Subnets"]]
+    (param,) = list(group["Properties"]["Subnets"])
     nested = [r for r in tpl.template["Resources"].values() if r["Type"] == "AWS::CloudFormation::Stack"]
     assert nested[0]["Properties"]["Parameters"][param["Ref"]] == {"Ref": subnet_id}
 
 
 def test_vpc_endpoints_for_s3_ecr_and_sts(default_env):
     tpl = default_env
-    services = json.dumps([e["Properties"]["ServiceName"] for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values()])
+    services = json.dumps(
+        [e["Properties"]["ServiceName"] for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values()]
+    )
     for service in (".s3", ".ecr.api", ".ecr.dkr", ".sts"):
         assert service in services
 
 
 def test_s3_gateway_endpoint_serves_the_ultraserver_subnet(default_env):
     tpl = default_env
-    (s3,) = [e for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values() if e["Properties"].get("VpcEndpointType") == "Gateway"]
+    (s3,) = [
+        e
+        for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"].get("VpcEndpointType") == "Gateway"
+    ]
     assert any("UltraServerSubnet" in json.dumps(rt) for rt in s3["Properties"]["RouteTableIds"])
 
 
@@ -90,8 +117,11 @@ def test_cluster_is_1_35_with_logging_encryption_and_access_entries(default_env)
 
 def test_system_node_group_is_graviton_on_demand(default_env):
     tpl = default_env
-    (system,) = [g for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
-                 if g["Properties"].get("CapacityType") == "ON_DEMAND"]
+    (system,) = [
+        g
+        for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
+        if g["Properties"].get("CapacityType") == "ON_DEMAND"
+    ]
     assert system["Properties"]["AmiType"] == "AL2023_ARM_64_STANDARD"
     assert system["Properties"]["InstanceTypes"] == ["m7g.xlarge"]
     assert system["Properties"]["Labels"] == {"eks-ultraserver.io/node-role": "system"}
@@ -113,16 +143,24 @@ def test_outputs(default_env):
 
 def test_example_reservation_warns(default_env):
     stack = default_env.stack
-    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("example reservation id cr-0123456789abcdef0"))
+    Annotations.from_stack(stack).has_warning(
+        "*", Match.string_like_regexp("example reservation id cr-0123456789abcdef0")
+    )
 
 
 def test_three_ultraservers_of_mixed_types(three_env):
     stack, tpl = three_env.stack, three_env
     assert stack.region == "us-east-1" and stack.account == "123456789012"
-    groups = {g["Properties"]["Labels"]["eks-ultraserver.io/ultraserver"]: g["Properties"]
-              for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
-              if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"}
-    assert {k: v["ScalingConfig"]["DesiredSize"] for k, v in groups.items()} == {"us-a": 18, "us-b": 9, "us-c": 18}
+    groups = {
+        g["Properties"]["Labels"]["eks-ultraserver.io/ultraserver"]: g["Properties"]
+        for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
+        if g["Properties"].get("CapacityType") == "CAPACITY_BLOCK"
+    }
+    assert {k: v["ScalingConfig"]["DesiredSize"] for k, v in groups.items()} == {
+        "us-a": 18,
+        "us-b": 9,
+        "us-c": 18,
+    }
     # one EFA security group and one node role, shared by all three
     assert len({json.dumps(g["NodeRole"]) for g in groups.values()}) == 1
     efa = [k for k in _of_type(tpl, "AWS::EC2::SecurityGroup") if "EfaSecurityGroup" in k]
@@ -151,8 +189,11 @@ def test_ultraservers_live_in_nested_stacks_chosen_by_name(three_env):
             if res["Type"] == "AWS::EKS::Nodegroup":
                 placed[res["Properties"]["Labels"]["eks-ultraserver.io/ultraserver"]] = shard_id
     assert placed == {name: f"UltraServers{ultraserver_shard(name):02d}" for name in ("us-a", "us-b", "us-c")}
-    assert not [r for r in three_env.template["Resources"].values() if r["Type"] == "AWS::EKS::Nodegroup"
-                and r["Properties"].get("CapacityType") == "CAPACITY_BLOCK"]
+    assert not [
+        r
+        for r in three_env.template["Resources"].values()
+        if r["Type"] == "AWS::EKS::Nodegroup" and r["Properties"].get("CapacityType") == "CAPACITY_BLOCK"
+    ]
 
 
 def test_snapshot_default(default_env, snapshot_json):
@@ -164,9 +205,14 @@ def test_snapshot_three_mixed(three_env, snapshot_json):
 
 
 def test_more_than_30_nodegroups_warns_about_the_quota():
-    servers = [{"capacityReservationId": f"cr-0{i:016x}", "type": "u-p6e-gb200x36", "name": f"u{i}"} for i in range(30)]
+    servers = [
+        {"capacityReservationId": f"cr-0{i:016x}", "type": "u-p6e-gb200x36", "name": f"u{i}"}
+        for i in range(30)
+    ]
     stack = synth_environment({"ultraServers": json.dumps(servers)}).stack
-    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("exceed EKS's default quota of 30"))
+    Annotations.from_stack(stack).has_warning(
+        "*", Match.string_like_regexp("exceed EKS's default quota of 30")
+    )
 
 
 # ---------------------------------------------------------------- add-ons, jobs, events
@@ -178,19 +224,32 @@ def _helm(synth):
 
 def test_gpu_platform_addons_installed_in_order_after_system_nodes(default_env):
     releases = _helm(default_env)
-    assert set(releases) == {"gpu-operator", "nvidia-dra-driver-gpu", "aws-efa-k8s-device-plugin", "mpi-operator"}
+    assert set(releases) == {
+        "gpu-operator",
+        "nvidia-dra-driver-gpu",
+        "aws-efa-k8s-device-plugin",
+        "mpi-operator",
+    }
     assert releases["gpu-operator"]["Properties"]["Namespace"] == "gpu-operator"
     assert releases["aws-efa-k8s-device-plugin"]["Properties"]["Namespace"] == "kube-system"
-    by_id = {r["Properties"]["Release"]: k for k, r in _of_type(default_env, "Custom::AWSCDK-EKS-HelmChart").items()}
+    by_id = {
+        r["Properties"]["Release"]: k
+        for k, r in _of_type(default_env, "Custom::AWSCDK-EKS-HelmChart").items()
+    }
     assert by_id["gpu-operator"] in releases["nvidia-dra-driver-gpu"]["DependsOn"]
-    system = [k for k, g in _of_type(default_env, "AWS::EKS::Nodegroup").items() if g["Properties"].get("CapacityType") == "ON_DEMAND"]
+    system = [
+        k
+        for k, g in _of_type(default_env, "AWS::EKS::Nodegroup").items()
+        if g["Properties"].get("CapacityType") == "ON_DEMAND"
+    ]
     for release in releases.values():
         assert any(s in release.get("DependsOn", []) for s in system), release["Properties"]["Release"]
 
 
 def test_validation_jobs_off_by_default(default_env):
     assert not _of_type(default_env, "Custom::AWSCDK-EKS-KubernetesResource") or all(
-        "MPIJob" not in json.dumps(r["Properties"].get("Manifest", "")) for r in _of_type(default_env, "Custom::AWSCDK-EKS-KubernetesResource").values()
+        "MPIJob" not in json.dumps(r["Properties"].get("Manifest", ""))
+        for r in _of_type(default_env, "Custom::AWSCDK-EKS-KubernetesResource").values()
     )
 
 
@@ -237,11 +296,16 @@ def test_zone_from_the_cached_reservation_lookup_without_aws():
     from eks_ultraserver.constructs.lookups import context_key
 
     key = context_key(account="123456789012", region="us-east-1", reservation_id="cr-0123456789abcdef0")
-    cached = {"availabilityZone": "us-east-1-dfw-2a", "availabilityZoneId": "use1-dfw2-az1",
-              "instanceType": "p6e-gb200.36xlarge", "reservationType": "capacity-block",
-              "totalInstanceCount": 18}
-    synth = synth_environment({"availabilityZone": None, "account": "123456789012",
-                               "region": "us-east-1", key: cached})
+    cached = {
+        "availabilityZone": "us-east-1-dfw-2a",
+        "availabilityZoneId": "use1-dfw2-az1",
+        "instanceType": "p6e-gb200.36xlarge",
+        "reservationType": "capacity-block",
+        "totalInstanceCount": 18,
+    }
+    synth = synth_environment(
+        {"availabilityZone": None, "account": "123456789012", "region": "us-east-1", key: cached}
+    )
     zones = {s["Properties"].get("AvailabilityZone") for s in _of_type(synth, "AWS::EC2::Subnet").values()}
     assert "us-east-1-dfw-2a" in zones
 
@@ -255,8 +319,10 @@ def test_bad_addon_configuration_stops_before_anything_is_built():
     from eks_ultraserver.model import ConfigurationError
 
     base = json.loads((REPO / "cdk.json").read_text())["context"]
-    app = cdk.App(context=base | {"addonVersions": '{"gpuOperator": "v26.7.0"}', "efaLayout": "sideways"},
-                  builtin_cloud_formation_validation=False)
+    app = cdk.App(
+        context=base | {"addonVersions": '{"gpuOperator": "v26.7.0"}', "efaLayout": "sideways"},
+        builtin_cloud_formation_validation=False,
+    )
     with pytest.raises(ConfigurationError) as err:
         build_app(app)
     assert "efaLayout: 'sideways'" in str(err.value)
@@ -274,9 +340,15 @@ def test_environment_refuses_bad_addons_before_building_anything():
     stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
     with pytest.raises(ConfigurationError, match=r"GpuPlatform|gpuOperator|v26.7.0"):
         UltraServerEnvironment(
-            stack, "Env",
-            ultraservers=[UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0",
-                                          type=UltraServerType.U_P6E_GB200X36, name="a")],
+            stack,
+            "Env",
+            ultraservers=[
+                UltraServerSpec(
+                    capacity_reservation_id="cr-0123456789abcdef0",
+                    type=UltraServerType.U_P6E_GB200X36,
+                    name="a",
+                )
+            ],
             availability_zone="us-east-1-dfw-2a",
             addons=AddonsConfig(versions={"gpuOperator": "v26.7.0"}),
         )
@@ -290,21 +362,42 @@ def test_environment_refuses_bad_addons_before_building_anything():
 def capacity_env():
     """GIVEN an ODCR node group in another AZ, a Capacity Block node group in the
     UltraServers' zone, a Karpenter-run ODCR and a burst pool."""
-    reserved = json.dumps([
-        {"name": "eval", "instanceType": "p5.48xlarge", "instanceCount": 2, "capacityType": "odcr",
-         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1", "availabilityZone": "us-east-1a"},
-        {"name": "ft", "instanceType": "p6-b200.48xlarge", "instanceCount": 1, "capacityType": "capacity-block",
-         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2", "availabilityZone": "us-east-1-dfw-2a"},
-        {"name": "kp", "instanceType": "p5.48xlarge", "instanceCount": 2,
-         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3", "provisioner": "karpenter"},
-    ])
+    reserved = json.dumps(
+        [
+            {
+                "name": "eval",
+                "instanceType": "p5.48xlarge",
+                "instanceCount": 2,
+                "capacityType": "odcr",
+                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1",
+                "availabilityZone": "us-east-1a",
+            },
+            {
+                "name": "ft",
+                "instanceType": "p6-b200.48xlarge",
+                "instanceCount": 1,
+                "capacityType": "capacity-block",
+                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2",
+                "availabilityZone": "us-east-1-dfw-2a",
+            },
+            {
+                "name": "kp",
+                "instanceType": "p5.48xlarge",
+                "instanceCount": 2,
+                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3",
+                "provisioner": "karpenter",
+            },
+        ]
+    )
     burst = json.dumps({"instanceFamilies": ["g6e", "p5"], "maxGpus": 64, "spot": True})
     return synth_environment({"reservedCapacity": reserved, "burstCapacity": burst})
 
 
 def test_reserved_node_groups_run_on_their_reservations(capacity_env):
-    groups = {g["Properties"]["Labels"].get("eks-ultraserver.io/reserved-capacity"): g["Properties"]
-              for g in _of_type(capacity_env, "AWS::EKS::Nodegroup").values()}
+    groups = {
+        g["Properties"]["Labels"].get("eks-ultraserver.io/reserved-capacity"): g["Properties"]
+        for g in _of_type(capacity_env, "AWS::EKS::Nodegroup").values()
+    }
     assert groups["eval"]["CapacityType"] == "ON_DEMAND"
     assert groups["eval"]["AmiType"] == "AL2023_x86_64_NVIDIA"  # the EKS API spells it so
     assert groups["ft"]["CapacityType"] == "CAPACITY_BLOCK"
@@ -312,13 +405,18 @@ def test_reserved_node_groups_run_on_their_reservations(capacity_env):
 
 
 def test_reserved_capacity_in_another_zone_gets_its_own_subnet(capacity_env):
-    subnets = {s["Properties"]["AvailabilityZone"]: (k, s["Properties"]["CidrBlock"])
-               for k, s in _of_type(capacity_env, "AWS::EC2::Subnet").items()
-               if isinstance(s["Properties"].get("AvailabilityZone"), str)}
+    subnets = {
+        s["Properties"]["AvailabilityZone"]: (k, s["Properties"]["CidrBlock"])
+        for k, s in _of_type(capacity_env, "AWS::EC2::Subnet").items()
+        if isinstance(s["Properties"].get("AvailabilityZone"), str)
+    }
     assert subnets["us-east-1a"][1] == "10.0.128.0/21"
     assert subnets["us-east-1-dfw-2a"][1] == "10.0.192.0/18"
-    (s3,) = [e for e in _of_type(capacity_env, "AWS::EC2::VPCEndpoint").values()
-             if e["Properties"].get("VpcEndpointType") == "Gateway"]
+    (s3,) = [
+        e
+        for e in _of_type(capacity_env, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"].get("VpcEndpointType") == "Gateway"
+    ]
     tables = json.dumps(s3["Properties"]["RouteTableIds"])
     assert "UltraServerSubnet" in tables and "ReservedSubnet" in tables
 
@@ -326,7 +424,12 @@ def test_reserved_capacity_in_another_zone_gets_its_own_subnet(capacity_env):
 def test_karpenter_with_burst_and_reserved_pools(capacity_env):
     releases = _helm(capacity_env)
     assert "karpenter" in releases
-    manifests = json.dumps([r["Properties"].get("Manifest") for r in _of_type(capacity_env, "Custom::AWSCDK-EKS-KubernetesResource").values()])
+    manifests = json.dumps(
+        [
+            r["Properties"].get("Manifest")
+            for r in _of_type(capacity_env, "Custom::AWSCDK-EKS-KubernetesResource").values()
+        ]
+    )
     assert "gpu-burst" in manifests and "gpu-reserved" in manifests
     assert "p6e-gb200.36xlarge" in manifests, "the pools exclude UltraServer instances"
 
@@ -347,16 +450,34 @@ def test_reserved_capacity_outside_the_zone_with_an_existing_vpc_is_refused():
 
     stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
     vpc = ec2.Vpc(stack, "Mine", max_azs=2)
-    subnet = ec2.Subnet.from_subnet_attributes(stack, "Lz", subnet_id="subnet-0abc", availability_zone="us-east-1-dfw-2a")
-    with pytest.raises(ConfigurationError, match=r"reservedCapacity\[0\].availabilityZone: 'us-east-1a' differs"):
+    subnet = ec2.Subnet.from_subnet_attributes(
+        stack, "Lz", subnet_id="subnet-0abc", availability_zone="us-east-1-dfw-2a"
+    )
+    with pytest.raises(
+        ConfigurationError, match=r"reservedCapacity\[0\].availabilityZone: 'us-east-1a' differs"
+    ):
         UltraServerEnvironment(
-            stack, "Env", vpc=vpc, ultraserver_subnets=[subnet],
-            ultraservers=[UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0",
-                                          type=UltraServerType.U_P6E_GB200X36, name="a")],
+            stack,
+            "Env",
+            vpc=vpc,
+            ultraserver_subnets=[subnet],
+            ultraservers=[
+                UltraServerSpec(
+                    capacity_reservation_id="cr-0123456789abcdef0",
+                    type=UltraServerType.U_P6E_GB200X36,
+                    name="a",
+                )
+            ],
             availability_zone="us-east-1-dfw-2a",
-            reserved_capacity=[ReservedCapacitySpec(name="eval", instance_type="p5.48xlarge", instance_count=1,
-                                                    capacity_reservation_id="cr-0bbbbbbbbbbbbbbb1",
-                                                    availability_zone="us-east-1a")],
+            reserved_capacity=[
+                ReservedCapacitySpec(
+                    name="eval",
+                    instance_type="p5.48xlarge",
+                    instance_count=1,
+                    capacity_reservation_id="cr-0bbbbbbbbbbbbbbb1",
+                    availability_zone="us-east-1a",
+                )
+            ],
         )
     assert stack.node.try_find_child("Env") is None
 
@@ -369,7 +490,9 @@ def test_a_bad_ultraserver_entry_stops_the_environment_before_any_node_group():
     from eks_ultraserver.model import ConfigurationError, UltraServerType
 
     stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
-    good = UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="a")
+    good = UltraServerSpec(
+        capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="a"
+    )
     bad = UltraServerSpec(capacity_reservation_id="cr-nope", type="p6e-gb200.36xlarge", name="B_")
     with pytest.raises(ConfigurationError) as err:
         UltraServerEnvironment(stack, "Env", ultraservers=[good, bad], availability_zone="us-east-1-dfw-2a")
@@ -383,8 +506,11 @@ def test_a_bad_ultraserver_entry_stops_the_environment_before_any_node_group():
 def test_only_the_zone_subnets_suppress_cfn_lint_w3010(default_env):
     from cfnlint.api import ManualArgs, lint
 
-    suppressed = [k for k, r in default_env.all_resources.items()
-                  if "W3010" in json.dumps(r.get("Metadata", {}).get("cfn-lint", {}))]
+    suppressed = [
+        k
+        for k, r in default_env.all_resources.items()
+        if "W3010" in json.dumps(r.get("Metadata", {}).get("cfn-lint", {}))
+    ]
     assert len(suppressed) == 1 and "UltraServerSubnet" in suppressed[0]
     findings = lint(json.dumps(default_env.template), config=ManualArgs(regions=["us-east-1"]))
     assert not [m for m in findings if m.rule.id == "W3010"]

@@ -18,9 +18,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
-from conftest import ACCOUNT, REGION, SHARED_UPSTREAM, template_of
 from eks_ultraserver.capacity import (
     BurstCapacitySpec,
+    CapacityClass,
     ReservedCapacitySpec,
     ReservedProvisioner,
 )
@@ -31,20 +31,29 @@ from eks_ultraserver.charts.karpenter import (
     ec2_node_class,
     reserved_node_pool,
 )
-from eks_ultraserver.capacity import CapacityClass
 from eks_ultraserver.constructs.karpenter import INTERRUPTION_EVENTS, Karpenter, controller_policies
 from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.versions import KARPENTER
 
+from conftest import ACCOUNT, REGION, SHARED_UPSTREAM, template_of
+
 CLUSTER_NAME = "gpu-cluster"
-BURST = BurstCapacitySpec(instance_families=("g6e", "p5"), instance_sizes=("12xlarge", "48xlarge"), max_gpus=64)
+BURST = BurstCapacitySpec(
+    instance_families=("g6e", "p5"), instance_sizes=("12xlarge", "48xlarge"), max_gpus=64
+)
 ON_DEMAND_ONLY = BurstCapacitySpec(instance_families=("g6e",), max_gpus=8, max_vcpus=256, spot=False)
 KARPENTER_ODCR = ReservedCapacitySpec(
-    name="kp", instance_type="p5.48xlarge", instance_count=2, capacity_reservation_id="cr-0aaaaaaaaaaaaaaa1",
+    name="kp",
+    instance_type="p5.48xlarge",
+    instance_count=2,
+    capacity_reservation_id="cr-0aaaaaaaaaaaaaaa1",
     provisioner=ReservedProvisioner.KARPENTER,
 )
 NODEGROUP_ODCR = ReservedCapacitySpec(
-    name="ng", instance_type="p5.48xlarge", instance_count=2, capacity_reservation_id="cr-0bbbbbbbbbbbbbbb2",
+    name="ng",
+    instance_type="p5.48xlarge",
+    instance_count=2,
+    capacity_reservation_id="cr-0bbbbbbbbbbbbbbb2",
     availability_zone="us-east-1a",
 )
 
@@ -61,14 +70,20 @@ def _strict(schema):
     if not isinstance(schema, dict):
         return schema
     out = {k: _strict(v) for k, v in schema.items()}
-    if out.get("type") == "object" and isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
+    if (
+        out.get("type") == "object"
+        and isinstance(out.get("properties"), dict)
+        and "additionalProperties" not in out
+    ):
         out["additionalProperties"] = False
     return out
 
 
 def _crd_validator(filename: str) -> jsonschema.Draft7Validator:
     # The CRD files are Helm templates: drop the `{{ ... }}` lines (upstream README).
-    text = "\n".join(line for line in (SHARED_UPSTREAM / filename).read_text().splitlines() if "{{" not in line)
+    text = "\n".join(
+        line for line in (SHARED_UPSTREAM / filename).read_text().splitlines() if "{{" not in line
+    )
     crd = yaml.safe_load(text)
     (served,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     schema = _strict(served["schema"]["openAPIV3Schema"])
@@ -98,16 +113,23 @@ def chart_objects():
     """GIVEN burst capacity and one ODCR for Karpenter (and one for a node group) WHEN the
     chart is synthesized (plain strings for the role and security group)."""
     chart = KarpenterGpuCapacityChart(
-        cdk8s.App(), "karpenter-gpu-capacity", node_role="KarpenterNodeRole", discovery=CLUSTER_NAME,
-        burst=BURST, reserved=[KARPENTER_ODCR, NODEGROUP_ODCR], security_group_ids=["sg-0123456789abcdef0"],
+        cdk8s.App(),
+        "karpenter-gpu-capacity",
+        node_role="KarpenterNodeRole",
+        discovery=CLUSTER_NAME,
+        burst=BURST,
+        reserved=[KARPENTER_ODCR, NODEGROUP_ODCR],
+        security_group_ids=["sg-0123456789abcdef0"],
     )
     return {(o["kind"], o["metadata"]["name"]): o for o in chart.to_json()}
 
 
 def test_chart_objects_validate_against_the_v1_14_1_crds(schemas, chart_objects):
     assert sorted(chart_objects) == [
-        ("EC2NodeClass", "gpu-burst"), ("EC2NodeClass", "gpu-reserved"),
-        ("NodePool", "gpu-burst"), ("NodePool", "gpu-reserved"),
+        ("EC2NodeClass", "gpu-burst"),
+        ("EC2NodeClass", "gpu-reserved"),
+        ("NodePool", "gpu-burst"),
+        ("NodePool", "gpu-reserved"),
     ]
     for obj in chart_objects.values():
         assert _errors(schemas, obj) == [], obj["metadata"]["name"]
@@ -141,7 +163,11 @@ def test_burst_is_spot_first_with_on_demand_fallback_in_one_pool(chart_objects):
 @pytest.mark.parametrize("pool", ["gpu-burst", "gpu-reserved"])
 def test_no_pool_ever_provisions_ultraserver_nodes(chart_objects, pool):
     reqs = chart_objects[("NodePool", pool)]["spec"]["template"]["spec"]["requirements"]
-    assert {"key": "node.kubernetes.io/instance-type", "operator": "NotIn", "values": ["p6e-gb200.36xlarge"]} in reqs
+    assert {
+        "key": "node.kubernetes.io/instance-type",
+        "operator": "NotIn",
+        "values": ["p6e-gb200.36xlarge"],
+    } in reqs
     assert {"key": "karpenter.k8s.aws/instance-family", "operator": "NotIn", "values": ["p6e-gb200"]} in reqs
 
 
@@ -176,9 +202,13 @@ def test_node_class_discovery_ami_and_hardening(chart_objects):
     assert spec["amiSelectorTerms"] == [{"alias": "al2023@latest"}]
     assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": CLUSTER_NAME}}]
     assert spec["securityGroupSelectorTerms"] == [
-        {"id": "sg-0123456789abcdef0"}, {"tags": {"karpenter.sh/discovery": CLUSTER_NAME}}
+        {"id": "sg-0123456789abcdef0"},
+        {"tags": {"karpenter.sh/discovery": CLUSTER_NAME}},
     ]
-    assert spec["metadataOptions"]["httpTokens"] == "required" and spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert (
+        spec["metadataOptions"]["httpTokens"] == "required"
+        and spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    )
     assert spec["blockDeviceMappings"][0]["ebs"]["encrypted"] is True
     assert spec["instanceStorePolicy"] == "RAID0"
 
@@ -193,10 +223,20 @@ def test_chart_snapshot(chart_objects, snapshot_json):
         ({"burst": None, "reserved": [NODEGROUP_ODCR]}, r"nothing to create"),
         ({"discovery": "${Token[TOKEN.12]}"}, r"discovery: .* must be a plain, non-empty string"),
         ({"node_role": ""}, r"node_role: empty"),
-        ({"reserved": [ReservedCapacitySpec(
-            name="grp", instance_type="p5.48xlarge", instance_count=1,
-            resource_group_arn="arn:aws:resource-groups:us-east-1:123456789012:group/x",
-            provisioner=ReservedProvisioner.KARPENTER)]}, r"Karpenter selects reservations by id"),
+        (
+            {
+                "reserved": [
+                    ReservedCapacitySpec(
+                        name="grp",
+                        instance_type="p5.48xlarge",
+                        instance_count=1,
+                        resource_group_arn="arn:aws:resource-groups:us-east-1:123456789012:group/x",
+                        provisioner=ReservedProvisioner.KARPENTER,
+                    )
+                ]
+            },
+            r"Karpenter selects reservations by id",
+        ),
     ],
 )
 def test_chart_validation(kwargs, match):
@@ -207,8 +247,14 @@ def test_chart_validation(kwargs, match):
 
 
 def test_builders_alone_validate_too(schemas):
-    node_class = ec2_node_class(name="x", role="r", discovery="d", ami_alias="al2023@v20251103",
-                                capacity=CapacityClass.RESERVED, capacity_reservation_ids=["cr-0123456789abcdef0"])
+    node_class = ec2_node_class(
+        name="x",
+        role="r",
+        discovery="d",
+        ami_alias="al2023@v20251103",
+        capacity=CapacityClass.RESERVED,
+        capacity_reservation_ids=["cr-0123456789abcdef0"],
+    )
     assert _errors(schemas, node_class) == []
     assert _errors(schemas, reserved_node_pool([KARPENTER_ODCR])) == []
 
@@ -226,8 +272,13 @@ def synth():
     stack = cdk.Stack(app, "Burst", env=cdk.Environment(account=ACCOUNT, region=REGION))
     vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
     cluster = eks.Cluster(
-        stack, "Cluster", version=eks.KubernetesVersion.V1_35, vpc=vpc, cluster_name=CLUSTER_NAME,
-        default_capacity=0, default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+        stack,
+        "Cluster",
+        version=eks.KubernetesVersion.V1_35,
+        vpc=vpc,
+        cluster_name=CLUSTER_NAME,
+        default_capacity=0,
+        default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
         kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(stack, "Kubectl")),
     )
     karpenter = Karpenter(stack, "Karpenter", cluster=cluster, subnets=vpc.private_subnets)
@@ -270,18 +321,30 @@ def _sub_document(resource) -> tuple[dict, dict]:
 def test_controller_policies_are_the_upstream_statements_scoped_to_the_cluster(synth):
     *_, tpl = synth
     policies = {
-        k: _sub_document(v) for k, v in _of_type(tpl, "AWS::IAM::ManagedPolicy").items() if k.startswith("Karpenter")
+        k: _sub_document(v)
+        for k, v in _of_type(tpl, "AWS::IAM::ManagedPolicy").items()
+        if k.startswith("Karpenter")
     }
     sids = sorted(s["Sid"] for doc, _ in policies.values() for s in doc["Statement"])
     assert sids == sorted(
         [
-            "AllowScopedEC2InstanceAccessActions", "AllowScopedEC2LaunchTemplateAccessActions",
-            "AllowScopedEC2InstanceActionsWithTags", "AllowScopedResourceCreationTagging",
-            "AllowScopedResourceTagging", "AllowScopedDeletion", "AllowPassingInstanceRole",
-            "AllowScopedInstanceProfileCreationActions", "AllowScopedInstanceProfileTagActions",
-            "AllowScopedInstanceProfileActions", "AllowAPIServerEndpointDiscovery", "AllowInterruptionQueueActions",
-            "AllowRegionalReadActions", "AllowSSMReadActions", "AllowPricingReadActions",
-            "AllowUnscopedInstanceProfileListAction", "AllowInstanceProfileReadActions",
+            "AllowScopedEC2InstanceAccessActions",
+            "AllowScopedEC2LaunchTemplateAccessActions",
+            "AllowScopedEC2InstanceActionsWithTags",
+            "AllowScopedResourceCreationTagging",
+            "AllowScopedResourceTagging",
+            "AllowScopedDeletion",
+            "AllowPassingInstanceRole",
+            "AllowScopedInstanceProfileCreationActions",
+            "AllowScopedInstanceProfileTagActions",
+            "AllowScopedInstanceProfileActions",
+            "AllowAPIServerEndpointDiscovery",
+            "AllowInterruptionQueueActions",
+            "AllowRegionalReadActions",
+            "AllowSSMReadActions",
+            "AllowPricingReadActions",
+            "AllowUnscopedInstanceProfileListAction",
+            "AllowInstanceProfileReadActions",
         ]
     )
     for doc, variables in policies.values():
@@ -295,27 +358,51 @@ def test_controller_policies_are_the_upstream_statements_scoped_to_the_cluster(s
     # only where a condition key names the cluster (NodeLifecycle, IAMIntegration).
     raw = {k: v["Properties"]["PolicyDocument"] for k, v in _of_type(tpl, "AWS::IAM::ManagedPolicy").items()}
     strings = sorted(k for k, doc in raw.items() if "Fn::Sub" in doc)
-    assert [re.sub(r"[0-9A-F]{8}$", "", k) for k in strings] == ["KarpenterIAMIntegrationPolicy",
-                                                                 "KarpenterNodeLifecyclePolicy"]
+    assert [re.sub(r"[0-9A-F]{8}$", "", k) for k in strings] == [
+        "KarpenterIAMIntegrationPolicy",
+        "KarpenterNodeLifecyclePolicy",
+    ]
     statements = {s["Sid"]: s for doc, _ in policies.values() for s in doc["Statement"]}
     # Every write action on EC2 is scoped by the cluster's tags.
-    for sid in ("AllowScopedEC2LaunchTemplateAccessActions", "AllowScopedResourceTagging", "AllowScopedDeletion"):
+    for sid in (
+        "AllowScopedEC2LaunchTemplateAccessActions",
+        "AllowScopedResourceTagging",
+        "AllowScopedDeletion",
+    ):
         assert statements[sid]["Condition"]["StringEquals"] == {
             "aws:ResourceTag/kubernetes.io/cluster/${ClusterName}": "owned"
         }
     assert statements["AllowPassingInstanceRole"]["Resource"] == "${NodeRoleArn}"
     assert statements["AllowInterruptionQueueActions"]["Resource"] == "${QueueArn}"
     # Only the actions the upstream template grants on "*".
-    unscoped = {a for s in statements.values() if s["Resource"] == "*" for a in (
-        s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-    assert unscoped == {
-        "ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
-        "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
-        "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
-        "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets", "pricing:GetProducts", "iam:ListInstanceProfiles",
+    unscoped = {
+        a
+        for s in statements.values()
+        if s["Resource"] == "*"
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     }
-    assert controller_policies().keys() == {"NodeLifecycle", "IAMIntegration", "EKSIntegration", "Interruption",
-                                            "ResourceDiscovery"}
+    assert unscoped == {
+        "ec2:DescribeCapacityReservations",
+        "ec2:DescribeImages",
+        "ec2:DescribeInstances",
+        "ec2:DescribeInstanceStatus",
+        "ec2:DescribeInstanceTypeOfferings",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeLaunchTemplates",
+        "ec2:DescribePlacementGroups",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSpotPriceHistory",
+        "ec2:DescribeSubnets",
+        "pricing:GetProducts",
+        "iam:ListInstanceProfiles",
+    }
+    assert controller_policies().keys() == {
+        "NodeLifecycle",
+        "IAMIntegration",
+        "EKSIntegration",
+        "Interruption",
+        "ResourceDiscovery",
+    }
 
 
 def test_controller_role_through_pod_identity(synth):
@@ -351,10 +438,14 @@ def test_interruption_queue_is_encrypted_tls_only_and_fed_by_five_rules(synth):
     allow = [s for s in statements if s["Effect"] == "Allow"]
     assert {s["Principal"]["Service"] for s in allow} == {"events.amazonaws.com"}
     rules = _of_type(tpl, "AWS::Events::Rule")
-    patterns = sorted((r["Properties"]["EventPattern"]["source"][0], r["Properties"]["EventPattern"]["detail-type"][0])
-                      for r in rules.values())
+    patterns = sorted(
+        (r["Properties"]["EventPattern"]["source"][0], r["Properties"]["EventPattern"]["detail-type"][0])
+        for r in rules.values()
+    )
     assert patterns == sorted((source, detail) for _, source, detail in INTERRUPTION_EVENTS)
-    assert all(r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]} for r in rules.values())
+    assert all(
+        r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]} for r in rules.values()
+    )
 
 
 def _values(helm) -> dict:
@@ -365,10 +456,13 @@ def _values(helm) -> dict:
 
 def test_helm_release_pins_the_chart_and_runs_the_controller_on_system_nodes(synth):
     *_, tpl = synth
-    helm_id, helm = _one(tpl, "Custom::AWSCDK-EKS-HelmChart", "Karpenter")
+    _helm_id, helm = _one(tpl, "Custom::AWSCDK-EKS-HelmChart", "Karpenter")
     props = helm["Properties"]
     assert (props["Chart"], props["Version"], props["Namespace"], props["Release"]) == (
-        "karpenter", KARPENTER.version, "kube-system", "karpenter"
+        "karpenter",
+        KARPENTER.version,
+        "kube-system",
+        "karpenter",
     )
     assert props["Repository"] == "oci://public.ecr.aws/karpenter/karpenter"
     values = _values(helm)
@@ -391,35 +485,53 @@ def test_helm_values_keys_exist_in_the_upstream_chart(synth):
 def test_node_pools_are_applied_after_the_helm_release(synth):
     *_, tpl = synth
     helm_id, _ = _one(tpl, "Custom::AWSCDK-EKS-HelmChart", "Karpenter")
-    manifest_id, manifest = _one(tpl, "Custom::AWSCDK-EKS-KubernetesResource")
+    _manifest_id, manifest = _one(tpl, "Custom::AWSCDK-EKS-KubernetesResource")
     assert helm_id in manifest.get("DependsOn", [])
-    text = "".join(p if isinstance(p, str) else "TOKEN" for p in manifest["Properties"]["Manifest"]["Fn::Join"][1])
+    text = "".join(
+        p if isinstance(p, str) else "TOKEN" for p in manifest["Properties"]["Manifest"]["Fn::Join"][1]
+    )
     kinds = [(o["kind"], o["metadata"]["name"]) for o in json.loads(text)]
-    assert kinds == [("EC2NodeClass", "gpu-burst"), ("NodePool", "gpu-burst"),
-                     ("EC2NodeClass", "gpu-reserved"), ("NodePool", "gpu-reserved")]
+    assert kinds == [
+        ("EC2NodeClass", "gpu-burst"),
+        ("NodePool", "gpu-burst"),
+        ("EC2NodeClass", "gpu-reserved"),
+        ("NodePool", "gpu-reserved"),
+    ]
     assert '"role":"TOKEN"' in text and '{"id":"TOKEN"}' in text  # node role name, cluster SG id
 
 
 def test_subnets_carry_the_discovery_tag(synth):
-    *_, vpc, _karpenter, _manifest, tpl = synth
+    *_, _vpc, _karpenter, _manifest, tpl = synth
     private = {k: v for k, v in _of_type(tpl, "AWS::EC2::Subnet").items() if "Private" in k}
     public = {k: v for k, v in _of_type(tpl, "AWS::EC2::Subnet").items() if "Public" in k}
     assert private and all(
-        {"Key": "karpenter.sh/discovery", "Value": CLUSTER_NAME} in v["Properties"]["Tags"] for v in private.values()
+        {"Key": "karpenter.sh/discovery", "Value": CLUSTER_NAME} in v["Properties"]["Tags"]
+        for v in private.values()
     )
     assert all(
-        {"Key": "karpenter.sh/discovery", "Value": CLUSTER_NAME} not in v["Properties"]["Tags"] for v in public.values()
+        {"Key": "karpenter.sh/discovery", "Value": CLUSTER_NAME} not in v["Properties"]["Tags"]
+        for v in public.values()
     )
 
 
 def test_construct_snapshot(synth, snapshot_json):
     *_, tpl = synth
-    keep = ("AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::EKS::PodIdentityAssociation", "AWS::EKS::AccessEntry",
-            "AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Events::Rule", "Custom::AWSCDK-EKS-HelmChart",
-            "Custom::AWSCDK-EKS-KubernetesResource")
+    keep = (
+        "AWS::IAM::ManagedPolicy",
+        "AWS::IAM::Role",
+        "AWS::EKS::PodIdentityAssociation",
+        "AWS::EKS::AccessEntry",
+        "AWS::SQS::Queue",
+        "AWS::SQS::QueuePolicy",
+        "AWS::Events::Rule",
+        "Custom::AWSCDK-EKS-HelmChart",
+        "Custom::AWSCDK-EKS-KubernetesResource",
+    )
     assert snapshot_json == {
-        k: v for k, v in tpl["Resources"].items()
-        if v["Type"] in keep and (k.startswith("Karpenter") or v["Type"] == "Custom::AWSCDK-EKS-KubernetesResource")
+        k: v
+        for k, v in tpl["Resources"].items()
+        if v["Type"] in keep
+        and (k.startswith("Karpenter") or v["Type"] == "Custom::AWSCDK-EKS-KubernetesResource")
     }
 
 

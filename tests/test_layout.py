@@ -35,7 +35,6 @@ def _env(**extra):
 
 def test_import_constructs_is_the_library():
     import constructs
-
     import eks_ultraserver.constructs.nodegroup  # noqa: F401  (loads our subpackage too)
 
     assert hasattr(constructs, "Construct")
@@ -47,8 +46,12 @@ def test_import_constructs_is_the_library():
 def test_nothing_loads_our_modules_as_top_level_constructs_or_charts():
     import eks_ultraserver.constructs.environment  # noqa: F401
 
-    ours = {p.stem for p in (REPO / "constructs").glob("*.py")} | {p.stem for p in (REPO / "charts").glob("*.py")}
-    loaded = [m for m in sys.modules if m.split(".")[0] in ("constructs", "charts") and m.split(".")[-1] in ours]
+    ours = {p.stem for p in (REPO / "constructs").glob("*.py")} | {
+        p.stem for p in (REPO / "charts").glob("*.py")
+    }
+    loaded = [
+        m for m in sys.modules if m.split(".")[0] in ("constructs", "charts") and m.split(".")[-1] in ours
+    ]
     assert loaded == []
     offenders = []
     for folder in SOURCE_DIRS:
@@ -87,8 +90,12 @@ def test_public_names():
 def test_python_app_py_from_the_repository_root(tmp_path):
     result = subprocess.run(
         # CDK's built-in template validation off: the CLI test runs it; cfn-lint covers it
-        [sys.executable, "app.py"], cwd=REPO, env=_env(CDK_OUTDIR=str(tmp_path), CDK_VALIDATION="false"),
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "app.py"],
+        cwd=REPO,
+        env=_env(CDK_OUTDIR=str(tmp_path), CDK_VALIDATION="false"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     template = json.loads((tmp_path / "UltraServerEnvironment.template.json").read_text())
@@ -101,27 +108,57 @@ def test_wheel_in_a_fresh_venv_used_from_another_directory(tmp_path):
     dependencies of this one through a .pth file, and synthesizes a stack of its own."""
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "-w", str(wheels), str(REPO)],
-        check=True, capture_output=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     (wheel,) = wheels.glob("eks_ultraserver-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     import sysconfig
 
     (Path(site) / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--target", site, str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            site,
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     app_dir = tmp_path / "elsewhere"
     app_dir.mkdir()
-    (app_dir / "myapp.py").write_text(textwrap.dedent("""
+    (app_dir / "myapp.py").write_text(
+        textwrap.dedent("""
         import json, sys
         import aws_cdk as cdk
         from aws_cdk import aws_ec2 as ec2, aws_eks_v2 as eks
@@ -138,10 +175,12 @@ def test_wheel_in_a_fresh_venv_used_from_another_directory(tmp_path):
                              ultraserver_type="u-p6e-gb200x36", subnets=[subnet])
         app.synth()
         print(json.dumps({"package": eks_ultraserver.__file__}))
-    """))
+    """)
+    )
     out = tmp_path / "out"
-    result = subprocess.run([py, "myapp.py", str(out)], cwd=app_dir, env=_env(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [py, "myapp.py", str(out)], cwd=app_dir, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     package = json.loads(result.stdout.strip().splitlines()[-1])["package"]
     assert package.startswith(site), package

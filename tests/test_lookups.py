@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import sys
 
-import aws_stubs as s
 import pytest
 
 from eks_ultraserver.config import EnvironmentConfig
 from eks_ultraserver.constructs.lookups import CachedReservation, context_key, resolve_reservations
 from eks_ultraserver.model import ConfigurationError
+
+import aws_stubs as s
 
 SERVERS = [{"capacityReservationId": s.RID, "type": "u-p6e-gb200x72", "name": "us-1"}]
 KEY = f"capacity-reservation:account={s.ACCOUNT}:region={s.REGION}:reservationId={s.RID}"
@@ -80,9 +81,16 @@ def test_first_synth_looks_up_and_caches_then_later_synths_stay_offline(tmp_path
 
 def test_cache_passed_in_by_the_cdk_cli_is_used_without_the_file(tmp_path):
     # GIVEN the CDK CLI's context (it merges cdk.context.json into the app's context)
-    context = {"ultraServers": json.dumps(SERVERS), KEY: CachedReservation(
-        availability_zone="us-east-1-atl-2a", availability_zone_id=None, instance_type="p6e-gb200.36xlarge",
-        reservation_type="capacity-block", total_instance_count=18).to_json()}
+    context = {
+        "ultraServers": json.dumps(SERVERS),
+        KEY: CachedReservation(
+            availability_zone="us-east-1-atl-2a",
+            availability_zone_id=None,
+            instance_type="p6e-gb200.36xlarge",
+            reservation_type="capacity-block",
+            total_instance_count=18,
+        ).to_json(),
+    }
     ec2, stubber = s.stubbed("ec2")
     with stubber:
         assert resolve(context, tmp_path, ec2) == {"availabilityZone": "us-east-1-atl-2a"}
@@ -120,16 +128,26 @@ def test_without_credentials_one_message_names_availability_zone(tmp_path, monke
 
 
 def test_environment_agnostic_stack_cannot_look_up(tmp_path):
-    with pytest.raises(ConfigurationError, match=r"availabilityZone: not set.*account and Region.*-c availabilityZone="):
+    with pytest.raises(
+        ConfigurationError, match=r"availabilityZone: not set.*account and Region.*-c availabilityZone="
+    ):
         resolve({"ultraServers": SERVERS}, tmp_path, account="${Token[AWS.AccountId.0]}")
 
 
 def test_unknown_reservation_names_the_entry_and_the_alternative(tmp_path):
     ec2, stubber = s.stubbed("ec2")
     stubber.add_client_error(
-        "describe_capacity_reservations", service_error_code="InvalidCapacityReservationId.NotFound", http_status_code=400
+        "describe_capacity_reservations",
+        service_error_code="InvalidCapacityReservationId.NotFound",
+        http_status_code=400,
     )
-    with stubber, pytest.raises(ConfigurationError, match=r"ultraServers\[0\].capacityReservationId: .* was not found .*availabilityZone"):
+    with (
+        stubber,
+        pytest.raises(
+            ConfigurationError,
+            match=r"ultraServers\[0\].capacityReservationId: .* was not found .*availabilityZone",
+        ),
+    ):
         resolve({"ultraServers": SERVERS}, tmp_path, ec2)
 
 
@@ -137,7 +155,11 @@ def test_lookup_checks_type_kind_and_count_and_lists_every_problem(tmp_path):
     ec2, stubber = s.stubbed("ec2")
     stubber.add_response(
         "describe_capacity_reservations",
-        {"CapacityReservations": [s.reservation(InstanceType="p5.48xlarge", ReservationType="default", TotalInstanceCount=9)]},
+        {
+            "CapacityReservations": [
+                s.reservation(InstanceType="p5.48xlarge", ReservationType="default", TotalInstanceCount=9)
+            ]
+        },
     )
     with stubber, pytest.raises(ConfigurationError) as err:
         resolve({"ultraServers": SERVERS}, tmp_path, ec2)
@@ -151,12 +173,16 @@ def test_lookup_checks_type_kind_and_count_and_lists_every_problem(tmp_path):
 
 
 def test_reservations_in_two_zones_are_refused(tmp_path):
-    servers = SERVERS + [{"capacityReservationId": s.RID2, "type": "u-p6e-gb200x72", "name": "us-2"}]
+    servers = [*SERVERS, {"capacityReservationId": s.RID2, "type": "u-p6e-gb200x72", "name": "us-2"}]
     ec2, stubber = s.stubbed("ec2")
     stubber.add_response("describe_capacity_reservations", {"CapacityReservations": [s.reservation()]})
     stubber.add_response(
         "describe_capacity_reservations",
-        {"CapacityReservations": [s.reservation(CapacityReservationId=s.RID2, AvailabilityZone="us-east-1-atl-2a")]},
+        {
+            "CapacityReservations": [
+                s.reservation(CapacityReservationId=s.RID2, AvailabilityZone="us-east-1-atl-2a")
+            ]
+        },
         {"CapacityReservationIds": [s.RID2]},
     )
     with stubber, pytest.raises(ConfigurationError, match="reservations are in 2 zones"):
@@ -171,7 +197,7 @@ def test_malformed_entries_are_left_to_the_configuration_reader(tmp_path):
 
 def test_broken_cache_file_is_reported(tmp_path):
     (tmp_path / "cdk.context.json").write_text("{broken")
-    with pytest.raises(ConfigurationError, match="cdk.context.json: not valid JSON"):
+    with pytest.raises(ConfigurationError, match=r"cdk\.context\.json: not valid JSON"):
         resolve({"ultraServers": SERVERS}, tmp_path, s.stubbed("ec2")[0])
 
 

@@ -8,10 +8,11 @@ import cdk8s
 import pytest
 import yaml
 
-from conftest import REPO
 from eks_ultraserver import cli
 from eks_ultraserver.charts.manifests import benchmark_charts, chart_yaml, validation_charts, write_manifests
 from eks_ultraserver.config import EnvironmentConfig
+
+from conftest import REPO
 
 TWO = json.dumps(
     [
@@ -72,7 +73,17 @@ def test_context_overrides_and_stale_files(tmp_path, monkeypatch, capsys):
     (tmp_path / "validation" / "nvbandwidth-old.yaml").write_text("stale")
     (tmp_path / "validation" / "NOTES.txt").write_text("mine")
     code = cli.main(
-        ["manifests", "--out", str(tmp_path), "-c", f"ultraServers={TWO}", "-c", "efaMode=dranet", "-c", "kubernetesVersion=1.34"]
+        [
+            "manifests",
+            "--out",
+            str(tmp_path),
+            "-c",
+            f"ultraServers={TWO}",
+            "-c",
+            "efaMode=dranet",
+            "-c",
+            "kubernetesVersion=1.34",
+        ]
     )
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "validation").iterdir()) == [
@@ -87,7 +98,10 @@ def test_context_overrides_and_stale_files(tmp_path, monkeypatch, capsys):
         "nccl-us-a.yaml",
         "nccl-us-b.yaml",
     ]
-    kinds = [d["kind"] for d in yaml.safe_load_all((tmp_path / "benchmarks" / "nccl-all-ultraservers.yaml").read_text())]
+    kinds = [
+        d["kind"]
+        for d in yaml.safe_load_all((tmp_path / "benchmarks" / "nccl-all-ultraservers.yaml").read_text())
+    ]
     assert kinds == ["ComputeDomain", "ResourceClaimTemplate", "MPIJob"]
     stdout = capsys.readouterr().out.splitlines()
     assert str(tmp_path / "benchmarks" / "nccl-all-ultraservers.yaml") in stdout
@@ -109,12 +123,18 @@ def test_reads_cdk_context_json_next_to_cdk_json(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["-c", "efaLayout=lots"], "efaLayout: 'lots' is not allowed; use one of 'per-gpu', 'all-odd-cards', 'none'"),
+        (
+            ["-c", "efaLayout=lots"],
+            "efaLayout: 'lots' is not allowed; use one of 'per-gpu', 'all-odd-cards', 'none'",
+        ),
         (["-c", "efaLayout"], "-c 'efaLayout': expected KEY=VALUE"),
         (["--cdk-json", "/nonexistent/cdk.json"], "/nonexistent/cdk.json: not found"),
         (
-            ["-c", 'ultraServers=[{"capacityReservationId":"cr-0123456789abcdef0","type":"u-p6e-gb200x72","name":"all-ultraservers"},'
-             '{"capacityReservationId":"cr-0123456789abcdef1","type":"u-p6e-gb200x36","name":"b"}]'],
+            [
+                "-c",
+                'ultraServers=[{"capacityReservationId":"cr-0123456789abcdef0","type":"u-p6e-gb200x72","name":"all-ultraservers"},'
+                '{"capacityReservationId":"cr-0123456789abcdef1","type":"u-p6e-gb200x36","name":"b"}]',
+            ],
             "which the job across all UltraServers uses",
         ),
     ],
@@ -134,7 +154,13 @@ def test_help(capsys):
         cli.main(["manifests", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--out DIR", "-c KEY=VALUE, --context KEY=VALUE", "--cdk-json PATH", "validation/", "benchmarks/"):
+    for flag in (
+        "--out DIR",
+        "-c KEY=VALUE, --context KEY=VALUE",
+        "--cdk-json PATH",
+        "validation/",
+        "benchmarks/",
+    ):
         assert flag in text
     with pytest.raises(SystemExit):
         cli.main(["--help"])

@@ -11,13 +11,14 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk.assertions import Match
 
-from conftest import ACCOUNT, LOCAL_ZONE, REGION, template_of
 from eks_ultraserver import (
     ConfigurationError,
     EfaLayout,
     Taint,
     UltraServerNodeGroup,
 )
+
+from conftest import ACCOUNT, LOCAL_ZONE, REGION, template_of
 
 RID_72 = "cr-0123456789abcdef0"
 RID_36 = "cr-0fedcba9876543210"
@@ -109,8 +110,13 @@ def test_launch_template_targets_the_capacity_block(synth):
 def test_launch_template_has_no_fields_eks_rejects(synth):
     _, _, tpl = synth
     for data in _launch_templates(tpl).values():
-        for forbidden in ("ImageId", "SubnetId", "IamInstanceProfile",
-                          "InstanceInitiatedShutdownBehavior", "SecurityGroupIds"):
+        for forbidden in (
+            "ImageId",
+            "SubnetId",
+            "IamInstanceProfile",
+            "InstanceInitiatedShutdownBehavior",
+            "SecurityGroupIds",
+        ):
             assert forbidden not in data
         for nic in data["NetworkInterfaces"]:
             assert "SubnetId" not in nic
@@ -133,7 +139,14 @@ def test_all_odd_cards_layout(synth):
     _, _, tpl = synth
     nics = _lt_for(tpl, "UsB")["NetworkInterfaces"]
     assert [n["NetworkCardIndex"] for n in nics if n["InterfaceType"] == "efa-only"] == [
-        1, 3, 5, 7, 9, 11, 13, 15,
+        1,
+        3,
+        5,
+        7,
+        9,
+        11,
+        13,
+        15,
     ]
     assert nics[0]["NetworkCardIndex"] == 0 and nics[0]["InterfaceType"] == "interface"
 
@@ -156,7 +169,7 @@ def test_efa_security_group_allows_only_itself(synth):
     _, template, tpl = synth
     sgs = {k: v for k, v in tpl["Resources"].items() if v["Type"] == "AWS::EC2::SecurityGroup" and "Efa" in k}
     assert len(sgs) == 1, "one EFA group, shared by both node groups"
-    (sg_id, sg), = sgs.items()
+    ((sg_id, sg),) = sgs.items()
     # no inline rule opens it to a CIDR
     assert "SecurityGroupIngress" not in sg["Properties"]
     for egress in sg["Properties"].get("SecurityGroupEgress", []):
@@ -233,12 +246,12 @@ def test_snapshot(synth, snapshot_json):
 
 def _bad(**overrides):
     stack, cluster, subnet = _stack()
-    kwargs = dict(
-        cluster=cluster,
-        capacity_reservation_id=RID_72,
-        ultraserver_type="u-p6e-gb200x72",
-        subnets=[subnet],
-    )
+    kwargs = {
+        "cluster": cluster,
+        "capacity_reservation_id": RID_72,
+        "ultraserver_type": "u-p6e-gb200x72",
+        "subnets": [subnet],
+    }
     kwargs.update(overrides)
     with pytest.raises(ConfigurationError) as err:
         UltraServerNodeGroup(stack, "Us", **kwargs)
@@ -268,8 +281,12 @@ def test_rejects_subnets_in_several_zones():
     )
     with pytest.raises(ConfigurationError, match=r"subnets: the subnets are in 2 zones"):
         UltraServerNodeGroup(
-            stack, "Us", cluster=cluster, capacity_reservation_id=RID_72,
-            ultraserver_type="u-p6e-gb200x72", subnets=[subnet, other],
+            stack,
+            "Us",
+            cluster=cluster,
+            capacity_reservation_id=RID_72,
+            ultraserver_type="u-p6e-gb200x72",
+            subnets=[subnet, other],
         )
 
 
@@ -282,8 +299,12 @@ def test_rejects_cluster_older_than_1_33():
     stack, cluster, subnet = _stack(version=eks.KubernetesVersion.V1_32)
     with pytest.raises(ConfigurationError, match=r"cluster: Kubernetes 1.32 is too old; DRA"):
         UltraServerNodeGroup(
-            stack, "Us", cluster=cluster, capacity_reservation_id=RID_72,
-            ultraserver_type="u-p6e-gb200x72", subnets=[subnet],
+            stack,
+            "Us",
+            cluster=cluster,
+            capacity_reservation_id=RID_72,
+            ultraserver_type="u-p6e-gb200x72",
+            subnets=[subnet],
         )
 
 

@@ -7,13 +7,14 @@ import pytest
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match
 
-from conftest import ACCOUNT, REGION, template_of
 from eks_ultraserver.constructs.notifications import (
     DELIVERED_DETAIL_TYPES,
     EXPIRATION_WARNING_DETAIL_TYPES,
     CapacityBlockNotifications,
 )
 from eks_ultraserver.model import ConfigurationError
+
+from conftest import ACCOUNT, REGION, template_of
 
 RIDS = ["cr-0123456789abcdef0", "cr-0fedcba9876543210"]
 
@@ -42,7 +43,10 @@ def synth_imported_topic():
 
 @pytest.mark.parametrize(
     ("detail_types", "words"),
-    [(DELIVERED_DETAIL_TYPES, "is active"), (EXPIRATION_WARNING_DETAIL_TYPES, "terminating its instances in 10 minutes")],
+    [
+        (DELIVERED_DETAIL_TYPES, "is active"),
+        (EXPIRATION_WARNING_DETAIL_TYPES, "terminating its instances in 10 minutes"),
+    ],
 )
 def test_rule_matches_both_documented_detail_types_of_the_reservations(synth, detail_types, words):
     _construct, template = synth
@@ -61,7 +65,10 @@ def test_rule_matches_both_documented_detail_types_of_the_reservations(synth, de
                         "Arn": {"Ref": Match.string_like_regexp("NotifyTopic")},
                         "InputTransformer": {
                             "InputPathsMap": Match.object_like(
-                                {"detail-capacity-reservation-id": "$.detail.capacity-reservation-id", "detail-end-date": "$.detail.end-date"}
+                                {
+                                    "detail-capacity-reservation-id": "$.detail.capacity-reservation-id",
+                                    "detail-end-date": "$.detail.end-date",
+                                }
                             ),
                             "InputTemplate": Match.string_like_regexp(words),
                         },
@@ -114,10 +121,18 @@ def test_topic_policy_denies_plain_http_and_allows_eventbridge(synth):
                 "Statement": Match.array_with(
                     [
                         Match.object_like(
-                            {"Effect": "Deny", "Action": "sns:Publish", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                            {
+                                "Effect": "Deny",
+                                "Action": "sns:Publish",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
                         ),
                         Match.object_like(
-                            {"Effect": "Allow", "Action": "sns:Publish", "Principal": {"Service": "events.amazonaws.com"}}
+                            {
+                                "Effect": "Allow",
+                                "Action": "sns:Publish",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                            }
                         ),
                     ]
                 )
@@ -128,7 +143,9 @@ def test_topic_policy_denies_plain_http_and_allows_eventbridge(synth):
 
 def test_email_subscription(synth):
     _construct, template = synth
-    template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
+    template.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
+    )
 
 
 def test_imported_topic_without_filter(synth_imported_topic):

@@ -13,7 +13,6 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import aws_stubs as s
 import botocore.session
 import pytest
 
@@ -34,6 +33,8 @@ from eks_ultraserver.commands import preflight
 from eks_ultraserver.config import UltraServerSpec
 from eks_ultraserver.model import UltraServerType
 
+import aws_stubs as s
+
 SPEC = UltraServerSpec(capacity_reservation_id=s.RID, type=UltraServerType.U_P6E_GB200X72, name="us-1")
 
 
@@ -43,7 +44,9 @@ def only(findings: list[Finding], check: str) -> Finding:
     return matching[0]
 
 
-def queue_ec2(stubber, item: dict | None, *, block: dict | None = None, status: dict | None = None, rid: str = s.RID):
+def queue_ec2(
+    stubber, item: dict | None, *, block: dict | None = None, status: dict | None = None, rid: str = s.RID
+):
     """Queues what the checks of one reservation ask EC2, in order."""
     params = {"CapacityReservationIds": [rid]}
     if item is None:
@@ -97,10 +100,19 @@ def test_every_state_of_the_ec2_service_model_is_classified():
 
 def test_a_good_block_passes_every_check():
     findings = run_checks(s.reservation())
-    assert {f.severity for f in findings} == {Severity.OK}, [f for f in findings if f.severity is not Severity.OK]
+    assert {f.severity for f in findings} == {Severity.OK}, [
+        f for f in findings if f.severity is not Severity.OK
+    ]
     assert {f.check for f in findings} == {
-        "exists", "capacity block", "instance type", "zone", "instance count", "state",
-        "time left", "ultraserver type", "interconnect",
+        "exists",
+        "capacity block",
+        "instance type",
+        "zone",
+        "instance count",
+        "state",
+        "time left",
+        "ultraserver type",
+        "interconnect",
     }
     assert re.match(r"ends in (5d 0h 0m|4d 23h 59m) \(", only(findings, "time left").message)
 
@@ -134,7 +146,11 @@ def test_each_state_has_its_severity(state, severity, words):
 
 def test_scheduled_block_reports_when_it_starts():
     t = s.now()
-    findings = run_checks(s.reservation(State="scheduled", StartDate=t + timedelta(days=2, minutes=1), EndDate=t + timedelta(days=9)))
+    findings = run_checks(
+        s.reservation(
+            State="scheduled", StartDate=t + timedelta(days=2, minutes=1), EndDate=t + timedelta(days=9)
+        )
+    )
     time_left = only(findings, "time left")
     assert time_left.severity is Severity.OK
     assert "starts in 2d 0h" in time_left.message and "retries" in time_left.message
@@ -177,7 +193,9 @@ def test_zone_not_configured_is_reported_not_compared():
 
 
 def test_instance_count_of_the_other_ultraserver_type_names_that_type():
-    findings = run_checks(s.reservation(TotalInstanceCount=9), block=s.capacity_block(UltraserverType="u-p6e-gb200x36"))
+    findings = run_checks(
+        s.reservation(TotalInstanceCount=9), block=s.capacity_block(UltraserverType="u-p6e-gb200x36")
+    )
     count = only(findings, "instance count")
     assert count.severity is Severity.BLOCKING
     assert "'u-p6e-gb200x36'" in count.fix
@@ -278,23 +296,29 @@ def test_reservations_in_two_zones_block_when_the_zone_is_looked_up():
     ec2, stubber = s.stubbed("ec2")
     spec2 = UltraServerSpec(capacity_reservation_id=s.RID2, type=UltraServerType.U_P6E_GB200X72, name="us-2")
     queue_ec2(stubber, s.reservation())
-    queue_ec2(stubber, s.reservation(CapacityReservationId=s.RID2, AvailabilityZone="us-east-1-atl-2a"), rid=s.RID2)
+    queue_ec2(
+        stubber, s.reservation(CapacityReservationId=s.RID2, AvailabilityZone="us-east-1-atl-2a"), rid=s.RID2
+    )
     with stubber:
         findings = check_reservations(ec2, [SPEC, spec2], availability_zone=None, now=s.now())
-    finding = [f for f in findings if f.subject == "ultraServers"][0]
+    finding = next(f for f in findings if f.subject == "ultraServers")
     assert finding.severity is Severity.BLOCKING and "2 zones" in finding.message
 
 
 def test_credentials_rejected_become_a_setup_error():
     ec2, stubber = s.stubbed("ec2")
-    stubber.add_client_error("describe_capacity_reservations", service_error_code="AuthFailure", http_status_code=401)
+    stubber.add_client_error(
+        "describe_capacity_reservations", service_error_code="AuthFailure", http_status_code=401
+    )
     with stubber, pytest.raises(AwsSetupError, match="rejected the credentials"):
         describe_reservation(ec2, s.RID)
 
 
 def test_permission_denied_on_reservations_names_the_action():
     ec2, stubber = s.stubbed("ec2")
-    stubber.add_client_error("describe_capacity_reservations", service_error_code="UnauthorizedOperation", http_status_code=403)
+    stubber.add_client_error(
+        "describe_capacity_reservations", service_error_code="UnauthorizedOperation", http_status_code=403
+    )
     with stubber, pytest.raises(AwsSetupError, match="ec2:DescribeCapacityReservations"):
         describe_reservation(ec2, s.RID)
 
@@ -319,11 +343,16 @@ def test_format_duration():
 def test_ami_resolves_from_the_public_ssm_parameter():
     ssm, stubber = s.stubbed("ssm")
     names = [ami_parameter_name("1.35", "image_id"), ami_parameter_name("1.35", "release_version")]
-    assert names[0] == "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/arm64/nvidia/recommended/image_id"
+    assert (
+        names[0] == "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/arm64/nvidia/recommended/image_id"
+    )
     stubber.add_response("get_parameters", s.ami_parameters(), {"Names": names})
     with stubber:
         findings = check_ami(ssm, "1.35")
-    assert only(findings, "ami").severity is Severity.OK and "ami-0123456789abcdef0" in only(findings, "ami").message
+    assert (
+        only(findings, "ami").severity is Severity.OK
+        and "ami-0123456789abcdef0" in only(findings, "ami").message
+    )
     assert only(findings, "ami release").message == "1.35.6-20260728"
 
 
@@ -334,7 +363,11 @@ def test_missing_ami_blocks():
     with stubber:
         findings = check_ami(ssm, "1.35", region="eu-north-1")
     finding = only(findings, "ami")
-    assert finding.severity is Severity.BLOCKING and "eu-north-1" in finding.message and "kubernetesVersion" in finding.fix
+    assert (
+        finding.severity is Severity.BLOCKING
+        and "eu-north-1" in finding.message
+        and "kubernetesVersion" in finding.fix
+    )
 
 
 def test_ami_release_older_than_the_gb200_minimum_blocks():
@@ -347,7 +380,11 @@ def test_ami_release_older_than_the_gb200_minimum_blocks():
 
 @pytest.mark.parametrize(
     ("status", "severity"),
-    [("STANDARD_SUPPORT", Severity.OK), ("EXTENDED_SUPPORT", Severity.WARNING), ("UNSUPPORTED", Severity.BLOCKING)],
+    [
+        ("STANDARD_SUPPORT", Severity.OK),
+        ("EXTENDED_SUPPORT", Severity.WARNING),
+        ("UNSUPPORTED", Severity.BLOCKING),
+    ],
 )
 def test_kubernetes_version_support_status(status, severity):
     eks, stubber = s.stubbed("eks")
@@ -371,7 +408,9 @@ def test_kubernetes_version_eks_does_not_offer_blocks():
 
 def test_kubernetes_version_check_denied_is_a_note():
     eks, stubber = s.stubbed("eks")
-    stubber.add_client_error("describe_cluster_versions", service_error_code="AccessDeniedException", http_status_code=403)
+    stubber.add_client_error(
+        "describe_cluster_versions", service_error_code="AccessDeniedException", http_status_code=403
+    )
     with stubber:
         findings = check_kubernetes_version(eks, "1.35")
     assert only(findings, "eks version").severity is Severity.NOTE
@@ -403,7 +442,9 @@ def stub_all(item=None, *, block=None, status=None, ami=None, version_status="ST
     eks, eks_stub = s.stubbed("eks")
     queue_ec2(ec2_stub, item, block=block, status=status, rid=rid)
     ssm_stub.add_response("get_parameters", ami or s.ami_parameters())
-    eks_stub.add_response("describe_cluster_versions", {"clusterVersions": [s.cluster_version("1.35", version_status)]})
+    eks_stub.add_response(
+        "describe_cluster_versions", {"clusterVersions": [s.cluster_version("1.35", version_status)]}
+    )
     return {"ec2": ec2, "ssm": ssm, "eks": eks}, (ec2_stub, ssm_stub, eks_stub)
 
 
@@ -442,17 +483,35 @@ def test_cli_all_good_exits_0_with_a_table(app_dir, monkeypatch, capsys):
         ({"AvailabilityZone": "us-east-1-atl-2a"}, {}, "zone", 1),
         ({"State": "payment-pending"}, {}, "state", 0),
         ({"State": "payment-failed"}, {}, "state", 1),
-        ({"TotalInstanceCount": 9}, {"block": s.capacity_block(UltraserverType="u-p6e-gb200x36")}, "instance count", 1),
+        (
+            {"TotalInstanceCount": 9},
+            {"block": s.capacity_block(UltraserverType="u-p6e-gb200x36")},
+            "instance count",
+            1,
+        ),
         ({"EndDate": "SOON"}, {}, "time left", 0),
         ({"StartDate": "PAST", "EndDate": "ENDED"}, {}, "time left", 1),
         ({}, {"status": s.block_status("impaired")}, "interconnect", 1),
     ],
-    ids=["instance-type", "zone", "payment-pending", "payment-failed", "count", "ends-soon", "ended", "impaired"],
+    ids=[
+        "instance-type",
+        "zone",
+        "payment-pending",
+        "payment-failed",
+        "count",
+        "ends-soon",
+        "ended",
+        "impaired",
+    ],
 )
-def test_cli_reports_each_problem_with_its_exit_code(app_dir, monkeypatch, capsys, item_overrides, extra, check, code):
+def test_cli_reports_each_problem_with_its_exit_code(
+    app_dir, monkeypatch, capsys, item_overrides, extra, check, code
+):
     t = s.now()
     dates = {"SOON": t + timedelta(hours=1), "PAST": t - timedelta(days=3), "ENDED": t - timedelta(hours=1)}
-    item = s.reservation(**{k: dates.get(v, v) if isinstance(v, str) else v for k, v in item_overrides.items()})
+    item = s.reservation(
+        **{k: dates.get(v, v) if isinstance(v, str) else v for k, v in item_overrides.items()}
+    )
     clients, stubs = stub_all(item, **extra)
     with stubs[0], stubs[1], stubs[2]:
         got, out, _err, _ = run_cli(monkeypatch, capsys, clients)
@@ -476,7 +535,9 @@ def test_cli_strict_fails_on_warnings(app_dir, monkeypatch, capsys):
 
 
 def test_cli_json_for_ci(app_dir, monkeypatch, capsys):
-    clients, stubs = stub_all(s.reservation(AvailabilityZone="us-east-1-atl-2a"), ami={"Parameters": [], "InvalidParameters": ["x"]})
+    clients, stubs = stub_all(
+        s.reservation(AvailabilityZone="us-east-1-atl-2a"), ami={"Parameters": [], "InvalidParameters": ["x"]}
+    )
     with stubs[0], stubs[1], stubs[2]:
         code, out, err, _ = run_cli(monkeypatch, capsys, clients, "--json", "--quiet")
     doc = json.loads(out)
@@ -493,7 +554,7 @@ def test_cli_context_overrides_like_cdk(app_dir, monkeypatch, capsys):
     # GIVEN cdk.json with one zone and -c with the reservation's real zone
     clients, stubs = stub_all(s.reservation(AvailabilityZone="us-east-1-atl-2a"))
     with stubs[0], stubs[1], stubs[2]:
-        code, out, _err, seen = run_cli(
+        code, out, _err, _seen = run_cli(
             monkeypatch, capsys, clients, "-c", "availabilityZone=us-east-1-atl-2a", "--region", "us-east-1"
         )
     assert code == 0 and "zone us-east-1-atl-2a" in out
@@ -511,7 +572,10 @@ def test_cli_zone_not_configured_is_looked_up_from_the_reservation(tmp_path, mon
 
 
 def test_cli_example_reservation_id_blocks_with_a_fix(tmp_path, monkeypatch, capsys):
-    context = {**CONTEXT, "ultraServers": [{"capacityReservationId": "cr-0123456789abcdef0", "type": "u-p6e-gb200x72"}]}
+    context = {
+        **CONTEXT,
+        "ultraServers": [{"capacityReservationId": "cr-0123456789abcdef0", "type": "u-p6e-gb200x72"}],
+    }
     (tmp_path / "cdk.json").write_text(json.dumps({"context": context}))
     monkeypatch.chdir(tmp_path)
     clients, stubs = stub_all(None, rid="cr-0123456789abcdef0")
@@ -573,7 +637,15 @@ def test_help_explains_every_option(capsys):
         assert action.help, action.option_strings
         for option in action.option_strings:
             assert option in out
-    for words in ("exit status", "0 all good", "1 a blocking", "2 usage", "payment-pending", "interconnect", "Needs read-only"):
+    for words in (
+        "exit status",
+        "0 all good",
+        "1 a blocking",
+        "2 usage",
+        "payment-pending",
+        "interconnect",
+        "Needs read-only",
+    ):
         assert words in out
 
 

@@ -11,17 +11,21 @@ from aws_cdk.assertions import Annotations, Match
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, Synth, cfn_lint_errors, synth_environment
 from eks_ultraserver.app import build_app
 from eks_ultraserver.constructs.environment import MAX_ULTRASERVERS_PER_SHARD
 from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.update_safety import create_only_properties, replacements
 
+from conftest import REPO, Synth, cfn_lint_errors, synth_environment
+
 
 def _servers(*specs):
-    return json.dumps([
-        {"capacityReservationId": f"cr-0{i:016x}", "type": t, "name": n} for i, (n, t) in enumerate(specs, 1)
-    ])
+    return json.dumps(
+        [
+            {"capacityReservationId": f"cr-0{i:016x}", "type": t, "name": n}
+            for i, (n, t) in enumerate(specs, 1)
+        ]
+    )
 
 
 THREE = _servers(("us-a", "u-p6e-gb200x72"), ("us-b", "u-p6e-gb200x36"), ("us-c", "u-p6e-gb200x72"))
@@ -30,14 +34,30 @@ THREE = _servers(("us-a", "u-p6e-gb200x72"), ("us-b", "u-p6e-gb200x36"), ("us-c"
 # test_environment): types 36/72; 1 and 3 UltraServers; each EFA layout; oldest and newest
 # Kubernetes; each DRA chart line; each EFA mode.
 MATRIX = {
-    "three-mixed-odd-cards-1.33-ngc": {"ultraServers": THREE, "efaLayout": "all-odd-cards",
-                                        "kubernetesVersion": "1.33", "draDriverLine": "nvidia-dra-driver-gpu"},
-    "one-36-no-efa-1.34-dranet": {"ultraServers": _servers(("solo", "u-p6e-gb200x36")), "efaLayout": "none",
-                                  "kubernetesVersion": "1.34", "efaMode": "dranet", "validationJobs": "true"},
-    "largest": {"ultraServers": THREE, "kubernetesVersion": "1.35", "draDriverLine": "nvidia-dra-driver-gpu",
-                "efaMode": "dranet", "validationJobs": "true", "notificationEmail": "ops@example.com",
-                "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin",
-                "account": "123456789012", "region": "us-east-1"},
+    "three-mixed-odd-cards-1.33-ngc": {
+        "ultraServers": THREE,
+        "efaLayout": "all-odd-cards",
+        "kubernetesVersion": "1.33",
+        "draDriverLine": "nvidia-dra-driver-gpu",
+    },
+    "one-36-no-efa-1.34-dranet": {
+        "ultraServers": _servers(("solo", "u-p6e-gb200x36")),
+        "efaLayout": "none",
+        "kubernetesVersion": "1.34",
+        "efaMode": "dranet",
+        "validationJobs": "true",
+    },
+    "largest": {
+        "ultraServers": THREE,
+        "kubernetesVersion": "1.35",
+        "draDriverLine": "nvidia-dra-driver-gpu",
+        "efaMode": "dranet",
+        "validationJobs": "true",
+        "notificationEmail": "ops@example.com",
+        "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin",
+        "account": "123456789012",
+        "region": "us-east-1",
+    },
 }
 
 
@@ -54,7 +74,10 @@ def _synth_with_nag(context: dict) -> Synth:
 
 @pytest.fixture(scope="module")
 def matrix():
-    return {name: (_synth_with_nag(ctx) if name == "largest" else synth_environment(ctx)) for name, ctx in MATRIX.items()}
+    return {
+        name: (_synth_with_nag(ctx) if name == "largest" else synth_environment(ctx))
+        for name, ctx in MATRIX.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +98,19 @@ def test_cfn_lint_reports_no_error_across_the_matrix(matrix, name):
 
 def test_cfn_lint_catches_an_error_it_should():
     """The lint helper is not vacuous: an UltraServer type as InstanceType is an error."""
-    template = {"Resources": {"Lt": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
-        "LaunchTemplateData": {"InstanceType": "u-p6e-gb200x72", "MetadataOptions": {"HttpTokens": "sometimes"}}}}}}
+    template = {
+        "Resources": {
+            "Lt": {
+                "Type": "AWS::EC2::LaunchTemplate",
+                "Properties": {
+                    "LaunchTemplateData": {
+                        "InstanceType": "u-p6e-gb200x72",
+                        "MetadataOptions": {"HttpTokens": "sometimes"},
+                    }
+                },
+            }
+        }
+    }
     assert cfn_lint_errors(template)
 
 
@@ -84,7 +118,9 @@ def test_cfn_lint_catches_an_error_it_should():
 
 
 def _nag(synth: Synth, finder: str):
-    return getattr(Annotations.from_stack(synth.stack), finder)("*", Match.string_like_regexp("AwsSolutions-"))
+    return getattr(Annotations.from_stack(synth.stack), finder)(
+        "*", Match.string_like_regexp("AwsSolutions-")
+    )
 
 
 @pytest.mark.parametrize("which", ["default", "largest"])
@@ -92,7 +128,9 @@ def test_cdk_nag_aws_solutions_has_no_unsuppressed_error(which, default_with_nag
     synth = default_with_nag if which == "default" else matrix["largest"]
     errors = [f"{e.id}: {e.entry.data}" for e in _nag(synth, "find_error")]
     assert errors == []
-    suppressed = [i for i in Annotations.from_stack(synth.stack).find_info("*", Match.string_like_regexp("CdkNagSuppression"))]
+    suppressed = list(
+        Annotations.from_stack(synth.stack).find_info("*", Match.string_like_regexp("CdkNagSuppression"))
+    )
     assert suppressed, "the pack ran: suppressed findings are logged"
 
 
@@ -122,9 +160,17 @@ def test_two_synths_are_byte_identical(tmp_path):
 
 BASELINE = {"ultraServers": THREE, "kubernetesVersion": "1.34"}
 CHANGES = {
-    "add an UltraServer": {"ultraServers": _servers(("us-a", "u-p6e-gb200x72"), ("us-b", "u-p6e-gb200x36"),
-                                                    ("us-c", "u-p6e-gb200x72"), ("us-d", "u-p6e-gb200x36"))},
-    "remove a different one": {"ultraServers": json.dumps([s for s in json.loads(THREE) if s["name"] != "us-b"])},
+    "add an UltraServer": {
+        "ultraServers": _servers(
+            ("us-a", "u-p6e-gb200x72"),
+            ("us-b", "u-p6e-gb200x36"),
+            ("us-c", "u-p6e-gb200x72"),
+            ("us-d", "u-p6e-gb200x36"),
+        )
+    },
+    "remove a different one": {
+        "ultraServers": json.dumps([s for s in json.loads(THREE) if s["name"] != "us-b"])
+    },
     "bump a chart version": {"addonVersions": '{"gpuOperator": "v25.3.4"}'},
     "change the EFA layout": {"efaLayout": "all-odd-cards"},
     "raise the Kubernetes version": {"kubernetesVersion": "1.35"},
@@ -150,7 +196,10 @@ def test_common_changes_replace_nothing_that_runs(baseline, change):
     if change == "remove a different one":
         # only the removed UltraServer's node group goes (and its nested stack if emptied)
         assert {r.type for r in found} <= {"AWS::EKS::Nodegroup", "AWS::CloudFormation::Stack"}
-        assert all("us-b" in baseline_label(baseline, r.logical_id) or r.type == "AWS::CloudFormation::Stack" for r in found)
+        assert all(
+            "us-b" in baseline_label(baseline, r.logical_id) or r.type == "AWS::CloudFormation::Stack"
+            for r in found
+        )
         assert any(r.type == "AWS::EKS::Nodegroup" for r in found)
     else:
         assert found == []
@@ -178,10 +227,16 @@ _reservation = st.one_of(
     st.integers(),
 )
 _entry = st.fixed_dictionaries(
-    {"capacityReservationId": _reservation,
-     "type": st.sampled_from(["u-p6e-gb200x36", "u-p6e-gb200x72", "p6e-gb200.36xlarge", "", "x"])},
-    optional={"name": st.one_of(st.from_regex(r"[a-z][a-z0-9-]{0,8}[a-z0-9]", fullmatch=True), st.text(max_size=12)),
-              "extra": st.integers()},
+    {
+        "capacityReservationId": _reservation,
+        "type": st.sampled_from(["u-p6e-gb200x36", "u-p6e-gb200x72", "p6e-gb200.36xlarge", "", "x"]),
+    },
+    optional={
+        "name": st.one_of(
+            st.from_regex(r"[a-z][a-z0-9-]{0,8}[a-z0-9]", fullmatch=True), st.text(max_size=12)
+        ),
+        "extra": st.integers(),
+    },
 )
 _context = st.fixed_dictionaries(
     {},
@@ -193,7 +248,9 @@ _context = st.fixed_dictionaries(
         "efaMode": st.sampled_from(["device-plugin", "dranet", "both"]),
         "draDriverLine": st.sampled_from(["dra-driver-nvidia-gpu", "nvidia-dra-driver-gpu", "nvidia"]),
         "validationJobs": st.sampled_from([True, False, "true", "false", "yes", 1]),
-        "addonVersions": st.sampled_from(['{"gpuOperator": "v25.3.4"}', '{"gpuOperator": "v0.19.1"}', "{", '{"x": "1"}']),
+        "addonVersions": st.sampled_from(
+            ['{"gpuOperator": "v25.3.4"}', '{"gpuOperator": "v0.19.1"}', "{", '{"x": "1"}']
+        ),
         "region": st.sampled_from(["us-east-1", "eu-west-1", "nowhere"]),
     },
 )
@@ -205,8 +262,11 @@ def test_synth_succeeds_or_stops_with_the_clear_error(tmp_path_factory, context)
     """Any configuration either synthesizes a template or stops with ConfigurationError
     (one message listing the problems) before anything is written."""
     outdir = tmp_path_factory.mktemp("fuzz")
-    app = cdk.App(context={k: v for k, v in context.items() if v is not None},
-                  outdir=str(outdir), builtin_cloud_formation_validation=False)
+    app = cdk.App(
+        context={k: v for k, v in context.items() if v is not None},
+        outdir=str(outdir),
+        builtin_cloud_formation_validation=False,
+    )
     try:
         stack = build_app(app)
     except ConfigurationError as err:
@@ -241,7 +301,10 @@ def test_a_large_fleet_spreads_over_nested_stacks_within_cloudformation_limits(f
 
 def test_adding_ultraservers_moves_no_logical_id(fleet):
     servers = json.loads(_servers(*[(f"u{i:04d}", "u-p6e-gb200x72") for i in range(400)]))
-    servers += [{"capacityReservationId": f"cr-1{i:016x}", "type": "u-p6e-gb200x36", "name": f"new{i}"} for i in range(5)]
+    servers += [
+        {"capacityReservationId": f"cr-1{i:016x}", "type": "u-p6e-gb200x36", "name": f"new{i}"}
+        for i in range(5)
+    ]
     grown = synth_environment({"ultraServers": json.dumps(servers)})
     assert replacements(fleet.templates(), grown.templates(), types=None) == []
 
@@ -249,7 +312,9 @@ def test_adding_ultraservers_moves_no_logical_id(fleet):
 def test_a_shard_too_full_is_refused_with_a_clear_message():
     from eks_ultraserver.constructs.environment import ultraserver_shard
 
-    names = [f"x{i}" for i in range(20000) if ultraserver_shard(f"x{i}") == 3][: MAX_ULTRASERVERS_PER_SHARD + 1]
+    names = [f"x{i}" for i in range(20000) if ultraserver_shard(f"x{i}") == 3][
+        : MAX_ULTRASERVERS_PER_SHARD + 1
+    ]
     with pytest.raises(ConfigurationError, match=r"hash to nested stack UltraServers03, more than 150"):
         synth_environment({"ultraServers": _servers(*[(n, "u-p6e-gb200x36") for n in names])})
 

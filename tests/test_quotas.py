@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-import aws_stubs as s
 from eks_ultraserver.aws_checks import (
     Severity,
     check_reserved_capacity,
@@ -25,21 +24,33 @@ from eks_ultraserver.capacity import (
     ReservedProvisioner,
 )
 
+import aws_stubs as s
+
 ODCR_ID = "cr-0aaaaaaaaaaaaaaa1"
 BLOCK_ID = "cr-0bbbbbbbbbbbbbbb2"
 ZONE = "us-east-1a"
 
 ODCR = ReservedCapacitySpec(
-    name="eval", instance_type="p5.48xlarge", instance_count=2, capacity_reservation_id=ODCR_ID,
+    name="eval",
+    instance_type="p5.48xlarge",
+    instance_count=2,
+    capacity_reservation_id=ODCR_ID,
     availability_zone=ZONE,
 )
 BLOCK = ReservedCapacitySpec(
-    name="ft", instance_type="p6-b200.48xlarge", instance_count=4, kind=ReservationKind.CAPACITY_BLOCK,
-    capacity_reservation_id=BLOCK_ID, availability_zone=ZONE,
+    name="ft",
+    instance_type="p6-b200.48xlarge",
+    instance_count=4,
+    kind=ReservationKind.CAPACITY_BLOCK,
+    capacity_reservation_id=BLOCK_ID,
+    availability_zone=ZONE,
 )
 GROUP = ReservedCapacitySpec(
-    name="grp", instance_type="p5en.48xlarge", instance_count=1,
-    resource_group_arn="arn:aws:resource-groups:us-east-1:123456789012:group/odcrs", availability_zone=ZONE,
+    name="grp",
+    instance_type="p5en.48xlarge",
+    instance_count=1,
+    resource_group_arn="arn:aws:resource-groups:us-east-1:123456789012:group/odcrs",
+    availability_zone=ZONE,
 )
 BURST = BurstCapacitySpec(instance_families=("g6e", "p5"), max_gpus=64, spot=True)
 
@@ -172,10 +183,14 @@ def run_reserved(items_by_id: dict, specs):
         params = {"CapacityReservationIds": [spec.capacity_reservation_id]}
         if item is None:
             stub.add_client_error(
-                "describe_capacity_reservations", "InvalidCapacityReservationId.NotFound", expected_params=params
+                "describe_capacity_reservations",
+                "InvalidCapacityReservationId.NotFound",
+                expected_params=params,
             )
         else:
-            stub.add_response("describe_capacity_reservations", {"CapacityReservations": [item]}, expected_params=params)
+            stub.add_response(
+                "describe_capacity_reservations", {"CapacityReservations": [item]}, expected_params=params
+            )
     with stub:
         findings = check_reserved_capacity(client, specs, now=s.now(), region=s.REGION)
         stub.assert_no_pending_responses()
@@ -184,7 +199,10 @@ def run_reserved(items_by_id: dict, specs):
 
 def test_good_odcr_and_capacity_block_pass_and_a_group_is_a_note():
     block = s.reservation(
-        CapacityReservationId=BLOCK_ID, InstanceType="p6-b200.48xlarge", AvailabilityZone=ZONE, TotalInstanceCount=4,
+        CapacityReservationId=BLOCK_ID,
+        InstanceType="p6-b200.48xlarge",
+        AvailabilityZone=ZONE,
+        TotalInstanceCount=4,
         AvailableInstanceCount=4,
     )
     findings = run_reserved({ODCR_ID: odcr(), BLOCK_ID: block}, [ODCR, BLOCK, GROUP])
@@ -220,7 +238,10 @@ def test_unknown_reservation_blocks():
 
 def test_karpenter_reservations_are_checked_too():
     spec = ReservedCapacitySpec(
-        name="kp", instance_type="p5.48xlarge", instance_count=2, capacity_reservation_id=ODCR_ID,
+        name="kp",
+        instance_type="p5.48xlarge",
+        instance_count=2,
+        capacity_reservation_id=ODCR_ID,
         provisioner=ReservedProvisioner.KARPENTER,
     )
     findings = run_reserved({ODCR_ID: odcr()}, [spec])
@@ -240,20 +261,28 @@ def test_preflight_command_runs_the_capacity_checks(tmp_path, monkeypatch, capsy
 
     context = dict(CONTEXT)
     context["reservedCapacity"] = [
-        {"name": "eval", "instanceType": "p5.48xlarge", "instanceCount": 2, "capacityReservationId": ODCR_ID,
-         "availabilityZone": ZONE}
+        {
+            "name": "eval",
+            "instanceType": "p5.48xlarge",
+            "instanceCount": 2,
+            "capacityReservationId": ODCR_ID,
+            "availabilityZone": ZONE,
+        }
     ]
     context["burstCapacity"] = {"instanceFamilies": ["p5"], "maxGpus": 16, "spot": False}
     (tmp_path / "cdk.json").write_text(json.dumps({"app": "python app.py", "context": context}))
     monkeypatch.chdir(tmp_path)
     clients, stubs = stub_all(s.reservation())
     stubs[0].add_response(
-        "describe_capacity_reservations", {"CapacityReservations": [odcr()]},
+        "describe_capacity_reservations",
+        {"CapacityReservations": [odcr()]},
         expected_params={"CapacityReservationIds": [ODCR_ID]},
     )
     quotas, quota_stub = s.stubbed("service-quotas")
     quota_stub.add_response(
-        "get_service_quota", quota("L-417A185B", 0.0), expected_params={"ServiceCode": "ec2", "QuotaCode": "L-417A185B"}
+        "get_service_quota",
+        quota("L-417A185B", 0.0),
+        expected_params={"ServiceCode": "ec2", "QuotaCode": "L-417A185B"},
     )
     clients["service-quotas"] = quotas
     with stubs[0], stubs[1], stubs[2], quota_stub:

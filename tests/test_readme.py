@@ -2,8 +2,9 @@
 
 import re
 
-from conftest import REPO
 from eks_ultraserver import versions
+
+from conftest import REPO
 
 
 def test_readme_version_table_equals_versions_module():

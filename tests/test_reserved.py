@@ -6,12 +6,11 @@ import email
 import json
 
 import aws_cdk as cdk
-from jsii._kernel.providers.process import ProcessProvider
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
+from jsii._kernel.providers.process import ProcessProvider
 
-from conftest import ACCOUNT, REGION, template_of
 from eks_ultraserver.capacity import (
     Architecture,
     EfaInterface,
@@ -22,12 +21,18 @@ from eks_ultraserver.capacity import (
 from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 from eks_ultraserver.model import ConfigurationError, Taint
 
+from conftest import ACCOUNT, REGION, template_of
+
 ZONE = "us-east-1a"
 RID = "cr-0aaaaaaaaaaaaaaa1"
 RID_BLOCK = "cr-0bbbbbbbbbbbbbbb2"
 ARN = "arn:aws:resource-groups:us-east-1:123456789012:group/my-odcrs"
 ARM_TYPE = GpuInstanceType(
-    name="g5g.16xlarge", architecture=Architecture.ARM64, gpus=2, vcpus=64, network_cards=1,
+    name="g5g.16xlarge",
+    architecture=Architecture.ARM64,
+    gpus=2,
+    vcpus=64,
+    network_cards=1,
 )
 
 
@@ -41,35 +46,70 @@ def synth():
     stack = cdk.Stack(app, "Reserved", env=cdk.Environment(account=ACCOUNT, region=REGION))
     vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
     cluster = eks.Cluster(
-        stack, "Cluster", version=eks.KubernetesVersion.V1_35, vpc=vpc,
-        default_capacity=0, default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+        stack,
+        "Cluster",
+        version=eks.KubernetesVersion.V1_35,
+        vpc=vpc,
+        default_capacity=0,
+        default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
     )
     subnet = ec2.Subnet.from_subnet_attributes(
         stack, "ZoneSubnet", subnet_id="subnet-0aaaaaaaaaaaaaaaa", availability_zone=ZONE
     )
     eval_group = ReservedGpuNodeGroup(
-        stack, "Eval", cluster=cluster, name="eval", instance_type="p5.48xlarge", instance_count=2,
-        subnets=[subnet], capacity_reservation_id=RID, availability_zone=ZONE,
+        stack,
+        "Eval",
+        cluster=cluster,
+        name="eval",
+        instance_type="p5.48xlarge",
+        instance_count=2,
+        subnets=[subnet],
+        capacity_reservation_id=RID,
+        availability_zone=ZONE,
     )
     shared = {"node_role": eval_group.node_role, "efa_security_group": eval_group.efa_security_group}
     calls = _count_jsii_calls(
         lambda: ReservedGpuNodeGroup(
-            stack, "Group", cluster=cluster, name="grp", instance_type="p5en.48xlarge", instance_count=1,
-            subnets=[subnet], resource_group_arn=ARN, reservation_only=False, labels={"team": "eval"},
+            stack,
+            "Group",
+            cluster=cluster,
+            name="grp",
+            instance_type="p5en.48xlarge",
+            instance_count=1,
+            subnets=[subnet],
+            resource_group_arn=ARN,
+            reservation_only=False,
+            labels={"team": "eval"},
             **shared,
         )
     )
     ReservedGpuNodeGroup.from_spec(
-        stack, "Block", cluster=cluster, subnets=[subnet],
+        stack,
+        "Block",
+        cluster=cluster,
+        subnets=[subnet],
         spec=ReservedCapacitySpec(
-            name="ft", instance_type="p6-b200.48xlarge", instance_count=2, kind=ReservationKind.CAPACITY_BLOCK,
-            capacity_reservation_id=RID_BLOCK, availability_zone=ZONE,
+            name="ft",
+            instance_type="p6-b200.48xlarge",
+            instance_count=2,
+            kind=ReservationKind.CAPACITY_BLOCK,
+            capacity_reservation_id=RID_BLOCK,
+            availability_zone=ZONE,
         ),
-        scaled_to_zero=True, **shared,
+        scaled_to_zero=True,
+        **shared,
     )
     ReservedGpuNodeGroup(
-        stack, "Arm", cluster=cluster, name="arm", instance_type=ARM_TYPE, instance_count=1,
-        subnets=[subnet], capacity_reservation_id="cr-0ccccccccccccccc3", taints=[], instance_store="none",
+        stack,
+        "Arm",
+        cluster=cluster,
+        name="arm",
+        instance_type=ARM_TYPE,
+        instance_count=1,
+        subnets=[subnet],
+        capacity_reservation_id="cr-0ccccccccccccccc3",
+        taints=[],
+        instance_store="none",
         node_role=eval_group.node_role,
     )
     tpl = template_of(stack).to_json()
@@ -124,9 +164,18 @@ def test_odcr_by_id_targets_it_with_reservations_only(synth):
         "CapacityReservationPreference": "capacity-reservations-only",
         "CapacityReservationTarget": {"CapacityReservationId": RID},
     }
-    for forbidden in ("ImageId", "IamInstanceProfile", "InstanceInitiatedShutdownBehavior", "SecurityGroupIds"):
+    for forbidden in (
+        "ImageId",
+        "IamInstanceProfile",
+        "InstanceInitiatedShutdownBehavior",
+        "SecurityGroupIds",
+    ):
         assert forbidden not in data
-    assert data["MetadataOptions"] == {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+    assert data["MetadataOptions"] == {
+        "HttpEndpoint": "enabled",
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 1,
+    }
     ng = _ng(tpl, "Eval")
     assert ng["CapacityType"] == "ON_DEMAND" and ng["AmiType"] == "AL2023_x86_64_NVIDIA"
     assert "InstanceTypes" not in ng
@@ -148,8 +197,14 @@ def test_p5_gets_the_documented_32_efa_interfaces(synth):
     interfaces = _lt(tpl, "Eval")["NetworkInterfaces"]
     assert len(interfaces) == 33
     primary, *efa = interfaces
-    assert (primary["NetworkCardIndex"], primary["DeviceIndex"], primary["InterfaceType"]) == (0, 0, "interface")
-    assert [(i["NetworkCardIndex"], i["DeviceIndex"]) for i in efa] == [(0, 1)] + [(c, 0) for c in range(1, 32)]
+    assert (primary["NetworkCardIndex"], primary["DeviceIndex"], primary["InterfaceType"]) == (
+        0,
+        0,
+        "interface",
+    )
+    assert [(i["NetworkCardIndex"], i["DeviceIndex"]) for i in efa] == [(0, 1)] + [
+        (c, 0) for c in range(1, 32)
+    ]
     assert {i["InterfaceType"] for i in efa} == {"efa-only"}
     assert all("SubnetId" not in i for i in interfaces)
     efa_groups = {str(i["Groups"]) for i in efa}
@@ -173,7 +228,9 @@ def test_capacity_block_uses_the_capacity_block_market(synth):
     *_, tpl, _calls = synth
     data = _lt(tpl, "Block")
     assert data["InstanceMarketOptions"] == {"MarketType": "capacity-block"}
-    assert data["CapacityReservationSpecification"] == {"CapacityReservationTarget": {"CapacityReservationId": RID_BLOCK}}
+    assert data["CapacityReservationSpecification"] == {
+        "CapacityReservationTarget": {"CapacityReservationId": RID_BLOCK}
+    }
     assert [(i["NetworkCardIndex"], i["DeviceIndex"]) for i in data["NetworkInterfaces"][1:]] == [(0, 1)] + [
         (c, 0) for c in range(1, 8)
     ]
@@ -219,7 +276,9 @@ def test_few_jsii_calls_per_node_group(synth):
 def test_snapshot(synth, snapshot_json):
     *_, tpl, _calls = synth
     resources = {
-        k: v for k, v in tpl["Resources"].items() if v["Type"] in ("AWS::EC2::LaunchTemplate", "AWS::EKS::Nodegroup")
+        k: v
+        for k, v in tpl["Resources"].items()
+        if v["Type"] in ("AWS::EC2::LaunchTemplate", "AWS::EKS::Nodegroup")
     }
     assert snapshot_json == resources
 
@@ -234,8 +293,10 @@ def test_snapshot(synth, snapshot_json):
         ({"capacity_reservation_id": None}, r"give one: the reservation's id"),
         ({"resource_group_arn": ARN}, r"both given"),
         ({"capacity_reservation_id": "cr-1"}, r"'cr-1' is not a Capacity Reservation id"),
-        ({"capacity_reservation_id": None, "resource_group_arn": ARN, "kind": "capacity-block"},
-         r"a Capacity Block is targeted by its reservation id"),
+        (
+            {"capacity_reservation_id": None, "resource_group_arn": ARN, "kind": "capacity-block"},
+            r"a Capacity Block is targeted by its reservation id",
+        ),
         ({"kind": "capacity-block", "reservation_only": False}, r"reservation_only: applies to ODCRs only"),
         ({"kind": "spot"}, r"kind: 'spot' is not allowed"),
         ({"availability_zone": "us-east-1b"}, r"differ from availability_zone 'us-east-1b'"),
@@ -247,8 +308,13 @@ def test_snapshot(synth, snapshot_json):
 )
 def test_each_validation(synth, kwargs, match):
     stack, cluster, subnet, *_ = synth
-    args = dict(name="bad", instance_type="p5.48xlarge", instance_count=1, subnets=[subnet],
-                capacity_reservation_id=RID)
+    args = {
+        "name": "bad",
+        "instance_type": "p5.48xlarge",
+        "instance_count": 1,
+        "subnets": [subnet],
+        "capacity_reservation_id": RID,
+    }
     args.update(kwargs)
     with pytest.raises(ConfigurationError, match=match):
         ReservedGpuNodeGroup(stack, "Bad", cluster=cluster, **args)
@@ -257,13 +323,20 @@ def test_each_validation(synth, kwargs, match):
 def test_all_problems_at_once(synth):
     stack, cluster, subnet, *_ = synth
     with pytest.raises(ConfigurationError) as err:
-        ReservedGpuNodeGroup(stack, "Bad", cluster=cluster, name="X", instance_type="x", instance_count=0,
-                             subnets=[subnet])
+        ReservedGpuNodeGroup(
+            stack, "Bad", cluster=cluster, name="X", instance_type="x", instance_count=0, subnets=[subnet]
+        )
     assert len(err.value.problems) == 4
     assert not stack.node.try_find_child("Bad")
 
 
 def test_custom_layouts_follow_the_table():
-    custom = GpuInstanceType(name="p9.big", architecture=Architecture.X86_64, gpus=8, vcpus=96, network_cards=4,
-                             efa=(EfaInterface(card=1), EfaInterface(card=3)))
+    custom = GpuInstanceType(
+        name="p9.big",
+        architecture=Architecture.X86_64,
+        gpus=8,
+        vcpus=96,
+        network_cards=4,
+        efa=(EfaInterface(card=1), EfaInterface(card=3)),
+    )
     assert [(i.card, i.device_index) for i in custom.efa] == [(1, 0), (3, 0)]

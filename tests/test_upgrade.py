@@ -12,13 +12,14 @@ import json
 import re
 from datetime import timedelta
 
-import aws_stubs as s
 import pytest
 
 from eks_ultraserver import cli
 from eks_ultraserver.aws_checks import ami_parameter_name
 from eks_ultraserver.commands import preflight, upgrade
 from eks_ultraserver.commands.upgrade import NodegroupState, plan_nodegroup
+
+import aws_stubs as s
 
 CLUSTER = "gb200"
 NG = "us-1"
@@ -155,7 +156,9 @@ def run(monkeypatch, capsys, tmp_path):
         clients = {"eks": aws.eks, "ssm": aws.ssm, "autoscaling": aws.autoscaling}
         monkeypatch.setattr(preflight, "create_session", lambda **_: s.FakeSession(clients))
         with aws:
-            code = cli.main(["upgrade", "--cluster", CLUSTER, "--region", s.REGION, "--poll-seconds", "0", *args])
+            code = cli.main(
+                ["upgrade", "--cluster", CLUSTER, "--region", s.REGION, "--poll-seconds", "0", *args]
+            )
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -168,7 +171,9 @@ def test_dry_run_plans_and_changes_nothing(run):
     aws = Aws()
     aws.latest_release()
     aws.eks_stub.add_response("list_nodegroups", {"nodegroups": ["system", NG]}, {"clusterName": CLUSTER})
-    aws.eks_stub.add_response("describe_nodegroup", nodegroup(nodegroupName="system", capacityType="ON_DEMAND"), describe("system"))
+    aws.eks_stub.add_response(
+        "describe_nodegroup", nodegroup(nodegroupName="system", capacityType="ON_DEMAND"), describe("system")
+    )
     aws.eks_stub.add_response("describe_nodegroup", nodegroup(), describe())
     # WHEN the command runs without --apply
     code, out, _err = run(aws)
@@ -176,7 +181,9 @@ def test_dry_run_plans_and_changes_nothing(run):
     aws.assert_all_used()
     assert code == 0
     assert "system" not in out  # only CAPACITY_BLOCK node groups by default
-    assert re.search(rf"^{NG}\s+{s.RID}\s+1.34 1.34.2-20251103\s+1.35 {RELEASE}\s+18/18/18\s+planned$", out, re.M)
+    assert re.search(
+        rf"^{NG}\s+{s.RID}\s+1.34 1.34.2-20251103\s+1.35 {RELEASE}\s+18/18/18\s+planned$", out, re.M
+    )
     assert "1. scale to zero: min 18->0, desired 18->0, max 18 kept" in out
     assert "2. update: Kubernetes 1.34 -> 1.35 / AMI release 1.35.6-20260728" in out
     assert "only once desired size is 0" in out
@@ -252,7 +259,9 @@ def test_failed_update_stops_with_the_error_and_how_to_continue(run):
     aws.eks_stub.add_response("describe_nodegroup", nodegroup(), describe())
     aws.eks_stub.add_response("describe_nodegroup", nodegroup(), describe())
     aws.eks_stub.add_response("update_nodegroup_config", update("ConfigUpdate", update_id="scale-down"))
-    aws.wait("ConfigUpdate", "scale-down", final="Failed", errors=[("PodEvictionFailure", "PDB blocks eviction")])
+    aws.wait(
+        "ConfigUpdate", "scale-down", final="Failed", errors=[("PodEvictionFailure", "PDB blocks eviction")]
+    )
     code, out, _err = run(aws, "--nodegroup", NG, "--apply")
     aws.assert_all_used()
     assert code == 1
@@ -263,7 +272,9 @@ def test_failed_update_stops_with_the_error_and_how_to_continue(run):
 def test_up_to_date_node_group_is_left_alone(run):
     aws = Aws()
     aws.latest_release()
-    aws.eks_stub.add_response("describe_nodegroup", nodegroup(version="1.35", releaseVersion=RELEASE), describe())
+    aws.eks_stub.add_response(
+        "describe_nodegroup", nodegroup(version="1.35", releaseVersion=RELEASE), describe()
+    )
     code, out, _err = run(aws, "--nodegroup", NG, "--apply")
     aws.assert_all_used()
     assert code == 0 and "up-to-date" in out and "already at 1.35 / 1.35.6-20260728" in out
@@ -273,7 +284,11 @@ def test_up_to_date_node_group_is_left_alone(run):
     ("overrides", "args", "message"),
     [
         ({"status": "UPDATING"}, [], "status is UPDATING, not ACTIVE"),
-        ({"version": "1.35", "releaseVersion": "1.35.0-20251201"}, ["--kubernetes-version", "1.34"], "cannot roll it back"),
+        (
+            {"version": "1.35", "releaseVersion": "1.35.0-20251201"},
+            ["--kubernetes-version", "1.34"],
+            "cannot roll it back",
+        ),
         ({}, ["--restore-size", "20"], "above the node group's max size 18"),
     ],
 )
@@ -314,7 +329,7 @@ def test_cdk_json_version_behind_the_target_is_pointed_out(run, tmp_path):
     aws = Aws()
     aws.latest_release()
     aws.eks_stub.add_response("describe_nodegroup", nodegroup(), describe())
-    code, out, _err = run(aws, "--nodegroup", NG, "--json")
+    _code, out, _err = run(aws, "--nodegroup", NG, "--json")
     assert "set kubernetesVersion to 1.35" in json.loads(out)["cdkJson"]
 
 
@@ -346,12 +361,16 @@ def test_without_credentials_exits_2_with_one_line(monkeypatch, capsys, tmp_path
     s.isolate_from_aws(monkeypatch, tmp_path)
     code = cli.main(["upgrade", "--cluster", CLUSTER, "--region", s.REGION, "--quiet"])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "no usable AWS credentials" in err and "Traceback" not in err
+    assert (
+        code == 2 and err.count("\n") == 1 and "no usable AWS credentials" in err and "Traceback" not in err
+    )
 
 
 def test_plan_for_a_node_group_already_at_zero_keeps_it_at_zero():
     state = NodegroupState.from_api(nodegroup(scaling=(0, 0, 18))["nodegroup"])
-    plan = plan_nodegroup(state, cluster_version="1.35", target_version="1.35", target_release=RELEASE, restore_size=None)
+    plan = plan_nodegroup(
+        state, cluster_version="1.35", target_version="1.35", target_release=RELEASE, restore_size=None
+    )
     assert plan.action == "upgrade" and plan.restore_desired == 0
     assert plan.steps[0] == "scale to zero: already min 0 / desired 0"
     assert "--restore-size N" in plan.steps[2]
@@ -366,7 +385,14 @@ def test_help_explains_every_option(capsys):
         assert action.help, action.option_strings
         for option in action.option_strings:
             assert option in out
-    for words in ("desired size", "scale to zero", "--apply", "exit status", "dry run", "Upgrade the control plane first"):
+    for words in (
+        "desired size",
+        "scale to zero",
+        "--apply",
+        "exit status",
+        "dry run",
+        "Upgrade the control plane first",
+    ):
         assert words in out
 
 

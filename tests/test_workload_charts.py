@@ -18,7 +18,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import SHARED_UPSTREAM
 from eks_ultraserver.charts.compute_domain import (
     CHANNEL_CLAIM_NAME,
     ChannelAllocationMode,
@@ -45,6 +44,8 @@ from eks_ultraserver.versions import (
     SUPPORTED_KUBERNETES_VERSIONS,
     parse_kubernetes_version,
 )
+
+from conftest import SHARED_UPSTREAM
 
 US72 = UltraServerTarget(name="us-a", type=UltraServerType.U_P6E_GB200X72)
 US36 = UltraServerTarget(name="us-b", type=UltraServerType.U_P6E_GB200X36, efa_layout=EfaLayout.ALL_ODD_CARDS)
@@ -263,7 +264,9 @@ def test_every_pod_claims_its_compute_domain_and_tolerates_the_gpu_taint(env, re
         template = cd["spec"]["channel"]["resourceClaimTemplate"]["name"]
         assert template == f"{cd['metadata']['name']}-channel"
         for role, spec, _meta in _pod_specs(objs):
-            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+                "tolerations"
+            ]
             (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
                 "nodeSelectorTerms"
             ]
@@ -286,7 +289,7 @@ def test_mpijob_numbers_agree(env, request):
     one GPU per slot, at most 4, the ComputeDomain sized to the workers, and single-
     UltraServer jobs keep their workers in one clique by pod affinity."""
     config, charts = request.getfixturevalue(env)
-    for chart_id, objs in charts.items():
+    for objs in charts.values():
         if not any(o["kind"] == "MPIJob" for o in objs):
             continue
         job, cd = _one(objs, "MPIJob"), _one(objs, "ComputeDomain")
@@ -301,9 +304,9 @@ def test_mpijob_numbers_agree(env, request):
         limits = worker["template"]["spec"]["containers"][0]["resources"]["limits"]
         assert limits[GPU_RESOURCE] == slots
         assert cd["spec"]["numNodes"] == workers
-        us_values = worker["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-            "nodeSelectorTerms"
-        ][0]["matchExpressions"][0]["values"]
+        us_values = worker["template"]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
         pod_affinity = worker["template"]["spec"]["affinity"].get("podAffinity")
         if len(us_values) == 1:
             (rule,) = pod_affinity["requiredDuringSchedulingIgnoredDuringExecution"]
@@ -380,7 +383,11 @@ def test_nccl_jobs_use_every_gpu_and_the_efa_layout(default_env, two_env):
             assert EFA_RESOURCE not in limits
             rct = _one(objs, "ResourceClaimTemplate")
             (request,) = rct["spec"]["spec"]["devices"]["requests"]
-            assert request["exactly"] == {"deviceClassName": EFA_DEVICE_CLASS, "allocationMode": "ExactCount", "count": efa}
+            assert request["exactly"] == {
+                "deviceClassName": EFA_DEVICE_CLASS,
+                "allocationMode": "ExactCount",
+                "count": efa,
+            }
             claims = {c["name"]: c for c in wspec["resourceClaims"]}
             assert claims["efa"]["resourceClaimTemplateName"] == rct["metadata"]["name"]
         assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in wspec["volumes"]
@@ -398,19 +405,19 @@ def test_ngc_line_always_writes_num_nodes(two_env):
 
 
 def _user_job(app, **overrides):
-    args = dict(
-        name="train-llm",
-        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1.0",
-        command=["python", "/app/train.py", "--epochs", "3"],
-        ultraservers=[US72],
-        workers=18,
-        efa_devices=4,
-        env={"NCCL_MNNVL_ENABLE": "1", "HF_HOME": "/scratch/hf"},
-        volumes=[
+    args = {
+        "name": "train-llm",
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1.0",
+        "command": ["python", "/app/train.py", "--epochs", "3"],
+        "ultraservers": [US72],
+        "workers": 18,
+        "efa_devices": 4,
+        "env": {"NCCL_MNNVL_ENABLE": "1", "HF_HOME": "/scratch/hf"},
+        "volumes": [
             Volume(name="scratch", mount_path="/scratch", size_limit="2Ti"),
             Volume(name="cache", mount_path="/cache", host_path=f"{INSTANCE_STORE_PATH}/cache"),
         ],
-    )
+    }
     args.update(overrides)
     return MpiJob(app, args["name"], **args)
 
@@ -431,14 +438,21 @@ def test_user_job_is_valid_and_wired(user_job, crds):
     assert cd["metadata"]["name"] == job["metadata"]["name"] == "train-llm"
     worker = job["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]
     assert worker["resourceClaims"] == [
-        {"name": CHANNEL_CLAIM_NAME, "resourceClaimTemplateName": cd["spec"]["channel"]["resourceClaimTemplate"]["name"]}
+        {
+            "name": CHANNEL_CLAIM_NAME,
+            "resourceClaimTemplateName": cd["spec"]["channel"]["resourceClaimTemplate"]["name"],
+        }
     ]
     assert worker["volumes"] == [
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},
         {"name": "scratch", "emptyDir": {"sizeLimit": "2Ti"}},
         {"name": "cache", "hostPath": {"path": "/mnt/k8s-disks/0/cache", "type": "DirectoryOrCreate"}},
     ]
-    assert [m["mountPath"] for m in worker["containers"][0]["volumeMounts"]] == ["/dev/shm", "/scratch", "/cache"]
+    assert [m["mountPath"] for m in worker["containers"][0]["volumeMounts"]] == [
+        "/dev/shm",
+        "/scratch",
+        "/cache",
+    ]
     args = job["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["args"]
     assert args == [
         "--map-by", "ppr:4:node", "-np", "72",
@@ -456,7 +470,9 @@ def test_partial_node_workers_get_an_elastic_compute_domain(crds):
     job = _user_job(cdk8s.App(), workers=4, slots_per_worker=2, efa_devices=0)
     assert _one(job.to_json(), "ComputeDomain")["spec"]["numNodes"] == 0
     gate_off = DraDriverTarget(imex_daemons_with_dns_names=False)
-    with pytest.raises(ConfigurationError, match=r"compute_domain_nodes: needed, because workers take 2 of the 4 GPUs"):
+    with pytest.raises(
+        ConfigurationError, match=r"compute_domain_nodes: needed, because workers take 2 of the 4 GPUs"
+    ):
         _user_job(cdk8s.App(), workers=4, slots_per_worker=2, dra_driver=gate_off)
     job = _user_job(cdk8s.App(), workers=4, slots_per_worker=2, dra_driver=gate_off, compute_domain_nodes=2)
     assert _one(job.to_json(), "ComputeDomain")["spec"]["numNodes"] == 2
@@ -495,7 +511,10 @@ def test_compute_domain_construct(crds):
     assert obj["metadata"]["labels"] == {"team": "research"}
     for line in DraDriverLine:
         assert _errors(crds[("ComputeDomain", line)], obj) == []
-    assert cd.pod_resource_claim() == {"name": "compute-domain-channel", "resourceClaimTemplateName": "my-job.imex"}
+    assert cd.pod_resource_claim() == {
+        "name": "compute-domain-channel",
+        "resourceClaimTemplateName": "my-job.imex",
+    }
     assert ComputeDomain.container_claim() == {"name": "compute-domain-channel"}
 
 
@@ -524,42 +543,76 @@ def test_dra_driver_target_from_addons():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"slots_per_worker": 8}, r"slots_per_worker: 8 is not allowed; a p6e-gb200\.36xlarge node has 4 GPUs, so use 1 to 4"),
+        (
+            {"slots_per_worker": 8},
+            r"slots_per_worker: 8 is not allowed; a p6e-gb200\.36xlarge node has 4 GPUs, so use 1 to 4",
+        ),
         ({"gpus_per_worker": 5}, r"gpus_per_worker: 5 is not allowed"),
-        ({"workers": 19}, r"workers: 19 is more than the 18 nodes of UltraServer 'us-a' \(u-p6e-gb200x72\); a job on one UltraServer"),
-        ({"workers": 28, "ultraservers": [US72, US36]}, r"workers: 28 is more than the 27 nodes of UltraServers 'us-a', 'us-b'"),
+        (
+            {"workers": 19},
+            r"workers: 19 is more than the 18 nodes of UltraServer 'us-a' \(u-p6e-gb200x72\); a job on one UltraServer",
+        ),
+        (
+            {"workers": 28, "ultraservers": [US72, US36]},
+            r"workers: 28 is more than the 27 nodes of UltraServers 'us-a', 'us-b'",
+        ),
         ({"workers": 0}, r"workers: 0 is not a whole number of worker pods"),
         ({"ranks": 70}, r"ranks: 70 does not equal workers x slots_per_worker = 18 x 4 = 72"),
-        ({"efa_devices": 5}, r"efa_devices: 5 is more than the 4 EFA devices per node that EFA layout 'per-gpu' provides; use 0 to 4"),
         (
-            {"efa_devices": 1, "ultraservers": [UltraServerTarget(name="x", type="u-p6e-gb200x36", efa_layout="none")], "workers": 2},
+            {"efa_devices": 5},
+            r"efa_devices: 5 is more than the 4 EFA devices per node that EFA layout 'per-gpu' provides; use 0 to 4",
+        ),
+        (
+            {
+                "efa_devices": 1,
+                "ultraservers": [UltraServerTarget(name="x", type="u-p6e-gb200x36", efa_layout="none")],
+                "workers": 2,
+            },
             r"efa_devices: 1 is more than the 0 EFA devices per node that EFA layout 'none' provides",
         ),
         ({"name": "Train_LLM"}, r"name: 'Train_LLM' is not a DNS-1123 label starting with a letter"),
         ({"name": "1train"}, r"name: '1train' is not a DNS-1123 label starting with a letter"),
-        ({"name": "a" * 54}, r"has 54 characters; with 18 workers the pod name .* would exceed 63, so use at most 53"),
+        (
+            {"name": "a" * 54},
+            r"has 54 characters; with 18 workers the pod name .* would exceed 63, so use at most 53",
+        ),
         ({"namespace": "Prod"}, r"namespace: 'Prod' is not a DNS-1123 label"),
         ({"command": []}, r"command: \[\] must be a non-empty list"),
         ({"image": ""}, r"image: '' is not a container image reference"),
         ({"ultraservers": []}, r"ultraservers: empty"),
         ({"ultraservers": [US72, US72]}, r"ultraservers\[1\]: UltraServer 'us-a' is listed twice"),
-        ({"mpirun_args": ["-np", "8"]}, r"mpirun_args\[0\]: '-np' sets the rank count, which MpiJob derives; use ranks= instead"),
+        (
+            {"mpirun_args": ["-np", "8"]},
+            r"mpirun_args\[0\]: '-np' sets the rank count, which MpiJob derives; use ranks= instead",
+        ),
         ({"mpirun_args": ["--map-by", "node"]}, r"mpirun_args\[0\]: '--map-by' sets the process mapping"),
         ({"env": {"BAD=NAME": "1"}}, r"env: 'BAD=NAME' is not a valid environment variable name"),
-        ({"volumes": [Volume(name="s", mount_path="scratch")]}, r"volumes\[0\]\.mount_path: 'scratch' is not an absolute path"),
-        ({"volumes": [Volume(name="s", mount_path="/dev/shm")]}, r"volumes\[0\]\.mount_path: '/dev/shm' is already mounted by shared_memory"),
+        (
+            {"volumes": [Volume(name="s", mount_path="scratch")]},
+            r"volumes\[0\]\.mount_path: 'scratch' is not an absolute path",
+        ),
+        (
+            {"volumes": [Volume(name="s", mount_path="/dev/shm")]},
+            r"volumes\[0\]\.mount_path: '/dev/shm' is already mounted by shared_memory",
+        ),
         (
             {"volumes": [Volume(name="s", mount_path="/s", host_path="/mnt/x", size_limit="1Ti")]},
             r"volumes\[0\]\.size_limit: '1Ti' applies only to an emptyDir",
         ),
         ({"efa_mode": "rdma"}, r"efa_mode: 'rdma' is not allowed; use one of 'device-plugin', 'dranet'"),
-        ({"channel_allocation_mode": "Many"}, r"channel_allocation_mode: 'Many' is not allowed; use one of 'Single', 'All'"),
+        (
+            {"channel_allocation_mode": "Many"},
+            r"channel_allocation_mode: 'Many' is not allowed; use one of 'Single', 'All'",
+        ),
         ({"compute_domain_nodes": -1}, r"compute_domain_nodes: -1 is not a whole number of nodes"),
         ({"compute_domain_nodes": 19}, r"compute_domain_nodes: 19 is more than the 18 nodes"),
         ({"clean_pod_policy": "Sometimes"}, r"clean_pod_policy: 'Sometimes' is not allowed"),
         ({"labels": {"team": "a b"}}, r"labels\['team'\]: 'a b' is not a valid Kubernetes label value"),
         (
-            {"compute_domain_nodes": 0, "dra_driver": DraDriverTarget(line=DraDriverLine.NGC, version="25.3.2")},
+            {
+                "compute_domain_nodes": 0,
+                "dra_driver": DraDriverTarget(line=DraDriverLine.NGC, version="25.3.2"),
+            },
             r"compute_domain_nodes: 0 \(elastic\) is not accepted by the DRA driver nvidia-dra-driver-gpu 25\.3\.2",
         ),
     ],
@@ -593,8 +646,14 @@ def test_every_problem_is_reported_at_once():
             {"name": "cd", "num_nodes": 0, "dra_driver": DraDriverTarget(imex_daemons_with_dns_names=False)},
             r"num_nodes: 0 \(elastic\) is not accepted by the DRA driver dra-driver-nvidia-gpu 0\.4\.1 with IMEXDaemonsWithDNSNames=false",
         ),
-        ({"name": "cd", "num_nodes": 1, "allocation_mode": "Some"}, r"allocation_mode: 'Some' is not allowed"),
-        ({"name": "cd", "num_nodes": 1, "resource_claim_template_name": "A B"}, r"resource_claim_template_name: 'A B' is not a valid"),
+        (
+            {"name": "cd", "num_nodes": 1, "allocation_mode": "Some"},
+            r"allocation_mode: 'Some' is not allowed",
+        ),
+        (
+            {"name": "cd", "num_nodes": 1, "resource_claim_template_name": "A B"},
+            r"resource_claim_template_name: 'A B' is not a valid",
+        ),
     ],
 )
 def test_compute_domain_validation(kwargs, message):
@@ -614,7 +673,9 @@ def test_elastic_compute_domain_is_accepted_on_ngc_25_8():
 
 def test_ultraserver_target_validation():
     """GIVEN a bad UltraServer target THEN one error names each bad field."""
-    with pytest.raises(ConfigurationError, match=r"type: 'p6e-gb200\.36xlarge' is not an UltraServer type") as err:
+    with pytest.raises(
+        ConfigurationError, match=r"type: 'p6e-gb200\.36xlarge' is not an UltraServer type"
+    ) as err:
         UltraServerTarget(name="US 1", type="p6e-gb200.36xlarge", efa_layout="lots")
     assert len(err.value.problems) == 3
     assert UltraServerTarget(name="x", type="u-p6e-gb200x36").nodes == 9
@@ -632,9 +693,17 @@ def test_validation_chart_and_nccl_argument_errors():
 
 def test_reserved_ultraserver_name_is_refused():
     """GIVEN an UltraServer named like the cross-UltraServer NCCL job THEN a clear error."""
-    context = {**TWO_CONTEXT, "ultraServers": [dict(TWO_CONTEXT["ultraServers"][0], name="all-ultraservers"), TWO_CONTEXT["ultraServers"][1]]}
+    context = {
+        **TWO_CONTEXT,
+        "ultraServers": [
+            dict(TWO_CONTEXT["ultraServers"][0], name="all-ultraservers"),
+            TWO_CONTEXT["ultraServers"][1],
+        ],
+    }
     config = EnvironmentConfig.from_mapping(context)
-    with pytest.raises(ConfigurationError, match=r"'nccl-all-ultraservers', which the job across all UltraServers uses"):
+    with pytest.raises(
+        ConfigurationError, match=r"'nccl-all-ultraservers', which the job across all UltraServers uses"
+    ):
         benchmark_charts(cdk8s.App(), config)
 
 
@@ -696,15 +765,29 @@ def test_mpijob_on_reserved_p5_capacity(crds):
     """GIVEN a job on the 'eval' ODCR's p5.48xlarge nodes WHEN synthesized THEN it selects
     those nodes, uses 8 GPUs and 32 EFA devices per worker, and has no ComputeDomain."""
     app = cdk8s.App()
-    job = _user_job(app, ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8, efa_devices=32, nodes=2),
-                    workers=2, slots_per_worker=8, efa_devices=32, env={}, volumes=[])
+    job = _user_job(
+        app,
+        ultraservers=(),
+        capacity=CapacityTarget.reserved("eval", gpus_per_node=8, efa_devices=32, nodes=2),
+        workers=2,
+        slots_per_worker=8,
+        efa_devices=32,
+        env={},
+        volumes=[],
+    )
     objs = job.to_json()
     assert [o["kind"] for o in objs] == ["MPIJob"]
     for obj in objs:
         validate_object(obj, crds, DraDriverLine.KUBERNETES_SIGS)
     worker = objs[0]["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]
-    assert worker["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
-        {"matchExpressions": [{"key": "eks-ultraserver.io/reserved-capacity", "operator": "In", "values": ["eval"]}]}
+    assert worker["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ] == [
+        {
+            "matchExpressions": [
+                {"key": "eks-ultraserver.io/reserved-capacity", "operator": "In", "values": ["eval"]}
+            ]
+        }
     ]
     assert "podAffinity" not in worker["affinity"] and "resourceClaims" not in worker
     assert worker["containers"][0]["resources"] == {"limits": {GPU_RESOURCE: 8, EFA_RESOURCE: 32}}
@@ -713,12 +796,22 @@ def test_mpijob_on_reserved_p5_capacity(crds):
 
 def test_mpijob_on_spot_burst_capacity(crds):
     app = cdk8s.App()
-    job = _user_job(app, ultraservers=(), capacity=CapacityTarget.burst(gpus_per_node=4, spot=True),
-                    workers=3, slots_per_worker=4, efa_devices=0, env={}, volumes=[])
+    job = _user_job(
+        app,
+        ultraservers=(),
+        capacity=CapacityTarget.burst(gpus_per_node=4, spot=True),
+        workers=3,
+        slots_per_worker=4,
+        efa_devices=0,
+        env={},
+        volumes=[],
+    )
     (obj,) = job.to_json()
     validate_object(obj, crds, DraDriverLine.KUBERNETES_SIGS)
     launcher = obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]
-    exprs = launcher["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
+    exprs = launcher["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ][0]["matchExpressions"]
     assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]} in exprs
     assert {"key": "eks-ultraserver.io/capacity", "operator": "In", "values": ["burst"]} in exprs
 
@@ -726,15 +819,46 @@ def test_mpijob_on_spot_burst_capacity(crds):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(capacity=CapacityTarget.reserved("eval", gpus_per_node=8)), r"capacity: given together with ultraservers"),
-        (dict(ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8), slots_per_worker=9, workers=1),
-         r"slots_per_worker: 9 is not allowed; a node of that capacity has 8 GPUs"),
-        (dict(ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8, efa_devices=32), efa_devices=33, workers=1),
-         r"efa_devices: 33 is more than the 32 EFA devices per node of the target capacity"),
-        (dict(ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8, nodes=2), workers=3, slots_per_worker=8),
-         r"workers: 3 is more than the 2 nodes of the target capacity"),
-        (dict(ultraservers=(), capacity=CapacityTarget.reserved("eval", gpus_per_node=8), workers=1, compute_domain_nodes=1),
-         r"compute_domain_nodes: given, but a job on capacity= gets no ComputeDomain"),
+        (
+            {"capacity": CapacityTarget.reserved("eval", gpus_per_node=8)},
+            r"capacity: given together with ultraservers",
+        ),
+        (
+            {
+                "ultraservers": (),
+                "capacity": CapacityTarget.reserved("eval", gpus_per_node=8),
+                "slots_per_worker": 9,
+                "workers": 1,
+            },
+            r"slots_per_worker: 9 is not allowed; a node of that capacity has 8 GPUs",
+        ),
+        (
+            {
+                "ultraservers": (),
+                "capacity": CapacityTarget.reserved("eval", gpus_per_node=8, efa_devices=32),
+                "efa_devices": 33,
+                "workers": 1,
+            },
+            r"efa_devices: 33 is more than the 32 EFA devices per node of the target capacity",
+        ),
+        (
+            {
+                "ultraservers": (),
+                "capacity": CapacityTarget.reserved("eval", gpus_per_node=8, nodes=2),
+                "workers": 3,
+                "slots_per_worker": 8,
+            },
+            r"workers: 3 is more than the 2 nodes of the target capacity",
+        ),
+        (
+            {
+                "ultraservers": (),
+                "capacity": CapacityTarget.reserved("eval", gpus_per_node=8),
+                "workers": 1,
+                "compute_domain_nodes": 1,
+            },
+            r"compute_domain_nodes: given, but a job on capacity= gets no ComputeDomain",
+        ),
     ],
 )
 def test_mpijob_capacity_validation(overrides, message):

@@ -57,17 +57,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from eks_ultraserver.config import EnvironmentConfig, UltraServerSpec
     from eks_ultraserver.charts.compute_domain import ComputeDomain
     from eks_ultraserver.charts.mpijob import MpiJob
+    from eks_ultraserver.config import EnvironmentConfig, UltraServerSpec
     from eks_ultraserver.constructs.addons import GpuPlatformAddons
     from eks_ultraserver.constructs.efa import EfaSecurityGroup
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
     from eks_ultraserver.constructs.karpenter import Karpenter
+    from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
     from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
     from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
-    from eks_ultraserver.constructs.environment import UltraServerEnvironment
     from eks_ultraserver.constructs.stack import UltraServerStack
-    from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
     from eks_ultraserver.model import (
         GPU_TAINT,
         ConfigurationError,

@@ -61,9 +61,7 @@ def build_app(app: cdk.App, *, stack_name: str | None = None):
             "e.g. -c account=123456789012 -c region=us-east-1"
         )
     if config.region and not config.availability_zone.startswith(config.region):
-        problems.append(
-            f"availabilityZone: {config.availability_zone!r} is not in region {config.region!r}"
-        )
+        problems.append(f"availabilityZone: {config.availability_zone!r} is not in region {config.region!r}")
     if problems:
         raise ConfigurationError(problems, subject="configuration (cdk.json context)")
     env = (

@@ -163,9 +163,7 @@ def setup_error(exc: BaseException, *, action: str = "") -> AwsSetupError | None
     :param action: the IAM action that was called (named in permission errors).
     """
     if isinstance(exc, botocore_exceptions.NoRegionError):
-        return AwsSetupError(
-            "no AWS Region: pass --region, set 'region' in cdk.json context or AWS_REGION"
-        )
+        return AwsSetupError("no AWS Region: pass --region, set 'region' in cdk.json context or AWS_REGION")
     if isinstance(exc, (botocore_exceptions.NoCredentialsError, botocore_exceptions.PartialCredentialsError)):
         return AwsSetupError(
             f"no usable AWS credentials ({exc}): pass --profile, set AWS_PROFILE, or run "
@@ -593,7 +591,9 @@ def check_capacity_block(ec2: Any, spec: UltraServerSpec, facts: ReservationFact
         except (botocore_exceptions.ClientError, AwsSetupError) as exc:
             if not _optional(exc):
                 raise
-            out.append(note("ultraserver type", f"DescribeCapacityBlocks failed ({_reason(exc)}): not checked"))
+            out.append(
+                note("ultraserver type", f"DescribeCapacityBlocks failed ({_reason(exc)}): not checked")
+            )
         else:
             blocks = response.get("CapacityBlocks", [])
             if not blocks:
@@ -613,7 +613,9 @@ def check_capacity_block(ec2: Any, spec: UltraServerSpec, facts: ReservationFact
                     )
                 elif us_type == spec.type.value:
                     out.append(
-                        Finding(subject=subject, check="ultraserver type", severity=Severity.OK, message=us_type)
+                        Finding(
+                            subject=subject, check="ultraserver type", severity=Severity.OK, message=us_type
+                        )
                     )
                 else:
                     out.append(
@@ -688,8 +690,7 @@ def check_capacity_block(ec2: Any, spec: UltraServerSpec, facts: ReservationFact
                 check="capacity",
                 severity=Severity.WARNING,
                 message=f"{unavailable} of {total if total is not None else '?'} instances are unavailable",
-                fix="the node group will not reach its size: contact AWS Support with the "
-                "Capacity Block id",
+                fix="the node group will not reach its size: contact AWS Support with the Capacity Block id",
             )
         )
     return out
@@ -767,7 +768,10 @@ class AmiFacts:
 
 def describe_ami(ssm: Any, kubernetes_version: str) -> AmiFacts:
     """The recommended AL2023 ARM64 NVIDIA AMI id and release for a Kubernetes version."""
-    names = [ami_parameter_name(kubernetes_version, "image_id"), ami_parameter_name(kubernetes_version, "release_version")]
+    names = [
+        ami_parameter_name(kubernetes_version, "image_id"),
+        ami_parameter_name(kubernetes_version, "release_version"),
+    ]
     response = _call("ssm:GetParameters", ssm.get_parameters, Names=names)
     values = {p["Name"]: p.get("Value") for p in response.get("Parameters", [])}
     return AmiFacts(image_id=values.get(names[0]), release_version=values.get(names[1]))
@@ -823,7 +827,12 @@ def check_ami(ssm: Any, kubernetes_version: str, *, region: str = "") -> list[Fi
         )
     else:
         out.append(
-            Finding(subject=subject, check="ami release", severity=Severity.OK, message=facts.release_version or "")
+            Finding(
+                subject=subject,
+                check="ami release",
+                severity=Severity.OK,
+                message=facts.release_version or "",
+            )
         )
     return out
 
@@ -898,7 +907,11 @@ def check_kubernetes_version(eks: Any, kubernetes_version: str) -> list[Finding]
     end_standard = info.get("endOfStandardSupportDate")
     if status == "STANDARD_SUPPORT":
         until = f" until {end_standard.date().isoformat()}" if isinstance(end_standard, datetime) else ""
-        out.append(Finding(subject=subject, check="eks version", severity=Severity.OK, message=f"standard support{until}"))
+        out.append(
+            Finding(
+                subject=subject, check="eks version", severity=Severity.OK, message=f"standard support{until}"
+            )
+        )
     elif status == "EXTENDED_SUPPORT":
         out.append(
             Finding(
@@ -946,7 +959,7 @@ def check_reserved_capacity(
     for spec in specs:
         subject = f"reservedCapacity {spec.name}"
 
-        def add(check: str, severity: Severity, message: str, fix: str = "") -> None:
+        def add(check: str, severity: Severity, message: str, fix: str = "", subject: str = subject) -> None:
             out.append(Finding(subject=subject, check=check, severity=severity, message=message, fix=fix))
 
         if not spec.capacity_reservation_id:
@@ -994,7 +1007,11 @@ def check_reserved_capacity(
                 f"reservation for {spec.instance_type}",
             )
         if spec.availability_zone is None:
-            add("zone", Severity.NOTE, f"reservation zone {facts.availability_zone} (availabilityZone not set)")
+            add(
+                "zone",
+                Severity.NOTE,
+                f"reservation zone {facts.availability_zone} (availabilityZone not set)",
+            )
         elif facts.availability_zone == spec.availability_zone:
             add("zone", Severity.OK, facts.availability_zone)
         else:
@@ -1007,7 +1024,11 @@ def check_reserved_capacity(
                 "node group's subnets must be in the reservation's zone)",
             )
         if facts.total_instance_count >= spec.instance_count:
-            add("instance count", Severity.OK, f"{facts.total_instance_count} reserved, {spec.instance_count} configured")
+            add(
+                "instance count",
+                Severity.OK,
+                f"{facts.total_instance_count} reserved, {spec.instance_count} configured",
+            )
         else:
             add(
                 "instance count",
@@ -1092,8 +1113,12 @@ def vcpu_demand(
         group = quota_group_of(spec.instance_type.split(".")[0])
         if itype is None or group is None:
             continue
-        add(group, False, itype.vcpus * spec.instance_count,
-            f"reservedCapacity {spec.name}: {spec.instance_count} x {itype.vcpus}")
+        add(
+            group,
+            False,
+            itype.vcpus * spec.instance_count,
+            f"reservedCapacity {spec.name}: {spec.instance_count} x {itype.vcpus}",
+        )
     if burst is not None:
         for group, vcpus in burst.vcpu_demand().items():
             add(group, False, vcpus, f"burstCapacity (On-Demand fallback): {vcpus}")
@@ -1142,8 +1167,14 @@ def check_vcpu_quotas(
         except (botocore_exceptions.ClientError, AwsSetupError) as exc:
             if not _optional(exc):
                 raise
-            out.append(Finding(subject=subject, check=check, severity=Severity.NOTE,
-                               message=f"GetServiceQuota failed ({_reason(exc)}): not checked"))
+            out.append(
+                Finding(
+                    subject=subject,
+                    check=check,
+                    severity=Severity.NOTE,
+                    message=f"GetServiceQuota failed ({_reason(exc)}): not checked",
+                )
+            )
             continue
         needed = f"{demand.vcpus} vCPUs ({'; '.join(demand.parts)})"
         request = (
@@ -1151,8 +1182,14 @@ def check_vcpu_quotas(
             f"{demand.code} --desired-value {demand.vcpus}"
         )
         if value is None:
-            out.append(Finding(subject=subject, check=check, severity=Severity.NOTE,
-                               message=f"'{demand.name}' not found{where}: not checked"))
+            out.append(
+                Finding(
+                    subject=subject,
+                    check=check,
+                    severity=Severity.NOTE,
+                    message=f"'{demand.name}' not found{where}: not checked",
+                )
+            )
         elif value <= 0:
             out.append(
                 Finding(
@@ -1176,8 +1213,14 @@ def check_vcpu_quotas(
                 )
             )
         else:
-            out.append(Finding(subject=subject, check=check, severity=Severity.OK,
-                               message=f"'{demand.name}' is {value:g}, enough for {needed}"))
+            out.append(
+                Finding(
+                    subject=subject,
+                    check=check,
+                    severity=Severity.OK,
+                    message=f"'{demand.name}' is {value:g}, enough for {needed}",
+                )
+            )
     return out
 
 
@@ -1276,17 +1319,13 @@ def run_preflight(
 
 
 __all__ = [
-    "QuotaDemand",
-    "check_reserved_capacity",
-    "check_vcpu_quotas",
-    "get_vcpu_quota",
-    "vcpu_demand",
+    "DEFAULT_MIN_TIME_LEFT",
+    "RESERVATION_STATES",
     "AmiFacts",
     "AwsSetupError",
-    "DEFAULT_MIN_TIME_LEFT",
     "Finding",
     "PreflightReport",
-    "RESERVATION_STATES",
+    "QuotaDemand",
     "ReservationFacts",
     "Severity",
     "ami_parameter_name",
@@ -1295,11 +1334,15 @@ __all__ = [
     "check_kubernetes_version",
     "check_reservation",
     "check_reservations",
+    "check_reserved_capacity",
+    "check_vcpu_quotas",
     "describe_ami",
     "describe_reservation",
     "format_duration",
+    "get_vcpu_quota",
     "release_date",
     "run_preflight",
     "setup_error",
+    "vcpu_demand",
     "worst",
 ]

@@ -38,7 +38,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eks_ultraserver.model import INSTANCE_TYPE as _ULTRASERVER_INSTANCE_TYPE
 from eks_ultraserver.model import (
     CAPACITY_TYPE_LABEL,
     RESERVED_CAPACITY_LABEL,
@@ -47,25 +46,26 @@ from eks_ultraserver.model import (
     is_dns1123_label,
     is_reservation_id,
 )
+from eks_ultraserver.model import INSTANCE_TYPE as _ULTRASERVER_INSTANCE_TYPE
 from eks_ultraserver.versions import KARPENTER_AMI_ALIAS
 
 __all__ = [
     "BURST_FAMILIES",
     "CAPACITY_TYPE_LABEL",
+    "INSTANCE_TYPES",
+    "QUOTAS",
     "RESERVED_CAPACITY_LABEL",
+    "ULTRASERVER_FAMILY",
     "ULTRASERVER_INSTANCE_TYPE",
     "Architecture",
     "BurstCapacitySpec",
     "CapacityClass",
     "EfaInterface",
     "GpuInstanceType",
-    "INSTANCE_TYPES",
-    "QUOTAS",
     "QuotaGroup",
     "ReservationKind",
     "ReservedCapacitySpec",
     "ReservedProvisioner",
-    "ULTRASERVER_FAMILY",
     "gpu_instance_type",
     "quota_group_of",
     "read_capacity",
@@ -198,35 +198,55 @@ INSTANCE_TYPES: dict[str, GpuInstanceType] = {
         # "p5.48xlarge and p5e.48xlarge instances support 32 network cards": ENA primary,
         # efa-only on card 0 device 1 and on cards 1-31 device 0 (32 EFA devices).
         GpuInstanceType(
-            name="p5.48xlarge", architecture=Architecture.X86_64, gpus=8, vcpus=192,
-            network_cards=32, efa=_save_ip_layout(32, card0_efa=True),
+            name="p5.48xlarge",
+            architecture=Architecture.X86_64,
+            gpus=8,
+            vcpus=192,
+            network_cards=32,
+            efa=_save_ip_layout(32, card0_efa=True),
             source=f"{_EC2_PAGE}, P5 and P5e, use case 1",
         ),
         GpuInstanceType(
-            name="p5e.48xlarge", architecture=Architecture.X86_64, gpus=8, vcpus=192,
-            network_cards=32, efa=_save_ip_layout(32, card0_efa=True),
+            name="p5e.48xlarge",
+            architecture=Architecture.X86_64,
+            gpus=8,
+            vcpus=192,
+            network_cards=32,
+            efa=_save_ip_layout(32, card0_efa=True),
             source=f"{_EC2_PAGE}, P5 and P5e, use case 1",
         ),
         # 16 network cards and 16 EFA interfaces (DescribeInstanceTypes: MaximumNetworkCards,
         # EfaInfo.MaximumEfaInterfaces); the page has no P5en section, so its basic
         # configuration applies: efa-only on card 0 device 1, then cards 1-15 device 0.
         GpuInstanceType(
-            name="p5en.48xlarge", architecture=Architecture.X86_64, gpus=8, vcpus=192,
-            network_cards=16, efa=_save_ip_layout(16, card0_efa=True),
+            name="p5en.48xlarge",
+            architecture=Architecture.X86_64,
+            gpus=8,
+            vcpus=192,
+            network_cards=16,
+            efa=_save_ip_layout(16, card0_efa=True),
             source=f"{_EC2_PAGE}, basic configuration (16 cards from DescribeInstanceTypes)",
         ),
         # "8 GPUs and 8 network cards": ENA primary, efa-only on card 0 device 1 and on
         # cards 1-7 device 0.
         GpuInstanceType(
-            name="p6-b200.48xlarge", architecture=Architecture.X86_64, gpus=8, vcpus=192,
-            network_cards=8, efa=_save_ip_layout(8, card0_efa=True),
+            name="p6-b200.48xlarge",
+            architecture=Architecture.X86_64,
+            gpus=8,
+            vcpus=192,
+            network_cards=8,
+            efa=_save_ip_layout(8, card0_efa=True),
             source=f"{_EC2_PAGE}, P6-B200, use case 1",
         ),
         # "8 GPUs and 17 network cards, where the primary network card supports only an ENA
         # network interface": efa-only on cards 1-16 device 0.
         GpuInstanceType(
-            name="p6-b300.48xlarge", architecture=Architecture.X86_64, gpus=8, vcpus=192,
-            network_cards=17, efa=_save_ip_layout(17, card0_efa=False),
+            name="p6-b300.48xlarge",
+            architecture=Architecture.X86_64,
+            gpus=8,
+            vcpus=192,
+            network_cards=17,
+            efa=_save_ip_layout(17, card0_efa=False),
             source=f"{_EC2_PAGE}, P6-B300, use case 1",
         ),
     )
@@ -285,21 +305,28 @@ class QuotaCodes:
 #: Service Quotas codes (service code ``ec2``), in vCPUs.
 QUOTAS: Mapping[QuotaGroup, QuotaCodes] = {
     QuotaGroup.P: QuotaCodes(
-        on_demand="L-417A185B", spot="L-7212CCBC",
-        on_demand_name="Running On-Demand P instances", spot_name="All P Spot Instance Requests",
+        on_demand="L-417A185B",
+        spot="L-7212CCBC",
+        on_demand_name="Running On-Demand P instances",
+        spot_name="All P Spot Instance Requests",
     ),
     QuotaGroup.G_VT: QuotaCodes(
-        on_demand="L-DB2E81BA", spot="L-3819A6DF",
+        on_demand="L-DB2E81BA",
+        spot="L-3819A6DF",
         on_demand_name="Running On-Demand G and VT instances",
         spot_name="All G and VT Spot Instance Requests",
     ),
     QuotaGroup.INF: QuotaCodes(
-        on_demand="L-1945791B", spot="L-B5D1601B",
-        on_demand_name="Running On-Demand Inf instances", spot_name="All Inf Spot Instance Requests",
+        on_demand="L-1945791B",
+        spot="L-B5D1601B",
+        on_demand_name="Running On-Demand Inf instances",
+        spot_name="All Inf Spot Instance Requests",
     ),
     QuotaGroup.TRN: QuotaCodes(
-        on_demand="L-2C3B7624", spot="L-5480EFD2",
-        on_demand_name="Running On-Demand Trn instances", spot_name="All Trn Spot Instance Requests",
+        on_demand="L-2C3B7624",
+        spot="L-5480EFD2",
+        on_demand_name="Running On-Demand Trn instances",
+        spot_name="All Trn Spot Instance Requests",
     ),
 }
 
@@ -472,7 +499,9 @@ def _decode(raw: Any, key: str, example: Any, problems: Problems) -> Any:
         try:
             return json.loads(raw)
         except json.JSONDecodeError as err:
-            problems.add(f"{key}: {raw!r} is not valid JSON ({err.msg} at character {err.pos}); {_example(key, example)}")
+            problems.add(
+                f"{key}: {raw!r} is not valid JSON ({err.msg} at character {err.pos}); {_example(key, example)}"
+            )
             return None
     return raw
 
@@ -520,7 +549,9 @@ def _read_reserved(get: Callable[[str], Any], problems: Problems) -> tuple[Reser
     return tuple(out)
 
 
-def _read_reserved_entry(where: str, entry: Mapping[str, Any], problems: Problems) -> ReservedCapacitySpec | None:
+def _read_reserved_entry(
+    where: str, entry: Mapping[str, Any], problems: Problems
+) -> ReservedCapacitySpec | None:
     before = len(list(problems))
     unknown = sorted(set(entry) - set(_RESERVED_KEYS))
     if unknown:
@@ -552,7 +583,9 @@ def _read_reserved_entry(where: str, entry: Mapping[str, Any], problems: Problem
     if isinstance(count, str) and count.isdigit():
         count = int(count)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
-        problems.add(f"{where}.instanceCount: {count!r} is not an integer from 1 to 1000 (the instances reserved)")
+        problems.add(
+            f"{where}.instanceCount: {count!r} is not an integer from 1 to 1000 (the instances reserved)"
+        )
     rid = entry.get("capacityReservationId")
     arn = entry.get("capacityReservationResourceGroupArn")
     if rid is None and arn is None:
@@ -589,7 +622,7 @@ def _read_reserved_entry(where: str, entry: Mapping[str, Any], problems: Problem
     if zone is None and provisioner is ReservedProvisioner.NODEGROUP:
         problems.add(
             f"{where}.availabilityZone: missing; a node group of a reservation needs subnets in "
-            "the reservation's zone, e.g. \"availabilityZone\": \"us-east-1a\""
+            'the reservation\'s zone, e.g. "availabilityZone": "us-east-1a"'
         )
     if len(list(problems)) > before:
         return None
@@ -656,10 +689,16 @@ def _read_burst(get: Callable[[str], Any], problems: Problems) -> BurstCapacityS
             "(omit it for every size)"
         )
         sizes = []
-    max_gpus = _positive_int(value.get("maxGpus"), f"{key}.maxGpus", problems, required=True,
-                             why="the NodePool limit on nvidia.com/gpu, e.g. 64")
-    max_vcpus = _positive_int(value.get("maxVcpus"), f"{key}.maxVcpus", problems, required=False,
-                              why="the NodePool limit on cpu")
+    max_gpus = _positive_int(
+        value.get("maxGpus"),
+        f"{key}.maxGpus",
+        problems,
+        required=True,
+        why="the NodePool limit on nvidia.com/gpu, e.g. 64",
+    )
+    max_vcpus = _positive_int(
+        value.get("maxVcpus"), f"{key}.maxVcpus", problems, required=False, why="the NodePool limit on cpu"
+    )
     unknown_families = [f for f in gpu_families if f not in BURST_FAMILIES]
     if max_vcpus is None and unknown_families:
         problems.add(
@@ -671,7 +710,9 @@ def _read_burst(get: Callable[[str], Any], problems: Problems) -> BurstCapacityS
     if spot in ("true", "false"):
         spot = spot == "true"
     if not isinstance(spot, bool):
-        problems.add(f"{key}.spot: {spot!r} is not a boolean (true: Spot first, On-Demand fallback; false: On-Demand only)")
+        problems.add(
+            f"{key}.spot: {spot!r} is not a boolean (true: Spot first, On-Demand fallback; false: On-Demand only)"
+        )
     alias = value.get("amiAlias", KARPENTER_AMI_ALIAS)
     if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
         problems.add(
@@ -712,8 +753,6 @@ def _enum(where: str, value: Any, enum_type: type[enum.StrEnum], problems: Probl
         return enum_type(value)
     except ValueError:
         problems.add(
-            f"{where}: {value!r} is not allowed; use one of "
-            + ", ".join(repr(e.value) for e in enum_type)
+            f"{where}: {value!r} is not allowed; use one of " + ", ".join(repr(e.value) for e in enum_type)
         )
         return None
-

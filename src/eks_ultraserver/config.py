@@ -189,7 +189,9 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
         try:
             return _json_or_value(raw)
         except json.JSONDecodeError as err:
-            problems.add(f"{key}: {raw!r} is not valid JSON ({err.msg} at character {err.pos}); {_example(key, example)}")
+            problems.add(
+                f"{key}: {raw!r} is not valid JSON ({err.msg} at character {err.pos}); {_example(key, example)}"
+            )
             return None
 
     # kubernetesVersion
@@ -229,16 +231,23 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
         values["availability_zone"] = az
 
     # ultraServers
-    example_us = json.dumps([{"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "us-1"}], separators=(",", ":"))
+    example_us = json.dumps(
+        [{"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "us-1"}],
+        separators=(",", ":"),
+    )
     servers = decoded("ultraServers", example_us)
     specs: list[UltraServerSpec] = []
     if servers is None and get("ultraServers") is None:
-        problems.add(f"ultraServers: missing; give one entry per Capacity Block; {_example('ultraServers', example_us)}")
+        problems.add(
+            f"ultraServers: missing; give one entry per Capacity Block; {_example('ultraServers', example_us)}"
+        )
     elif servers is not None and not isinstance(servers, list):
         problems.add(f"ultraServers: {servers!r} is not a list; {_example('ultraServers', example_us)}")
     elif isinstance(servers, list):
         if not servers:
-            problems.add(f"ultraServers: the list is empty; give at least one Capacity Block; {_example('ultraServers', example_us)}")
+            problems.add(
+                f"ultraServers: the list is empty; give at least one Capacity Block; {_example('ultraServers', example_us)}"
+            )
         for i, entry in enumerate(servers):
             where = f"ultraServers[{i}]"
             if not isinstance(entry, dict):
@@ -246,13 +255,19 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
                 continue
             unknown = sorted(set(entry) - {"capacityReservationId", "type", "name"})
             if unknown:
-                problems.add(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: 'capacityReservationId', 'type', 'name'")
+                problems.add(
+                    f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: 'capacityReservationId', 'type', 'name'"
+                )
             rid = entry.get("capacityReservationId")
             name = entry.get("name", f"us-{i + 1}")
             found = len(problems)
             us_type = ultraserver_entry_problems(
-                where, reservation_id=rid, type=entry.get("type"), name=name,
-                keys=("capacityReservationId", "type", "name"), problems=problems,
+                where,
+                reservation_id=rid,
+                type=entry.get("type"),
+                name=name,
+                keys=("capacityReservationId", "type", "name"),
+                problems=problems,
             )
             if len(problems) == found and us_type is not None:
                 specs.append(UltraServerSpec(capacity_reservation_id=rid, type=us_type, name=name))
@@ -261,7 +276,9 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
             for i, spec in enumerate(specs):
                 v = getattr(spec, attr)
                 if v in seen:
-                    problems.add(f"ultraServers: {label} {v!r} appears more than once (entries {seen[v]} and {i}); each Capacity Block is listed once, with a unique name")
+                    problems.add(
+                        f"ultraServers: {label} {v!r} appears more than once (entries {seen[v]} and {i}); each Capacity Block is listed once, with a unique name"
+                    )
                 seen.setdefault(v, i)
     values["ultraservers"] = tuple(specs)
 
@@ -295,8 +312,12 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
 
     cluster_name = get("clusterName")
     if cluster_name is not None:
-        if not isinstance(cluster_name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", cluster_name):
-            problems.add(f"clusterName: {cluster_name!r} is not a valid EKS cluster name (1-100 letters, digits, '-', '_', starting with a letter or digit)")
+        if not isinstance(cluster_name, str) or not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", cluster_name
+        ):
+            problems.add(
+                f"clusterName: {cluster_name!r} is not a valid EKS cluster name (1-100 letters, digits, '-', '_', starting with a letter or digit)"
+            )
         else:
             values["cluster_name"] = cluster_name
 
@@ -304,7 +325,9 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
     vj = decoded("validationJobs", "true")
     if vj is not None:
         if not isinstance(vj, bool):
-            problems.add(f"validationJobs: {get('validationJobs')!r} is not a boolean; {_example('validationJobs', 'true')}")
+            problems.add(
+                f"validationJobs: {get('validationJobs')!r} is not a boolean; {_example('validationJobs', 'true')}"
+            )
         else:
             values["validation_jobs"] = vj
 
@@ -325,14 +348,20 @@ def _read_addons(get, decoded, problems: Problems, kubernetes_version: str) -> A
         mode = parse_enum("efaMode", get("efaMode"), EfaMode, problems)
         if mode:
             out["efa_mode"] = mode
-            if mode is EfaMode.DRANET and parse_kubernetes_version(kubernetes_version) < parse_kubernetes_version(DRANET_MIN_KUBERNETES_VERSION):
+            if mode is EfaMode.DRANET and parse_kubernetes_version(
+                kubernetes_version
+            ) < parse_kubernetes_version(DRANET_MIN_KUBERNETES_VERSION):
                 problems.add(
                     f"efaMode: 'dranet' needs Kubernetes {DRANET_MIN_KUBERNETES_VERSION} or later, but "
                     f"kubernetesVersion is {kubernetes_version!r}; use efaMode 'device-plugin' or "
                     f"-c kubernetesVersion={DRANET_MIN_KUBERNETES_VERSION}"
                 )
     for key, attr, kind in (("addonVersions", "versions", str), ("addonValues", "values", dict)):
-        example = '{"gpuOperator":"v25.3.4"}' if kind is str else '{"gpuOperator":{"dcgmExporter":{"enabled":false}}}'
+        example = (
+            '{"gpuOperator":"v25.3.4"}'
+            if kind is str
+            else '{"gpuOperator":{"dcgmExporter":{"enabled":false}}}'
+        )
         raw = decoded(key, example)
         if raw is None:
             continue
@@ -344,7 +373,9 @@ def _read_addons(get, decoded, problems: Problems, kubernetes_version: str) -> A
             if comp not in ADDON_KEYS:
                 problems.add(f"{key}: unknown component {comp!r}; use one of {', '.join(ADDON_KEYS)}")
             elif not isinstance(v, kind):
-                problems.add(f"{key}.{comp}: {v!r} is not a {'string' if kind is str else 'object'}; {_example(key, example)}")
+                problems.add(
+                    f"{key}.{comp}: {v!r} is not a {'string' if kind is str else 'object'}; {_example(key, example)}"
+                )
             else:
                 good[comp] = v
         out[attr] = good
@@ -359,12 +390,12 @@ def _read_addons(get, decoded, problems: Problems, kubernetes_version: str) -> A
 
 __all__ = [
     "ADDON_KEYS",
+    "EXAMPLE_RESERVATION_ID",
     "AddonsConfig",
     "ConfigurationError",
     "DraDriverLine",
     "EfaMode",
     "EndpointAccess",
     "EnvironmentConfig",
-    "EXAMPLE_RESERVATION_ID",
     "UltraServerSpec",
 ]

@@ -180,8 +180,7 @@ class Taint:
             out.append(f"{where}.value: {self.value!r} is not a valid Kubernetes taint value")
         if self.effect not in self._EFFECTS:
             out.append(
-                f"{where}.effect: {self.effect!r} is not allowed; use one of "
-                + ", ".join(self._EFFECTS)
+                f"{where}.effect: {self.effect!r} is not allowed; use one of " + ", ".join(self._EFFECTS)
             )
         return out
 
@@ -204,9 +203,7 @@ GPU_TAINT = Taint(key="nvidia.com/gpu", value="true", effect="NoSchedule")
 RESERVATION_ID_RE = re.compile(r"^cr-[0-9a-f]{17}$")
 _DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
-_DNS1123_SUBDOMAIN_RE = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
+_DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def is_reservation_id(value: object) -> bool:
@@ -214,11 +211,7 @@ def is_reservation_id(value: object) -> bool:
 
 
 def is_dns1123_label(value: object, max_length: int = 63) -> bool:
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= max_length
-        and bool(_DNS1123_LABEL_RE.match(value))
-    )
+    return isinstance(value, str) and 0 < len(value) <= max_length and bool(_DNS1123_LABEL_RE.match(value))
 
 
 def is_label_value(value: object) -> bool:

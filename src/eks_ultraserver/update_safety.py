@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ class Replacement:
         return f"{self.type} {self.logical_id} ({self.template}): {self.reason}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def create_only_properties(resource_type: str) -> tuple[tuple[str, ...], ...]:
     """Create-only property paths of a resource type, e.g. ``(("CapacityType",), ...)``."""
     from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
@@ -93,7 +93,9 @@ def replacements(
             if current.get("Type") != rtype:
                 out.append(
                     Replacement(
-                        template=name, logical_id=logical_id, type=rtype,
+                        template=name,
+                        logical_id=logical_id,
+                        type=rtype,
                         reason=f"type changes to {current.get('Type')}",
                     )
                 )
@@ -104,7 +106,9 @@ def replacements(
                 if _get(before, path) != _get(after, path):
                     out.append(
                         Replacement(
-                            template=name, logical_id=logical_id, type=rtype,
+                            template=name,
+                            logical_id=logical_id,
+                            type=rtype,
                             reason=f"create-only property {'.'.join(path)} changes",
                         )
                     )

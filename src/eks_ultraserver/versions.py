@@ -157,8 +157,7 @@ MPI_OPERATOR = ChartVersion(
     component="Kubeflow MPI operator",
     chart="mpi-operator (release manifest)",
     repository=(
-        "https://raw.githubusercontent.com/kubeflow/mpi-operator/v0.7.0/"
-        "deploy/v2beta1/mpi-operator.yaml"
+        "https://raw.githubusercontent.com/kubeflow/mpi-operator/v0.7.0/deploy/v2beta1/mpi-operator.yaml"
     ),
     version="v0.7.0",
     app_version="v0.7.0",
@@ -236,9 +235,7 @@ def markdown_table() -> str:
         f"| EKS AL2023 ARM64 NVIDIA AMI | - | release v{MIN_AMI_RELEASE_DATE} or later | - | - |",
     ]
     for c in ALL_CHARTS:
-        rows.append(
-            f"| {c.component} | `{c.chart}` | {c.version} | {c.app_version} | `{c.repository}` |"
-        )
+        rows.append(f"| {c.component} | `{c.chart}` | {c.version} | {c.app_version} | `{c.repository}` |")
     for addon, version in EKS_MANAGED_ADDONS.items():
         shown = version or "EKS default for the cluster's Kubernetes version"
         rows.append(f"| EKS managed add-on | `{addon}` | {shown} | - | - |")

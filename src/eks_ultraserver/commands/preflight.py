@@ -64,8 +64,7 @@ def add_context_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--profile",
-        help="AWS named profile for credentials (default: AWS_PROFILE, else the default "
-        "credential chain)",
+        help="AWS named profile for credentials (default: AWS_PROFILE, else the default credential chain)",
     )
 
 
@@ -76,8 +75,7 @@ def load_context(path: str | Path, overrides: Sequence[str]) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(
-            f"--context-file {path}: no such file; run in the CDK app's directory or pass "
-            "--context-file PATH"
+            f"--context-file {path}: no such file; run in the CDK app's directory or pass --context-file PATH"
         ) from None
     except json.JSONDecodeError as err:
         raise UsageError(f"--context-file {path}: not valid JSON ({err.msg}, line {err.lineno})") from None
@@ -157,7 +155,7 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers) - 1)]
     lines = []
     for row in [headers, *rows]:
-        cells = [str(c).ljust(w) for c, w in zip(row, widths)] + [str(row[-1])]
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)] + [str(row[-1])]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -292,7 +290,9 @@ def run(args: argparse.Namespace) -> int:
     failed = worst is Severity.BLOCKING or (args.strict and worst is Severity.WARNING)
     code = EXIT_PROBLEM if failed else EXIT_OK
     if args.json:
-        print(json.dumps({**report.to_json(), "strict": args.strict, "exitCode": code}, indent=2, default=str))
+        print(
+            json.dumps({**report.to_json(), "strict": args.strict, "exitCode": code}, indent=2, default=str)
+        )
     else:
         print(render(report, strict=args.strict, code=code))
     return code
@@ -307,8 +307,17 @@ def render(report, *, strict: bool, code: int) -> str:
         f"Preflight in {report.region}, zone {zone}, Kubernetes {report.kubernetes_version}",
         "",
         table(
-            [(f.severity.value.upper() if f.severity in (Severity.WARNING, Severity.BLOCKING) else f.severity.value,
-              f.subject, f.check, f.message) for f in report.findings],
+            [
+                (
+                    f.severity.value.upper()
+                    if f.severity in (Severity.WARNING, Severity.BLOCKING)
+                    else f.severity.value,
+                    f.subject,
+                    f.check,
+                    f.message,
+                )
+                for f in report.findings
+            ],
             headers=("RESULT", "SUBJECT", "CHECK", "DETAIL"),
         ),
     ]
@@ -319,8 +328,12 @@ def render(report, *, strict: bool, code: int) -> str:
         for f in problems:
             lines.append(f"  {f.severity.value.upper()}: {f.subject}, {f.check}: {f.message}")
             lines += textwrap.wrap(
-                f"fix: {f.fix}", width=100, initial_indent="    ", subsequent_indent="         ",
-                break_on_hyphens=False, break_long_words=False
+                f"fix: {f.fix}",
+                width=100,
+                initial_indent="    ",
+                subsequent_indent="         ",
+                break_on_hyphens=False,
+                break_long_words=False,
             )
     blocking, warnings = report.count(Severity.BLOCKING), report.count(Severity.WARNING)
     summary = f"{blocking} blocking, {warnings} warning{'s' if warnings != 1 else ''}"

@@ -116,7 +116,11 @@ class NodegroupPlan:
             "from": {"version": s.version, "releaseVersion": s.release_version},
             "to": {"version": self.target_version, "releaseVersion": self.target_release},
             "scaling": {"minSize": s.min_size, "desiredSize": s.desired_size, "maxSize": s.max_size},
-            "restore": {"minSize": self.restore_min, "desiredSize": self.restore_desired, "maxSize": s.max_size},
+            "restore": {
+                "minSize": self.restore_min,
+                "desiredSize": self.restore_desired,
+                "maxSize": s.max_size,
+            },
             "action": self.action,
             "reason": self.reason,
             "steps": list(self.steps),
@@ -191,12 +195,13 @@ def plan_nodegroup(
         )
     else:
         steps.append(
-            "restore: none, the node group was already at 0 (pass --restore-size N to bring "
-            "N nodes back)"
+            "restore: none, the node group was already at 0 (pass --restore-size N to bring N nodes back)"
         )
     note = ""
     if state.capacity_type != "CAPACITY_BLOCK":
-        note = f"capacity type {state.capacity_type or '?'}: the scale-to-zero step is not required, done anyway"
+        note = (
+            f"capacity type {state.capacity_type or '?'}: the scale-to-zero step is not required, done anyway"
+        )
     return NodegroupPlan(**base, action="upgrade", reason=note, steps=tuple(steps))
 
 
@@ -209,7 +214,9 @@ def describe_nodegroup(eks: Any, cluster: str, nodegroup: str) -> NodegroupState
     from eks_ultraserver.aws_checks import _call
 
     return NodegroupState.from_api(
-        _call("eks:DescribeNodegroup", eks.describe_nodegroup, clusterName=cluster, nodegroupName=nodegroup)["nodegroup"]
+        _call("eks:DescribeNodegroup", eks.describe_nodegroup, clusterName=cluster, nodegroupName=nodegroup)[
+            "nodegroup"
+        ]
     )
 
 
@@ -261,7 +268,11 @@ def wait_for_update(eks: Any, cluster: str, nodegroup: str, update: Mapping[str,
         waits.progress(f"{nodegroup}: {kind} {update_id} InProgress ({int(elapsed)} s)")
         sleep(waits.poll_seconds)
         current = _call(
-            "eks:DescribeUpdate", eks.describe_update, name=cluster, updateId=update_id, nodegroupName=nodegroup
+            "eks:DescribeUpdate",
+            eks.describe_update,
+            name=cluster,
+            updateId=update_id,
+            nodegroupName=nodegroup,
         )["update"]
         status = current.get("status", "")
         update = current
@@ -312,9 +323,7 @@ def wait_for_no_instances(autoscaling: Any, state: NodegroupState, waits: Waits)
         sleep(waits.poll_seconds)
 
 
-def apply_plan(
-    plan: NodegroupPlan, *, eks: Any, autoscaling: Any, cluster: str, waits: Waits
-) -> None:
+def apply_plan(plan: NodegroupPlan, *, eks: Any, autoscaling: Any, cluster: str, waits: Waits) -> None:
     """Runs the three steps of one node group's plan. Raises :class:`UpgradeRefused`."""
     from eks_ultraserver.aws_checks import _call
 
@@ -347,7 +356,9 @@ def apply_plan(
     kwargs: dict[str, Any] = {"clusterName": cluster, "nodegroupName": name, "version": plan.target_version}
     if plan.target_release:
         kwargs["releaseVersion"] = plan.target_release
-    waits.progress(f"{name}: updating to Kubernetes {plan.target_version} {plan.target_release or ''}".rstrip())
+    waits.progress(
+        f"{name}: updating to Kubernetes {plan.target_version} {plan.target_release or ''}".rstrip()
+    )
     update = _call("eks:UpdateNodegroupVersion", eks.update_nodegroup_version, **kwargs)["update"]
     wait_for_update(eks, cluster, name, update, waits)
 
@@ -359,7 +370,11 @@ def apply_plan(
             eks.update_nodegroup_config,
             clusterName=cluster,
             nodegroupName=name,
-            scalingConfig={"minSize": plan.restore_min, "desiredSize": plan.restore_desired, "maxSize": state.max_size},
+            scalingConfig={
+                "minSize": plan.restore_min,
+                "desiredSize": plan.restore_desired,
+                "maxSize": state.max_size,
+            },
         )["update"]
         wait_for_update(eks, cluster, name, update, waits)
 
@@ -501,7 +516,9 @@ def run(args: argparse.Namespace) -> int:
         autoscaling = make_client(session, "autoscaling", region)
 
         progress(f"reading cluster {cluster} in {region}")
-        cluster_version = _call("eks:DescribeCluster", eks.describe_cluster, name=cluster)["cluster"]["version"]
+        cluster_version = _call("eks:DescribeCluster", eks.describe_cluster, name=cluster)["cluster"][
+            "version"
+        ]
         target_version = args.kubernetes_version or cluster_version
         if args.release_version and not args.release_version.startswith(f"{target_version}."):
             raise UsageError(
@@ -513,7 +530,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             states = capacity_block_nodegroups(eks, cluster)
         if not states:
-            return fail(f"cluster {cluster} has no Capacity Block node group; pass --nodegroup NAME", EXIT_PROBLEM)
+            return fail(
+                f"cluster {cluster} has no Capacity Block node group; pass --nodegroup NAME", EXIT_PROBLEM
+            )
         plans = [
             plan_nodegroup(
                 s,
@@ -565,7 +584,15 @@ def run(args: argparse.Namespace) -> int:
                     "region": region,
                     "clusterVersion": cluster_version,
                     "apply": args.apply,
-                    "plans": [{**p.to_json(), "result": results.get(p.state.name, "planned" if p.action == "upgrade" else p.action)} for p in plans],
+                    "plans": [
+                        {
+                            **p.to_json(),
+                            "result": results.get(
+                                p.state.name, "planned" if p.action == "upgrade" else p.action
+                            ),
+                        }
+                        for p in plans
+                    ],
                     "cdkJson": _cdk_advice(config_version, target_version),
                     "exitCode": code,
                 },
@@ -573,7 +600,19 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(_render(cluster, region, cluster_version, plans, results, args.apply, code, config_version, target_version))
+        print(
+            _render(
+                cluster,
+                region,
+                cluster_version,
+                plans,
+                results,
+                args.apply,
+                code,
+                config_version,
+                target_version,
+            )
+        )
     return code
 
 
@@ -639,7 +678,9 @@ def _render(
             lines.append(f"  {result}")
     lines.append("")
     if any(p.action == "refused" for p in plans):
-        lines.append("Nothing changed: fix the refused node group(s) or leave them out with --nodegroup (exit 1).")
+        lines.append(
+            "Nothing changed: fix the refused node group(s) or leave them out with --nodegroup (exit 1)."
+        )
     elif not apply:
         lines.append("Dry run: nothing changed. Run again with --apply to do the steps above.")
     elif code == EXIT_OK:
@@ -647,4 +688,3 @@ def _render(
     else:
         lines.append("Stopped (exit 1): see the failed node group above for the command that continues.")
     return "\n".join(lines)
-
