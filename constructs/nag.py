@@ -96,7 +96,7 @@ def suppress_cluster_findings(cluster: IConstruct) -> None:
                 "Action::s3:GetObject*",
                 "Action::s3:List*",
                 {
-                    "regex": "/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-(<AWS::AccountId>|[0-9]{12})-(<AWS::Region>|[a-z0-9-]+)\\/\\*$/"
+                    "regex": "/^Resource::arn:(<AWS::Partition>|aws[a-z-]*):s3:::cdk-[a-z0-9]+-assets-(<AWS::AccountId>|[0-9]{12})-(<AWS::Region>|[a-z0-9-]+)\\/\\*$/"
                 },
                 {"regex": "/^Resource::<.*KubectlProviderHandler.*\\.Arn>:\\*$/"},
             ],
