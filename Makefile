@@ -1,7 +1,9 @@
 # Two commands for a fresh machine (see README):
 #   make synth   installs what it needs, then synthesizes the default environment into cdk.out/
 #   make test    installs what it needs, then runs the test suite
-# Both are safe to re-run: installation happens again only when a pin changes.
+# Both are safe to re-run: installation happens again only when a pin changes. Also:
+#   make lint    ruff (lint and format check) and mypy over the library and the tests
+#   make bench   the synthesis benchmark (bench/synth.py), not a test
 
 VENV        ?= .venv
 PYTHON      ?= python3
@@ -19,14 +21,8 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
-# The MPI operator release manifest is downloaded once (SHA-256 checked) and cached; on a
-# machine without access to GitHub, point this at a local copy of the pinned release file.
-EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST ?= $(wildcard $(abspath ..)/shared/upstream/mpi-operator-v0.7.0.yaml)
-ifneq ($(EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST),)
-export EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST
-endif
 
-.PHONY: synth test install bench clean
+.PHONY: synth test lint install bench clean
 
 # Sizes the synthesis benchmark prints figures for (it is not a timed test).
 BENCH_SIZES ?= 1 10 100 1000
@@ -35,17 +31,22 @@ synth: $(PY_STAMP) $(NODE_STAMP)
 	$(CDK) synth --quiet --no-notices $(CDK_ARGS)
 	@echo "CloudFormation templates written to cdk.out/"
 
-test: $(PY_STAMP) $(NODE_STAMP) bench
+test: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lint: $(PY_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 bench: $(PY_STAMP)
 	$(PY) bench/synth.py $(BENCH_SIZES)
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
-$(PY_STAMP): requirements.txt pyproject.toml
+$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 

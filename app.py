@@ -14,7 +14,6 @@ import aws_cdk as cdk
 from eks_ultraserver.app import (
     build_app,
     local_context,
-    synth_with_replacement_warnings,
     under_cdk_cli,
 )
 from eks_ultraserver.model import ConfigurationError
@@ -26,10 +25,9 @@ app = cdk.App(
     outdir=None if under_cdk_cli() or "CDK_OUTDIR" in os.environ else "cdk.out",
 )
 try:
-    stack = build_app(app)
+    build_app(app)
 except ConfigurationError as err:
     # One clear message, no traceback; the CDK CLI shows it and exits non-zero.
     print(f"error: {err}", file=sys.stderr)
     sys.exit(1)
-# Warns about anything the change would replace, compared with the previous synth.
-synth_with_replacement_warnings(app, stack)
+app.synth()

@@ -36,10 +36,9 @@ import hashlib
 import os
 import re
 import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -144,15 +143,6 @@ class MpiOperatorRelease:
 # --------------------------------------------------------------------------------------
 
 
-def _download(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "eks-ultraserver"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        data = response.read(_MAX_MANIFEST_BYTES + 1)
-    if len(data) > _MAX_MANIFEST_BYTES:
-        raise ValueError(f"larger than {_MAX_MANIFEST_BYTES} bytes")
-    return data
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -174,19 +164,21 @@ def load_manifest(
     *,
     local_path: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    download: Callable[[str], bytes] = _download,
 ) -> bytes:
     """The release manifest's bytes, checked against ``release.sha256``.
 
     :param local_path: a local copy of the manifest. Default: the file named by the
-        ``EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST`` environment variable, else the cached copy,
-        else one download from ``release.url`` (cached afterwards).
-    :param cache_dir: the cache. Default: ``default_cache_dir()``.
-    :param download: the function that fetches a URL (tests pass a fake).
-    :raises ConfigurationError: unreadable file, failed download or wrong checksum.
+        ``EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST`` environment variable, else the verbatim
+        copy that ships with the library (``eks_ultraserver/third_party``). Never downloads.
+    :param cache_dir: unused; kept for callers of earlier versions.
+    :raises ConfigurationError: unreadable file, no copy of that release, or wrong checksum.
     """
     if local_path is None:
         local_path = os.environ.get(MANIFEST_ENV) or None
+    if local_path is None:
+        packaged = resources.files("eks_ultraserver") / "third_party" / f"mpi-operator-{release.version}.yaml"
+        if packaged.is_file():
+            local_path = str(packaged)
     if local_path is not None:
         path = Path(local_path).expanduser()
         try:
@@ -208,35 +200,14 @@ def load_manifest(
             )
         return data
 
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    cached = cache / "manifests" / f"mpi-operator-{release.version}-{release.sha256}.yaml"
-    if cached.is_file():
-        data = cached.read_bytes()
-        if _sha256(data) == release.sha256:
-            return data
-        cached.unlink(missing_ok=True)  # corrupt cache entry: fetch again
-    try:
-        data = download(release.url)
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise ConfigurationError(
-            [
-                f"{_MANIFEST_KEY}: could not download the MPI operator {release.version} release "
-                f"manifest from {release.url} ({getattr(err, 'reason', err)}); download it "
-                f"yourself and pass it with -c {_MANIFEST_KEY}=<path> (or set {MANIFEST_ENV}=<path>)"
-            ],
-            subject="MPI operator manifest",
-        ) from None
-    actual = _sha256(data)
-    if actual != release.sha256:
-        raise ConfigurationError(
-            [
-                f"{_MANIFEST_KEY}: the file downloaded from {release.url} has SHA-256 {actual}, "
-                f"expected {release.sha256}; refusing to install it"
-            ],
-            subject="MPI operator manifest",
-        )
-    _write_atomically(cached, data)
-    return data
+    raise ConfigurationError(
+        [
+            f"{_MANIFEST_KEY}: no copy of the MPI operator {release.version} release manifest ships "
+            f"with this library; download it from {release.url} and pass it with "
+            f"-c {_MANIFEST_KEY}=<path> (or set {MANIFEST_ENV}=<path>)"
+        ],
+        subject="MPI operator manifest",
+    )
 
 
 # --------------------------------------------------------------------------------------

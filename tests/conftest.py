@@ -12,7 +12,10 @@ import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_UPSTREAM = REPO.parent / "shared" / "upstream"
+#: Upstream files the tests check against (verbatim, hashes in its README).
+UPSTREAM = REPO / "tests" / "third_party"
+#: Upstream files the library ships and installs (package data).
+PACKAGED_UPSTREAM = REPO / "src" / "eks_ultraserver" / "third_party"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 LOCAL_ZONE = "us-east-1-dfw-2a"
@@ -23,9 +26,6 @@ if _venv_node.exists():
     os.environ.setdefault("JSII_NODE", str(_venv_node))
     os.environ["PATH"] = f"{_venv_node.parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
-# Tests never download: the MPI operator release manifest comes from the verbatim upstream
-# copy beside the repository (subprocesses such as `cdk synth` inherit this).
-os.environ["EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST"] = str(SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml")
 # Generated charts go to a per-session cache, not the user's home.
 os.environ.setdefault(
     "EKS_ULTRASERVER_CACHE_DIR",

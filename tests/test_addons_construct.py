@@ -25,11 +25,11 @@ from eks_ultraserver.versions import (
     MPI_OPERATOR,
 )
 
-from conftest import ACCOUNT, LOCAL_ZONE, REGION, SHARED_UPSTREAM, template_of
+from conftest import ACCOUNT, LOCAL_ZONE, PACKAGED_UPSTREAM, REGION, template_of
 
 HELM = "Custom::AWSCDK-EKS-HelmChart"
 SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
-MPI_MANIFEST = str(SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml")
+MPI_MANIFEST = str(PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml")
 
 
 def _stack(version: str = "1.35"):

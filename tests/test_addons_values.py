@@ -40,11 +40,11 @@ from eks_ultraserver.versions import (
     MPI_OPERATOR,
 )
 
-from conftest import SHARED_UPSTREAM
+from conftest import PACKAGED_UPSTREAM, UPSTREAM
 
 SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
 CRITICAL = [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
-MPI_MANIFEST = SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml"
+MPI_MANIFEST = PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
@@ -56,7 +56,7 @@ def mpi_chart(tmp_path_factory):
 
 
 def upstream_values(name: str) -> dict:
-    return yaml.safe_load((SHARED_UPSTREAM / name).read_text())
+    return yaml.safe_load((UPSTREAM / name).read_text())
 
 
 # --------------------------------------------------------------------------------------
@@ -438,43 +438,6 @@ def test_missing_local_manifest_is_refused(tmp_path):
         load_manifest(MpiOperatorRelease.resolve(), local_path=tmp_path / "nope.yaml")
 
 
-def test_download_is_verified_then_cached(tmp_path, monkeypatch):
-    monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
-    # GIVEN no local copy and an empty cache, and a fake download (no network)
-    calls = []
-
-    def download(url):
-        calls.append(url)
-        return MPI_MANIFEST.read_bytes()
-
-    release = MpiOperatorRelease.resolve()
-    first = load_manifest(release, cache_dir=tmp_path, download=download)
-    second = load_manifest(release, cache_dir=tmp_path, download=download)
-    assert first == second == MPI_MANIFEST.read_bytes()
-    assert calls == [MPI_OPERATOR.repository], "downloaded once, from the pinned URL"
-    assert list((tmp_path / "manifests").iterdir())
-
-
-def test_download_with_a_wrong_checksum_is_refused_and_not_cached(tmp_path, monkeypatch):
-    monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
-    with pytest.raises(ConfigurationError, match=r"downloaded from .* has SHA-256 .*refusing to install it"):
-        load_manifest(MpiOperatorRelease.resolve(), cache_dir=tmp_path, download=lambda url: b"kind: x\n")
-    assert not (tmp_path / "manifests").exists()
-
-
-def test_failed_download_says_how_to_pass_a_local_copy(tmp_path, monkeypatch):
-    monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
-
-    def offline(url):
-        raise OSError("network is unreachable")
-
-    with pytest.raises(
-        ConfigurationError,
-        match=r"could not download .*network is unreachable.*-c mpiOperatorManifest=<path>",
-    ):
-        load_manifest(MpiOperatorRelease.resolve(), cache_dir=tmp_path, download=offline)
-
-
 def test_mpi_version_override_needs_a_checksum():
     with pytest.raises(ConfigurationError, match=r"'v0\.8\.0' has no checksum.*v0\.8\.0@sha256:"):
         MpiOperatorRelease.resolve("v0.8.0")
@@ -517,10 +480,11 @@ def test_chart_has_the_crd_in_crds_verbatim_and_no_namespace_document(mpi_chart)
     assert mpi_chart.namespace == "mpi-operator" == MPI_OPERATOR.namespace
     crds = [f for f in mpi_chart.files if f.startswith("crds/")]
     assert crds == ["crds/mpijobs.kubeflow.org.yaml"]
-    # the CRD document of the release manifest, byte for byte (same as the upstream cut)
-    assert (mpi_chart.path / crds[0]).read_bytes() == (
-        SHARED_UPSTREAM / "mpijob-crd-v0.7.0.yaml"
-    ).read_bytes()
+    # the CRD document of the release manifest, unchanged
+    (crd_text,) = [
+        d for d in MPI_MANIFEST.read_text().split("\n---\n") if "kind: CustomResourceDefinition" in d
+    ]
+    assert (mpi_chart.path / crds[0]).read_text().strip() == crd_text.strip()
     docs = [
         yaml.safe_load(render((mpi_chart.path / f).read_text(), CHART_VALUES))
         for f in mpi_chart.files
@@ -639,14 +603,27 @@ def test_values_builders_do_not_import_aws_cdk():
 
 
 def test_environment_variable_names_a_local_copy(tmp_path, monkeypatch):
-    # GIVEN the variable naming the upstream copy and a download that must not happen
-    monkeypatch.setenv(
-        "EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", str(SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml")
+    # GIVEN the variable naming another, verbatim copy of the pinned manifest
+    copy = tmp_path / "mine.yaml"
+    copy.write_bytes((PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml").read_bytes())
+    monkeypatch.setenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", str(copy))
+    # WHEN / THEN that copy is read and verified; a tampered one is refused
+    assert load_manifest(MpiOperatorRelease.resolve()) == copy.read_bytes()
+    copy.write_bytes(copy.read_bytes() + b"# edited\n")
+    with pytest.raises(ConfigurationError, match="has SHA-256"):
+        load_manifest(MpiOperatorRelease.resolve())
+
+
+def test_default_is_the_packaged_copy_and_another_release_needs_a_file(monkeypatch):
+    # GIVEN no variable WHEN the pinned release is loaded THEN the packaged copy is used
+    monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
+    assert (
+        load_manifest(MpiOperatorRelease.resolve())
+        == (PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml").read_bytes()
     )
-
-    def no_download(url):
-        raise AssertionError("no download when the variable names a local copy")
-
-    # WHEN / THEN the local copy is read and verified
-    data = load_manifest(MpiOperatorRelease.resolve(), cache_dir=tmp_path, download=no_download)
-    assert data == (SHARED_UPSTREAM / "mpi-operator-v0.7.0.yaml").read_bytes()
+    # a release the library does not ship is not downloaded: the error says what to pass
+    other = MpiOperatorRelease.resolve("v0.6.0@sha256:" + "0" * 64)
+    with pytest.raises(
+        ConfigurationError, match=r"no copy of the MPI operator v0\.6\.0 .*mpiOperatorManifest=<path>"
+    ):
+        load_manifest(other)

@@ -1,7 +1,7 @@
 """Karpenter: the construct (IAM, interruption queue, Helm release) and the GPU NodePools.
 
 NodePools and EC2NodeClasses are validated against Karpenter's v1.14.1 CRD schemas and the
-Helm values against the chart's v1.14.1 values.yaml (verbatim copies in ../shared/upstream).
+Helm values against the chart's v1.14.1 values.yaml (verbatim copies in tests/third_party).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from eks_ultraserver.constructs.karpenter import INTERRUPTION_EVENTS, Karpenter,
 from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.versions import KARPENTER
 
-from conftest import ACCOUNT, REGION, SHARED_UPSTREAM, template_of
+from conftest import ACCOUNT, REGION, UPSTREAM, template_of
 
 CLUSTER_NAME = "gpu-cluster"
 BURST = BurstCapacitySpec(
@@ -81,9 +81,7 @@ def _strict(schema):
 
 def _crd_validator(filename: str) -> jsonschema.Draft7Validator:
     # The CRD files are Helm templates: drop the `{{ ... }}` lines (upstream README).
-    text = "\n".join(
-        line for line in (SHARED_UPSTREAM / filename).read_text().splitlines() if "{{" not in line
-    )
+    text = "\n".join(line for line in (UPSTREAM / filename).read_text().splitlines() if "{{" not in line)
     crd = yaml.safe_load(text)
     (served,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     schema = _strict(served["schema"]["openAPIV3Schema"])
@@ -477,7 +475,7 @@ def test_helm_release_pins_the_chart_and_runs_the_controller_on_system_nodes(syn
 
 def test_helm_values_keys_exist_in_the_upstream_chart(synth):
     *_, karpenter, _manifest, _tpl = synth
-    defaults = yaml.safe_load((SHARED_UPSTREAM / "karpenter-values-v1.14.1.yaml").read_text())
+    defaults = yaml.safe_load((UPSTREAM / "karpenter-values-v1.14.1.yaml").read_text())
     assert unknown_keys(karpenter.values, defaults) == []
     assert unknown_keys({"settings": {"clusterNmae": "x"}}, defaults) == ["settings.clusterNmae"]
 

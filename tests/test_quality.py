@@ -10,11 +10,11 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from update_safety import create_only_properties, replacements
 
 from eks_ultraserver.app import build_app
 from eks_ultraserver.constructs.environment import MAX_ULTRASERVERS_PER_SHARD
 from eks_ultraserver.model import ConfigurationError
-from eks_ultraserver.update_safety import create_only_properties, replacements
 
 from conftest import REPO, Synth, cfn_lint_errors, synth_environment
 
@@ -317,24 +317,3 @@ def test_a_shard_too_full_is_refused_with_a_clear_message():
     ]
     with pytest.raises(ConfigurationError, match=r"hash to nested stack UltraServers03, more than 150"):
         synth_environment({"ultraServers": _servers(*[(n, "u-p6e-gb200x36") for n in names])})
-
-
-def test_synth_warns_about_replacements_against_the_previous_synth(tmp_path):
-    """GIVEN a synth in an output directory WHEN the next synth there renames the cluster
-    THEN a warning names the cluster replacement; an unchanged synth warns about nothing."""
-    import io
-
-    from eks_ultraserver.app import synth_with_replacement_warnings
-
-    def synth(extra):
-        base = json.loads((REPO / "cdk.json").read_text())["context"] | extra
-        app = cdk.App(context=base, outdir=str(tmp_path), builtin_cloud_formation_validation=False)
-        stream = io.StringIO()
-        found = synth_with_replacement_warnings(app, build_app(app), stream=stream)
-        return found, stream.getvalue()
-
-    assert synth({}) == ([], "")
-    assert synth({}) == ([], "")
-    found, text = synth({"clusterName": "gb200"})
-    assert [r.type for r in found] == ["AWS::EKS::Cluster"]
-    assert "replaces AWS::EKS::Cluster" in text and "create-only property Name changes" in text

@@ -1,7 +1,7 @@
 """Workload charts: ComputeDomain, IMEX channel check, nvbandwidth and NCCL MPIJobs, MpiJob.
 
 Every emitted object is validated: custom resources against the CRD openAPIV3Schema from
-../shared/upstream (made strict: an unknown field fails here instead of being pruned
+tests/third_party (made strict: an unknown field fails here instead of being pruned
 silently by the API server), built-in kinds and every MPIJob pod template with
 kubernetes-validate (offline schemas, strict) for each supported Kubernetes version.
 """
@@ -45,7 +45,7 @@ from eks_ultraserver.versions import (
     parse_kubernetes_version,
 )
 
-from conftest import SHARED_UPSTREAM
+from conftest import PACKAGED_UPSTREAM, UPSTREAM
 
 US72 = UltraServerTarget(name="us-a", type=UltraServerType.U_P6E_GB200X72)
 US36 = UltraServerTarget(name="us-b", type=UltraServerType.U_P6E_GB200X36, efa_layout=EfaLayout.ALL_ODD_CARDS)
@@ -75,8 +75,8 @@ def _strict(schema):
     return out
 
 
-def _crd_validator(filename: str, version: str) -> jsonschema.Draft7Validator:
-    with open(SHARED_UPSTREAM / filename) as f:
+def _crd_validator(path: Path, version: str) -> jsonschema.Draft7Validator:
+    with open(path) as f:
         docs = [d for d in yaml.load_all(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
     (crd,) = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
     (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
@@ -89,10 +89,12 @@ def _crd_validator(filename: str, version: str) -> jsonschema.Draft7Validator:
 def crds():
     return {
         ("ComputeDomain", DraDriverLine.KUBERNETES_SIGS): _crd_validator(
-            "computedomain-crd-dra-driver-nvidia-gpu-v0.4.1.yaml", "v1beta1"
+            UPSTREAM / "computedomain-crd-dra-driver-nvidia-gpu-v0.4.1.yaml", "v1beta1"
         ),
-        ("ComputeDomain", DraDriverLine.NGC): _crd_validator("computedomain-crd-v25.8.0.yaml", "v1beta1"),
-        ("MPIJob", None): _crd_validator("mpijob-crd-v0.7.0.yaml", "v2beta1"),
+        ("ComputeDomain", DraDriverLine.NGC): _crd_validator(
+            UPSTREAM / "computedomain-crd-v25.8.0.yaml", "v1beta1"
+        ),
+        ("MPIJob", None): _crd_validator(PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml", "v2beta1"),
     }
 
 

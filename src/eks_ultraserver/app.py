@@ -70,29 +70,3 @@ def build_app(app: cdk.App, *, stack_name: str | None = None):
         else None
     )
     return UltraServerStack(app, stack_name or STACK_NAME, config=config, env=env)
-
-
-def synth_with_replacement_warnings(app: cdk.App, stack: cdk.Stack, *, stream=None) -> list:
-    """Synthesizes ``app`` and warns (on ``stream``, default stderr) about every VPC,
-    subnet, cluster, node group or nested stack the new templates would replace or delete,
-    compared with the previous synth in the same output directory.
-
-    Returns the replacements found (empty on the first synth).
-    """
-    import sys
-
-    from eks_ultraserver.update_safety import read_templates, replacements
-
-    previous = read_templates(app.outdir, stack.artifact_id)
-    assembly = app.synth()
-    found = replacements(previous, read_templates(assembly.directory, stack.artifact_id)) if previous else []
-    out = stream or sys.stderr
-    for item in found:
-        verb = "deletes" if item.reason == "removed" else "replaces"
-        print(
-            f"warning: compared with the previous synth, this change {verb} {item}; "
-            "that loses what runs on it (for a node group during a Capacity Block, "
-            "possibly the capacity)",
-            file=out,
-        )
-    return found

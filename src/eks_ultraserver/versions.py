@@ -1,11 +1,9 @@
 """Every version this library pins, in one place.
 
 This module is the only place a Kubernetes, chart, image or CRD version is written.
-The README's version table is generated from it (``python -m eks_ultraserver versions
---markdown``) and a test keeps the two equal.
-
-Sources for each pin are in ``../shared/docs/domain.md`` of the project's planning notes
-and are summarised in the ``notes`` of each entry.
+The README's version table is generated from it (``python -m eks_ultraserver versions``)
+and a test keeps the two equal. Each entry's ``notes`` say why that version, with the
+source where it is not obvious.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ when its logical id disappears or when a create-only property changes. The creat
 properties come from the CloudFormation resource schemas that cfn-lint ships
 (``createOnlyProperties``), not from a hand-kept list.
 
-Used by the tests (every common configuration change keeps the VPC, subnets, cluster and
-node groups) and by ``app.py``, which compares each synth with the previous one in the
-output directory and prints a warning naming what would be replaced.
+A test helper: every common configuration change keeps the VPC, subnets, cluster and node
+groups. Against a deployed stack, ``cdk diff`` tells what an update replaces (it asks
+CloudFormation); this module lets the tests prove it for changes nobody has deployed.
 """
 
 from __future__ import annotations

@@ -1,0 +1,77 @@
+"""Third-party files: verbatim, listed with their provenance, and the only upstream data used.
+
+Each folder's README table (file, source repository, tag, commit, path, license, SHA-256)
+is the record of where a file comes from; these tests hold the files to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from eks_ultraserver.versions import MPI_OPERATOR
+
+from conftest import PACKAGED_UPSTREAM, REPO, UPSTREAM
+
+FOLDERS = [PACKAGED_UPSTREAM, UPSTREAM]
+COLUMNS = ["File", "Source repository", "Tag", "Commit", "Path", "License", "SHA-256"]
+_ROW = re.compile(r"^\|(.+)\|\s*$")
+
+
+def provenance(folder: Path) -> dict[str, dict[str, str]]:
+    """The README table of a third-party folder, by file name."""
+    lines = [m[1] for line in (folder / "README.md").read_text().splitlines() if (m := _ROW.match(line))]
+    header = [c.strip() for c in lines[0].split("|")]
+    assert header == COLUMNS, f"{folder}/README.md: table columns {header}, expected {COLUMNS}"
+    rows = {}
+    for line in lines[2:]:
+        cells = [c.strip().strip("`") for c in line.split("|")]
+        rows[cells[0]] = dict(zip(COLUMNS, cells, strict=True))
+    return rows
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_file_is_listed_and_matches_its_recorded_sha256(folder):
+    rows = provenance(folder)
+    files = sorted(p.name for p in folder.iterdir() if p.name != "README.md")
+    assert files, f"{folder} is empty"
+    assert sorted(rows) == files, "the README table and the folder list different files"
+    for name, row in rows.items():
+        actual = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        assert actual == row["SHA-256"], f"{name}: SHA-256 {actual}, recorded {row['SHA-256']}"
+        assert re.fullmatch(r"[0-9a-f]{40}", row["Commit"]), f"{name}: commit {row['Commit']!r}"
+        assert row["License"] == "Apache-2.0" and "/" in row["Source repository"] and row["Path"]
+
+
+def test_the_pinned_mpi_operator_manifest_ships_with_the_library():
+    row = provenance(PACKAGED_UPSTREAM)[f"mpi-operator-{MPI_OPERATOR.version}.yaml"]
+    assert row["Tag"] == MPI_OPERATOR.version
+    assert row["SHA-256"] == MPI_OPERATOR.sha256
+
+
+def test_the_package_data_is_what_setuptools_ships():
+    """The wheel (see test_layout) takes the folder through this package-data rule."""
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["eks_ultraserver"]
+    assert "third_party/*.yaml" in patterns and "third_party/README.md" in patterns
+
+
+def test_nothing_in_the_repository_reads_outside_it():
+    """No tracked file reaches for a folder beside the clone (the planning notes' copies)."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    offenders = []
+    for name in filter(None, tracked):
+        path = REPO / name.decode()
+        if path == Path(__file__) or not path.is_file() or path.is_symlink():
+            continue
+        if re.search(r"\.\./shared\b|shared/upstream", path.read_text(errors="replace")):
+            offenders.append(name.decode())
+    assert offenders == []
