@@ -40,6 +40,7 @@ from eks_ultraserver.charts.validation import ImexChannelCheck, NcclAllReduceJob
 from eks_ultraserver.config import AddonsConfig, DraDriverLine, EnvironmentConfig
 from eks_ultraserver.model import ConfigurationError, EfaLayout, UltraServerType
 from eks_ultraserver.versions import (
+    MPI_OPERATOR,
     NVBANDWIDTH_IMAGE,
     SUPPORTED_KUBERNETES_VERSIONS,
     parse_kubernetes_version,
@@ -94,7 +95,9 @@ def crds():
         ("ComputeDomain", DraDriverLine.NGC): _crd_validator(
             UPSTREAM / "computedomain-crd-v25.8.0.yaml", "v1beta1"
         ),
-        ("MPIJob", None): _crd_validator(PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml", "v2beta1"),
+        ("MPIJob", None): _crd_validator(
+            PACKAGED_UPSTREAM / f"mpi-operator-{MPI_OPERATOR.version}.yaml", "v2beta1"
+        ),
     }
 
 
