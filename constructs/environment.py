@@ -62,6 +62,7 @@ from eks_ultraserver.versions import (
     DEFAULT_KUBERNETES_VERSION,
     EKS_MANAGED_ADDONS,
     SUPPORTED_KUBERNETES_VERSIONS,
+    extended_support_warning,
     kubectl_layer_class,
     kubectl_layer_module,
 )
@@ -118,8 +119,9 @@ class UltraServerEnvironment(Construct):
         name). Many UltraServers in one cluster is a first-class case.
     :param availability_zone: the zone of the reservations (all in one zone), e.g. a Local
         Zone such as ``us-east-1-dfw-2a``.
-    :param kubernetes_version: 1.33, 1.34 or 1.35. Default: 1.35 (the newest for which
-        aws-cdk-lib and a kubectl layer both exist).
+    :param kubernetes_version: one of ``versions.SUPPORTED_KUBERNETES_VERSIONS`` (1.33 to
+        1.36: the EKS versions with DRA). Default: 1.36, the newest. Synth warns when the
+        version is past EKS standard support (extended support is billed higher).
     :param efa_layout: EFA layout of every UltraServer node group. Default: ``per-gpu``.
     :param vpc: an existing VPC. Default: a new VPC (10.0.0.0/16, two regular AZs, one NAT
         gateway, endpoints for S3, ECR and STS).
@@ -412,6 +414,10 @@ class UltraServerEnvironment(Construct):
                 self.eks_addons["eks-pod-identity-agent"], self.system_nodegroup
             )
             self.karpenter.add_gpu_capacity(burst=burst_capacity, reserved=reserved_capacity)
+
+        extended = extended_support_warning(kubernetes_version)
+        if extended:
+            cdk.Annotations.of(self).add_warning_v2("eks-ultraserver:extended-support", extended)
 
         nodegroups = len(ultraservers) + len(self.reserved_nodegroups) + 1
         if nodegroups > MANAGED_NODEGROUPS_QUOTA:

@@ -96,8 +96,9 @@ def test_kubernetes_version_too_old_or_unsupported():
     assert "kubernetesVersion: '1.32' is not supported (DRA needs 1.33 or later)" in _error(
         kubernetesVersion="1.32"
     )
-    assert "kubernetesVersion: '1.36' is not supported (not supported by the installed" in _error(
-        kubernetesVersion="1.36"
+    assert (
+        "kubernetesVersion: '1.37' is not supported (newer than this release of the library knows)"
+        in _error(kubernetesVersion="1.37")
     )
 
 

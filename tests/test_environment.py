@@ -105,7 +105,7 @@ def test_cluster_is_1_35_with_logging_encryption_and_access_entries(default_env)
     tpl = default_env
     (cluster,) = _of_type(tpl, "AWS::EKS::Cluster").values()
     props = cluster["Properties"]
-    assert props["Version"] == "1.35"
+    assert props["Version"] == "1.36"
     assert props["AccessConfig"]["AuthenticationMode"] in ("API", "API_AND_CONFIG_MAP")
     types = props["Logging"]["ClusterLogging"]["EnabledTypes"]
     assert {t["Type"] for t in types} == {"api", "audit", "authenticator", "controllerManager", "scheduler"}

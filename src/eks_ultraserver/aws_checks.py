@@ -919,7 +919,7 @@ def check_kubernetes_version(eks: Any, kubernetes_version: str) -> list[Finding]
                 check="eks version",
                 severity=Severity.WARNING,
                 message="in extended support (the cluster costs more per hour)",
-                fix="upgrade kubernetesVersion to a version in standard support (see docs/operations.md, Upgrading)",
+                fix="upgrade kubernetesVersion to a version in standard support (README, Upgrades)",
             )
         )
     else:

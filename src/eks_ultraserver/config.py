@@ -204,7 +204,7 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
                 if parse_kubernetes_version(k8s) < parse_kubernetes_version(SUPPORTED_KUBERNETES_VERSIONS[0]):
                     why = f" (DRA needs {SUPPORTED_KUBERNETES_VERSIONS[0]} or later)"
                 else:
-                    why = " (not supported by the installed aws-cdk-lib and kubectl layer)"
+                    why = " (newer than this release of the library knows)"
             except ValueError:
                 pass
             problems.add(

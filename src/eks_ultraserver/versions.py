@@ -9,19 +9,53 @@ source where it is not obvious.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 # --------------------------------------------------------------------------------------
 # Kubernetes
 # --------------------------------------------------------------------------------------
 
-#: Kubernetes versions this library supports. DRA (ComputeDomains, IMEX channels) needs
-#: Kubernetes 1.33 or later on EKS; the upper bound is the newest version for which both
-#: aws-cdk-lib's ``aws_eks_v2.KubernetesVersion`` and a ``aws-cdk.lambda-layer-kubectl-vNN``
-#: package exist (aws-cdk-lib 2.275 knows 1.36, but the kubectl layer stops at 1.35).
-SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.33", "1.34", "1.35")
+#: Kubernetes versions this library supports: those EKS offers that have DRA (ComputeDomains,
+#: IMEX channels need Kubernetes 1.33 or later on EKS), each with its
+#: ``aws_eks_v2.KubernetesVersion`` in aws-cdk-lib and its ``aws-cdk.lambda-layer-kubectl-vNN``
+#: package (a runtime dependency of this library).
+SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.33", "1.34", "1.35", "1.36")
 
-#: The version a new environment gets when none is configured.
-DEFAULT_KUBERNETES_VERSION = "1.35"
+#: The version a new environment gets when none is configured: the newest EKS offers.
+DEFAULT_KUBERNETES_VERSION = "1.36"
+
+#: Last day of EKS standard support of each supported version (EKS user guide,
+#: kubernetes-versions, "Amazon EKS Kubernetes release calendar"): a minor version has 14
+#: months of standard support after its EKS release, then 12 months of extended support at
+#: a higher price per cluster hour. ``None``: not announced when this table was written
+#: (1.36 was released on EKS in June 2026, so standard support runs to about August 2027).
+EKS_STANDARD_SUPPORT_ENDS: dict[str, date | None] = {
+    "1.33": date(2026, 7, 29),
+    "1.34": date(2026, 12, 2),
+    "1.35": date(2027, 3, 27),
+    "1.36": None,
+}
+
+
+def in_extended_support(kubernetes_version: str, today: date | None = None) -> bool:
+    """True when EKS standard support of the version has ended on ``today`` (default: the
+    current date), so a cluster on it is billed for extended support."""
+    ends = EKS_STANDARD_SUPPORT_ENDS.get(kubernetes_version)
+    return ends is not None and (today or date.today()) >= ends
+
+
+def extended_support_warning(kubernetes_version: str, today: date | None = None) -> str | None:
+    """The warning synth prints for a version in extended support, else ``None``."""
+    if not in_extended_support(kubernetes_version, today):
+        return None
+    standard = [v for v in SUPPORTED_KUBERNETES_VERSIONS if not in_extended_support(v, today)]
+    return (
+        f"kubernetesVersion {kubernetes_version}: EKS standard support ended on "
+        f"{EKS_STANDARD_SUPPORT_ENDS[kubernetes_version]}; the cluster runs in extended support, "
+        "billed at a higher price per cluster hour (EKS user guide, kubernetes-versions). "
+        f"Versions in standard support: {', '.join(standard) or 'none known to this library'}"
+    )
+
 
 #: Oldest Kubernetes version on which the EFA DRA driver (aws-dranet) runs.
 DRANET_MIN_KUBERNETES_VERSION = "1.34"
@@ -230,6 +264,11 @@ def markdown_table() -> str:
         "| Kubernetes (EKS) | - | "
         + ", ".join(SUPPORTED_KUBERNETES_VERSIONS)
         + f" (default {DEFAULT_KUBERNETES_VERSION}) | - | - |",
+        "| EKS standard support ends | - | "
+        + ", ".join(
+            f"{v}: {EKS_STANDARD_SUPPORT_ENDS[v] or 'not announced'}" for v in SUPPORTED_KUBERNETES_VERSIONS
+        )
+        + " | - | then 12 months of extended support, billed higher |",
         f"| EKS AL2023 ARM64 NVIDIA AMI | - | release v{MIN_AMI_RELEASE_DATE} or later | - | - |",
     ]
     for c in ALL_CHARTS:
