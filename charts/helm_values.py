@@ -146,7 +146,7 @@ def unknown_keys(
     return out
 
 
-def label_selector_problems(where: str, selector: Mapping[str, str] | None) -> list[str]:
+def label_selector_problems(where: str, selector: object) -> list[str]:
     """Problems of a node selector (label key -> value), each naming ``where``."""
     if selector is None:
         return []
@@ -166,7 +166,7 @@ def label_selector_problems(where: str, selector: Mapping[str, str] | None) -> l
 _TOLERATION_KEYS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 
 
-def tolerations_problems(where: str, tolerations: Sequence[Mapping[str, Any]] | None) -> list[str]:
+def tolerations_problems(where: str, tolerations: object) -> list[str]:
     """Problems of a list of Kubernetes tolerations."""
     if tolerations is None:
         return []

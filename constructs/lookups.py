@@ -39,13 +39,14 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from eks_ultraserver.model import (
     INSTANCE_TYPE,
     ConfigurationError,
     Problems,
     UltraServerType,
+    enum_member,
     is_reservation_id,
 )
 
@@ -104,15 +105,12 @@ def _reservations(raw: Any) -> list[tuple[int, str, UltraServerType | None]]:
     out = []
     for i, entry in enumerate(raw):
         if isinstance(entry, dict) and is_reservation_id(entry.get("capacityReservationId")):
-            try:
-                us_type = UltraServerType(entry.get("type"))
-            except ValueError:
-                us_type = None
+            us_type = enum_member(UltraServerType, entry.get("type"))
             out.append((i, entry["capacityReservationId"], us_type))
     return out
 
 
-def _concrete(value: Any) -> bool:
+def _concrete(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value) and "${Token[" not in value
 
 
@@ -213,7 +211,7 @@ def resolve_reservations(
 
     new_entries: dict[str, Any] = {}
     if missing:
-        if not (_concrete(account) and _concrete(region)):
+        if not _concrete(account) or not _concrete(region):
             problems.add(
                 "availabilityZone: not set, and looking up the Capacity Blocks' zone needs the "
                 f"stack's account and Region (got account={account!r}, region={region!r}): set "

@@ -8,10 +8,12 @@ is reported with the right severity, a fix, and the right exit status.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 import pytest
@@ -449,7 +451,7 @@ def stub_all(item=None, *, block=None, status=None, ami=None, version_status="ST
 
 
 def run_cli(monkeypatch, capsys, clients, *args):
-    seen = {}
+    seen: dict[str, Any] = {}
 
     def fake_session(*, profile, region):
         seen.update(profile=profile, region=region)
@@ -631,8 +633,8 @@ def test_help_explains_every_option(capsys):
         cli.main(["preflight", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    parser = cli.build_parser()
-    sub = parser._subparsers._group_actions[0].choices["preflight"]
+    (subparsers,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    sub = subparsers.choices["preflight"]
     for action in sub._actions:
         assert action.help, action.option_strings
         for option in action.option_strings:

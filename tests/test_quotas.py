@@ -7,6 +7,7 @@ models (ec2, service-quotas), so a wrong field or enum value fails the test.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -259,7 +260,7 @@ def test_preflight_command_runs_the_capacity_checks(tmp_path, monkeypatch, capsy
     and a 0 quota fails the run (exit 1) with the request command."""
     from test_preflight import CONTEXT, run_cli, stub_all
 
-    context = dict(CONTEXT)
+    context: dict[str, Any] = dict(CONTEXT)
     context["reservedCapacity"] = [
         {
             "name": "eval",

@@ -8,6 +8,7 @@ waits; each refusal exits 1 and says what to do.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from datetime import timedelta
@@ -152,18 +153,23 @@ def run(monkeypatch, capsys, tmp_path):
     sleeps: list[float] = []
     monkeypatch.setattr(upgrade, "sleep", sleeps.append)
 
-    def _run(aws: Aws, *args):
-        clients = {"eks": aws.eks, "ssm": aws.ssm, "autoscaling": aws.autoscaling}
-        monkeypatch.setattr(preflight, "create_session", lambda **_: s.FakeSession(clients))
-        with aws:
-            code = cli.main(
-                ["upgrade", "--cluster", CLUSTER, "--region", s.REGION, "--poll-seconds", "0", *args]
-            )
-        out, err = capsys.readouterr()
-        return code, out, err
+    class Runner:
+        """Runs `eks-ultraserver upgrade` against stubbed clients; records the sleeps."""
 
-    _run.sleeps = sleeps
-    return _run
+        def __init__(self) -> None:
+            self.sleeps = sleeps
+
+        def __call__(self, aws: Aws, *args: str) -> tuple[int, str, str]:
+            clients = {"eks": aws.eks, "ssm": aws.ssm, "autoscaling": aws.autoscaling}
+            monkeypatch.setattr(preflight, "create_session", lambda **_: s.FakeSession(clients))
+            with aws:
+                code = cli.main(
+                    ["upgrade", "--cluster", CLUSTER, "--region", s.REGION, "--poll-seconds", "0", *args]
+                )
+            out, err = capsys.readouterr()
+            return code, out, err
+
+    return Runner()
 
 
 def test_dry_run_plans_and_changes_nothing(run):
@@ -380,7 +386,7 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         cli.main(["upgrade", "--help"])
     out = capsys.readouterr().out
-    sub = cli.build_parser()._subparsers._group_actions[0].choices["upgrade"]
+    sub = _subcommand_parser("upgrade")
     for action in sub._actions:
         assert action.help, action.option_strings
         for option in action.option_strings:
@@ -408,3 +414,8 @@ def test_unknown_node_group_exits_2_naming_the_options(run):
     code, out, err = run(aws, "--nodegroup", "us-9")
     assert code == 2 and out == ""
     assert "No node group found for name: us-9.: check --cluster, --nodegroup and --region" in err
+
+
+def _subcommand_parser(name: str) -> argparse.ArgumentParser:
+    (subparsers,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return subparsers.choices[name]

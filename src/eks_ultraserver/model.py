@@ -12,6 +12,9 @@ import enum
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
+
+E = TypeVar("E", bound=enum.StrEnum)
 
 # --------------------------------------------------------------------------------------
 # Errors
@@ -238,9 +241,8 @@ def describe_reservation_id_problem(where: str, value: object) -> str:
 
 def parse_ultraserver_type(where: str, value: object, problems: Problems) -> UltraServerType | None:
     """Parses an UltraServer type, explaining the common mix-up with the instance type."""
-    try:
-        return UltraServerType(value)
-    except ValueError:
+    found = enum_member(UltraServerType, value)
+    if found is None:
         allowed = ", ".join(repr(t.value) for t in UltraServerType)
         hint = ""
         if value == INSTANCE_TYPE:
@@ -249,13 +251,22 @@ def parse_ultraserver_type(where: str, value: object, problems: Problems) -> Ult
                 "Capacity Block reserves a whole UltraServer)"
             )
         problems.add(f"{where}: {value!r} is not an UltraServer type; use one of {allowed}{hint}")
-        return None
+    return found
 
 
-def parse_enum(where: str, value: object, enum_type: type[enum.StrEnum], problems: Problems):
-    try:
-        return enum_type(value)
-    except ValueError:
+def enum_member(enum_type: type[E], value: object) -> E | None:
+    """The member of ``enum_type`` whose value is ``value`` (or that is ``value``), else None."""
+    for member in enum_type:
+        if member is value or member.value == value:
+            return member
+    return None
+
+
+def parse_enum(where: str, value: object, enum_type: type[E], problems: Problems) -> E | None:
+    """The member of ``enum_type`` named by ``value``; records a problem (naming the allowed
+    values) and returns None when there is none."""
+    found = enum_member(enum_type, value)
+    if found is None:
         allowed = ", ".join(repr(t.value) for t in enum_type)
         problems.add(f"{where}: {value!r} is not allowed; use one of {allowed}")
-        return None
+    return found

@@ -25,6 +25,7 @@ See docs/operations.md, "Upgrading".
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import time
@@ -142,15 +143,21 @@ def plan_nodegroup(
     restore_size: int | None,
 ) -> NodegroupPlan:
     """What the upgrade of one node group would do; pure (no AWS calls)."""
-    base = {"state": state, "target_version": target_version, "target_release": target_release}
     if restore_size is not None:
         restore_min = restore_desired = restore_size
     else:
         restore_min, restore_desired = state.min_size, state.desired_size
-    base.update(restore_min=restore_min, restore_desired=restore_desired)
+    plan = functools.partial(
+        NodegroupPlan,
+        state=state,
+        target_version=target_version,
+        target_release=target_release,
+        restore_min=restore_min,
+        restore_desired=restore_desired,
+    )
 
     def refused(reason: str) -> NodegroupPlan:
-        return NodegroupPlan(**base, action="refused", reason=reason)
+        return plan(action="refused", reason=reason)
 
     if restore_desired > state.max_size:
         return refused(
@@ -167,9 +174,7 @@ def plan_nodegroup(
             "upgrade the cluster first (set kubernetesVersion in cdk.json and cdk deploy)"
         )
     if state.version == target_version and target_release and state.release_version == target_release:
-        return NodegroupPlan(
-            **base, action="up-to-date", reason=f"already at {target_version} / {target_release}"
-        )
+        return plan(action="up-to-date", reason=f"already at {target_version} / {target_release}")
     if state.status != "ACTIVE":
         return refused(
             f"status is {state.status}, not ACTIVE: wait for the current update to finish "
@@ -202,7 +207,7 @@ def plan_nodegroup(
         note = (
             f"capacity type {state.capacity_type or '?'}: the scale-to-zero step is not required, done anyway"
         )
-    return NodegroupPlan(**base, action="upgrade", reason=note, steps=tuple(steps))
+    return plan(action="upgrade", reason=note, steps=tuple(steps))
 
 
 # --------------------------------------------------------------------------------------
