@@ -110,8 +110,8 @@ class MpiOperatorRelease:
     def resolve(cls, override: str | None = None) -> MpiOperatorRelease:
         """The pinned release, or the one an override names.
 
-        An override is the pinned version (``"v0.7.0"``) or another version with its
-        checksum, ``"v0.8.0@sha256:<64 hex digits>"``: the library pins a checksum for
+        An override is the pinned version (``"v0.8.0"``) or another version with its
+        checksum, ``"v0.7.0@sha256:<64 hex digits>"``: the library pins a checksum for
         every manifest it installs, and only knows the pinned one's.
         """
         if override is None or override == MPI_OPERATOR.version:
@@ -119,15 +119,17 @@ class MpiOperatorRelease:
         version, at, digest = str(override).partition("@")
         digest = digest.removeprefix("sha256:").lower()
         problems = []
-        if parse_version(version) is None or not version.startswith("v"):
+        valid_version = parse_version(version) is not None and version.startswith("v")
+        if not valid_version:
             problems.append(
                 f"{_VERSION_KEY}: {version!r} is not an MPI operator release like {MPI_OPERATOR.version!r}"
             )
         if not at:
+            example = version if valid_version else MPI_OPERATOR.version
             problems.append(
                 f"{_VERSION_KEY}: {override!r} has no checksum; only {MPI_OPERATOR.version} is pinned "
                 "with one. Give the release manifest's SHA-256 with the version, e.g. "
-                '-c addonVersions=\'{"mpiOperator":"v0.8.0@sha256:<64 hex digits>"}\' '
+                f'-c addonVersions=\'{{"mpiOperator":"{example}@sha256:<64 hex digits>"}}\' '
                 "(sha256sum mpi-operator.yaml)"
             )
         elif not _SHA256_RE.match(digest):

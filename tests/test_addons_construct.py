@@ -29,7 +29,7 @@ from conftest import ACCOUNT, LOCAL_ZONE, PACKAGED_UPSTREAM, REGION, template_of
 
 HELM = "Custom::AWSCDK-EKS-HelmChart"
 SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
-MPI_MANIFEST = str(PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml")
+MPI_MANIFEST = str(PACKAGED_UPSTREAM / f"mpi-operator-{MPI_OPERATOR.version}.yaml")
 
 
 def _stack(version: str = "1.35"):

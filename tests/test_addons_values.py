@@ -44,7 +44,8 @@ from conftest import PACKAGED_UPSTREAM, UPSTREAM
 
 SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
 CRITICAL = [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
-MPI_MANIFEST = PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml"
+#: The release manifest the library ships and pins.
+MPI_MANIFEST = PACKAGED_UPSTREAM / f"mpi-operator-{MPI_OPERATOR.version}.yaml"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
@@ -428,7 +429,7 @@ def test_local_manifest_with_a_wrong_checksum_is_refused(tmp_path):
     tampered.write_bytes(MPI_MANIFEST.read_bytes().replace(b"replicas: 1", b"replicas: 2"))
     with pytest.raises(
         ConfigurationError,
-        match=r"mpiOperatorManifest: .* has SHA-256 [0-9a-f]{64}, but the MPI operator v0\.7\.0 release manifest has 507d5dc8",
+        match=r"mpiOperatorManifest: .* has SHA-256 [0-9a-f]{64}, but the MPI operator v0\.8\.0 release manifest has b38def13",
     ):
         load_manifest(MpiOperatorRelease.resolve(), local_path=tampered)
 
@@ -439,12 +440,12 @@ def test_missing_local_manifest_is_refused(tmp_path):
 
 
 def test_mpi_version_override_needs_a_checksum():
-    with pytest.raises(ConfigurationError, match=r"'v0\.8\.0' has no checksum.*v0\.8\.0@sha256:"):
-        MpiOperatorRelease.resolve("v0.8.0")
+    with pytest.raises(ConfigurationError, match=r"'v0\.9\.0' has no checksum.*v0\.9\.0@sha256:<64 hex digits>"):
+        MpiOperatorRelease.resolve("v0.9.0")
     with pytest.raises(ConfigurationError, match=r"is not a SHA-256"):
-        MpiOperatorRelease.resolve("v0.8.0@sha256:abc")
-    release = MpiOperatorRelease.resolve("v0.8.0@sha256:" + "a" * 64)
-    assert release.url == MPI_OPERATOR.repository.replace("v0.7.0", "v0.8.0")
+        MpiOperatorRelease.resolve("v0.9.0@sha256:abc")
+    release = MpiOperatorRelease.resolve("v0.9.0@sha256:" + "a" * 64)
+    assert release.url == MPI_OPERATOR.repository.replace("v0.8.0", "v0.9.0")
     assert release.sha256 == "a" * 64
 
 
@@ -504,7 +505,7 @@ def test_chart_has_the_crd_in_crds_verbatim_and_no_namespace_document(mpi_chart)
 def test_chart_yaml_names_the_release(mpi_chart):
     chart = yaml.safe_load((mpi_chart.path / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2" and chart["name"] == "mpi-operator"
-    assert chart["version"] == "0.7.0" and chart["appVersion"] == "v0.7.0"
+    assert chart["version"] == "0.8.0" and chart["appVersion"] == "v0.8.0"
     assert MPI_OPERATOR.sha256 in chart["description"]
 
 
@@ -517,7 +518,7 @@ def test_rendered_deployment_is_scheduled_by_values(mpi_chart):
     assert pod["nodeSelector"] == SYSTEM
     assert pod["tolerations"] == CRITICAL
     assert "affinity" not in pod
-    assert pod["containers"][0]["image"] == "mpioperator/mpi-operator:0.7.0"
+    assert pod["containers"][0]["image"] == "mpioperator/mpi-operator:0.8.0"
     # with the chart's defaults nothing is added
     assert "nodeSelector" not in yaml.safe_load(render(template, CHART_VALUES))["spec"]["template"]["spec"]
 
@@ -605,7 +606,7 @@ def test_values_builders_do_not_import_aws_cdk():
 def test_environment_variable_names_a_local_copy(tmp_path, monkeypatch):
     # GIVEN the variable naming another, verbatim copy of the pinned manifest
     copy = tmp_path / "mine.yaml"
-    copy.write_bytes((PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml").read_bytes())
+    copy.write_bytes(MPI_MANIFEST.read_bytes())
     monkeypatch.setenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", str(copy))
     # WHEN / THEN that copy is read and verified; a tampered one is refused
     assert load_manifest(MpiOperatorRelease.resolve()) == copy.read_bytes()
@@ -617,10 +618,7 @@ def test_environment_variable_names_a_local_copy(tmp_path, monkeypatch):
 def test_default_is_the_packaged_copy_and_another_release_needs_a_file(monkeypatch):
     # GIVEN no variable WHEN the pinned release is loaded THEN the packaged copy is used
     monkeypatch.delenv("EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST", raising=False)
-    assert (
-        load_manifest(MpiOperatorRelease.resolve())
-        == (PACKAGED_UPSTREAM / "mpi-operator-v0.7.0.yaml").read_bytes()
-    )
+    assert load_manifest(MpiOperatorRelease.resolve()) == MPI_MANIFEST.read_bytes()
     # a release the library does not ship is not downloaded: the error says what to pass
     other = MpiOperatorRelease.resolve("v0.6.0@sha256:" + "0" * 64)
     with pytest.raises(

@@ -59,7 +59,7 @@ def test_the_package_data_is_what_setuptools_ships():
 
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["eks_ultraserver"]
-    assert "third_party/*.yaml" in patterns and "third_party/README.md" in patterns
+    assert {"third_party/*.yaml", "third_party/*.txt", "third_party/README.md"} <= set(patterns)
 
 
 def test_nothing_in_the_repository_reads_outside_it():

@@ -189,14 +189,18 @@ MPI_OPERATOR = ChartVersion(
     component="Kubeflow MPI operator",
     chart="mpi-operator (release manifest)",
     repository=(
-        "https://raw.githubusercontent.com/kubeflow/mpi-operator/v0.7.0/deploy/v2beta1/mpi-operator.yaml"
+        "https://raw.githubusercontent.com/kubeflow/mpi-operator/v0.8.0/deploy/v2beta1/mpi-operator.yaml"
     ),
-    version="v0.7.0",
-    app_version="v0.7.0",
+    version="v0.8.0",
+    app_version="v0.8.0",
     namespace="mpi-operator",
     release="mpi-operator",
-    notes="No upstream Helm chart; the release manifest is verified by SHA-256.",
-    sha256="507d5dc8e12bcef43be5b9c89bc93c450581fedb316c62282d7831720ef7b5c4",
+    notes=(
+        "No upstream Helm chart; the release manifest is verified by SHA-256. "
+        "v0.8.2 (same content as v0.8.0 per upstream RELEASE.md; v0.8.1 never shipped) is newer, "
+        "but its tagged manifest could not be obtained and checksummed here, so v0.8.0 is pinned."
+    ),
+    sha256="b38def13a94abe60b2a4b3485239d77f64892b8fbd202e9e435a6031b7500a8f",
 )
 
 KARPENTER = ChartVersion(
