@@ -216,10 +216,10 @@ def plan_nodegroup(
 
 
 def describe_nodegroup(eks: Any, cluster: str, nodegroup: str) -> NodegroupState:
-    from eks_ultraserver.aws_checks import _call
+    from eks_ultraserver.aws_checks import call
 
     return NodegroupState.from_api(
-        _call("eks:DescribeNodegroup", eks.describe_nodegroup, clusterName=cluster, nodegroupName=nodegroup)[
+        call("eks:DescribeNodegroup", eks.describe_nodegroup, clusterName=cluster, nodegroupName=nodegroup)[
             "nodegroup"
         ]
     )
@@ -227,12 +227,12 @@ def describe_nodegroup(eks: Any, cluster: str, nodegroup: str) -> NodegroupState
 
 def capacity_block_nodegroups(eks: Any, cluster: str) -> list[NodegroupState]:
     """Every node group of the cluster whose capacity type is ``CAPACITY_BLOCK``."""
-    from eks_ultraserver.aws_checks import _call
+    from eks_ultraserver.aws_checks import call
 
     names: list[str] = []
     kwargs: dict[str, Any] = {"clusterName": cluster}
     while True:
-        page = _call("eks:ListNodegroups", eks.list_nodegroups, **kwargs)
+        page = call("eks:ListNodegroups", eks.list_nodegroups, **kwargs)
         names += page.get("nodegroups", [])
         if not page.get("nextToken"):
             break
@@ -257,7 +257,7 @@ class Waits:
 
 def wait_for_update(eks: Any, cluster: str, nodegroup: str, update: Mapping[str, Any], waits: Waits) -> None:
     """Polls ``DescribeUpdate`` until the update leaves InProgress, then waits for ACTIVE."""
-    from eks_ultraserver.aws_checks import _call
+    from eks_ultraserver.aws_checks import call
 
     update_id, kind = update["id"], update.get("type", "update")
     started = monotonic()
@@ -272,7 +272,7 @@ def wait_for_update(eks: Any, cluster: str, nodegroup: str, update: Mapping[str,
             )
         waits.progress(f"{nodegroup}: {kind} {update_id} InProgress ({int(elapsed)} s)")
         sleep(waits.poll_seconds)
-        current = _call(
+        current = call(
             "eks:DescribeUpdate",
             eks.describe_update,
             name=cluster,
@@ -292,7 +292,7 @@ def wait_for_update(eks: Any, cluster: str, nodegroup: str, update: Mapping[str,
     waits.progress(f"{nodegroup}: {kind} {update_id} Successful; waiting for ACTIVE")
     delay = max(1, int(waits.poll_seconds)) if waits.poll_seconds else 0
     attempts = max(1, math.ceil(waits.timeout_seconds / max(waits.poll_seconds, 1)))
-    _call(
+    call(
         "eks:DescribeNodegroup",
         eks.get_waiter("nodegroup_active").wait,
         clusterName=cluster,
@@ -303,13 +303,13 @@ def wait_for_update(eks: Any, cluster: str, nodegroup: str, update: Mapping[str,
 
 def wait_for_no_instances(autoscaling: Any, state: NodegroupState, waits: Waits) -> None:
     """Waits until the node group's Auto Scaling groups have no instances left."""
-    from eks_ultraserver.aws_checks import _call
+    from eks_ultraserver.aws_checks import call
 
     if not state.auto_scaling_groups:
         return
     started = monotonic()
     while True:
-        groups = _call(
+        groups = call(
             "autoscaling:DescribeAutoScalingGroups",
             autoscaling.describe_auto_scaling_groups,
             AutoScalingGroupNames=list(state.auto_scaling_groups),
@@ -330,7 +330,7 @@ def wait_for_no_instances(autoscaling: Any, state: NodegroupState, waits: Waits)
 
 def apply_plan(plan: NodegroupPlan, *, eks: Any, autoscaling: Any, cluster: str, waits: Waits) -> None:
     """Runs the three steps of one node group's plan. Raises :class:`UpgradeRefused`."""
-    from eks_ultraserver.aws_checks import _call
+    from eks_ultraserver.aws_checks import call
 
     name = plan.state.name
     state = describe_nodegroup(eks, cluster, name)
@@ -340,7 +340,7 @@ def apply_plan(plan: NodegroupPlan, *, eks: Any, autoscaling: Any, cluster: str,
     # 1. scale to zero
     if state.desired_size or state.min_size:
         waits.progress(f"{name}: scaling to zero (desired {state.desired_size} -> 0)")
-        update = _call(
+        update = call(
             "eks:UpdateNodegroupConfig",
             eks.update_nodegroup_config,
             clusterName=cluster,
@@ -364,13 +364,13 @@ def apply_plan(plan: NodegroupPlan, *, eks: Any, autoscaling: Any, cluster: str,
     waits.progress(
         f"{name}: updating to Kubernetes {plan.target_version} {plan.target_release or ''}".rstrip()
     )
-    update = _call("eks:UpdateNodegroupVersion", eks.update_nodegroup_version, **kwargs)["update"]
+    update = call("eks:UpdateNodegroupVersion", eks.update_nodegroup_version, **kwargs)["update"]
     wait_for_update(eks, cluster, name, update, waits)
 
     # 3. restore the size
     if plan.restore_desired:
         waits.progress(f"{name}: restoring desired size {plan.restore_desired}")
-        update = _call(
+        update = call(
             "eks:UpdateNodegroupConfig",
             eks.update_nodegroup_config,
             clusterName=cluster,
@@ -485,7 +485,7 @@ def _context(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eks_ultraserver.aws_checks import AwsSetupError, _call, release_date
+    from eks_ultraserver.aws_checks import AwsSetupError, call, release_date
     from eks_ultraserver.versions import MIN_AMI_RELEASE_DATE, SUPPORTED_KUBERNETES_VERSIONS
 
     progress = Progress(enabled=not args.quiet)
@@ -521,7 +521,7 @@ def run(args: argparse.Namespace) -> int:
         autoscaling = make_client(session, "autoscaling", region)
 
         progress(f"reading cluster {cluster} in {region}")
-        cluster_version = _call("eks:DescribeCluster", eks.describe_cluster, name=cluster)["cluster"][
+        cluster_version = call("eks:DescribeCluster", eks.describe_cluster, name=cluster)["cluster"][
             "version"
         ]
         target_version = args.kubernetes_version or cluster_version
