@@ -157,7 +157,7 @@ def test_help(capsys):
     for flag in (
         "--out DIR",
         "-c KEY=VALUE, --context KEY=VALUE",
-        "--cdk-json PATH",
+        "--context-file PATH, --cdk-json PATH",
         "validation/",
         "benchmarks/",
     ):

@@ -31,7 +31,7 @@ from eks_ultraserver.aws_checks import (
     describe_reservation,
     format_duration,
 )
-from eks_ultraserver.commands import preflight
+from eks_ultraserver.commands import common
 from eks_ultraserver.config import UltraServerSpec
 from eks_ultraserver.model import UltraServerType
 
@@ -457,7 +457,7 @@ def run_cli(monkeypatch, capsys, clients, *args):
         seen.update(profile=profile, region=region)
         return s.FakeSession(clients, region_name=region or s.REGION)
 
-    monkeypatch.setattr(preflight, "create_session", fake_session)
+    monkeypatch.setattr(common, "create_session", fake_session)
     code = cli.main(["preflight", *args])
     out, err = capsys.readouterr()
     return code, out, err, seen
@@ -615,7 +615,7 @@ def test_cli_unknown_profile_exits_2(app_dir, monkeypatch, capsys, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--context-file", "missing.json"], "missing.json: no such file"),
+        (["--context-file", "missing.json"], "missing.json: not found (no such file)"),
         (["-c", "availabilityZone"], "expected KEY=VALUE"),
         (["-c", "ultraServers=[1]"], "ultraServers[0]: 1 is not an object"),
         (["-c", "kubernetesVersion=1.20"], "kubernetesVersion: '1.20' is not supported"),
@@ -623,7 +623,7 @@ def test_cli_unknown_profile_exits_2(app_dir, monkeypatch, capsys, tmp_path):
     ],
 )
 def test_cli_usage_and_configuration_errors_exit_2(app_dir, monkeypatch, capsys, args, message):
-    monkeypatch.setattr(preflight, "create_session", lambda **_: pytest.fail("AWS must not be asked"))
+    monkeypatch.setattr(common, "create_session", lambda **_: pytest.fail("AWS must not be asked"))
     code = cli.main(["preflight", *args])
     assert code == 2 and message in capsys.readouterr().err
 

@@ -17,7 +17,7 @@ import pytest
 
 from eks_ultraserver import cli
 from eks_ultraserver.aws_checks import ami_parameter_name
-from eks_ultraserver.commands import preflight, upgrade
+from eks_ultraserver.commands import common, upgrade
 from eks_ultraserver.commands.upgrade import NodegroupState, plan_nodegroup
 
 import aws_stubs as s
@@ -161,7 +161,7 @@ def run(monkeypatch, capsys, tmp_path):
 
         def __call__(self, aws: Aws, *args: str) -> tuple[int, str, str]:
             clients = {"eks": aws.eks, "ssm": aws.ssm, "autoscaling": aws.autoscaling}
-            monkeypatch.setattr(preflight, "create_session", lambda **_: s.FakeSession(clients))
+            monkeypatch.setattr(common, "create_session", lambda **_: s.FakeSession(clients))
             with aws:
                 code = cli.main(
                     ["upgrade", "--cluster", CLUSTER, "--region", s.REGION, "--poll-seconds", "0", *args]
@@ -350,7 +350,7 @@ def test_cdk_json_version_behind_the_target_is_pointed_out(run, tmp_path):
 )
 def test_usage_errors_exit_2_before_asking_aws(monkeypatch, capsys, tmp_path, args, message):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(preflight, "create_session", lambda **_: pytest.fail("AWS must not be asked"))
+    monkeypatch.setattr(common, "create_session", lambda **_: pytest.fail("AWS must not be asked"))
     code = cli.main(["upgrade", "--cluster", CLUSTER, *args])
     assert code == 2 and message in capsys.readouterr().err
 

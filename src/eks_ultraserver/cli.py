@@ -14,9 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-EXIT_OK = 0
-EXIT_PROBLEM = 1
-EXIT_USAGE = 2
+from eks_ultraserver.commands.common import EXIT_USAGE
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = ("versions", "preflight", "upgrade", "manifests")

@@ -8,14 +8,17 @@ call) and writes ``<out>/validation/*.yaml`` and ``<out>/benchmarks/*.yaml``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-EXIT_OK = 0
-EXIT_USAGE = 2
+from eks_ultraserver.commands.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_context_arguments,
+    load_context,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,51 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
-    parser.add_argument(
-        "-c",
-        "--context",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a context value, as with 'cdk synth -c' (repeatable)",
-    )
-    parser.add_argument(
-        "--cdk-json",
-        default="cdk.json",
-        metavar="PATH",
-        help="the cdk.json to read context from (default: ./cdk.json; cdk.context.json next to it is read too)",
-    )
+    add_context_arguments(parser, aws=False)
     parser.set_defaults(func=run)
-
-
-def read_context(cdk_json: Path, overrides: list[str]) -> dict[str, Any]:
-    """cdk.json's context, updated with cdk.context.json and then the ``-c`` overrides.
-
-    Raises ``ValueError`` with a message for the user on unreadable input.
-    """
-    context: dict[str, Any] = {}
-    if cdk_json.is_file():
-        try:
-            context.update(json.loads(cdk_json.read_text()).get("context", {}))
-        except (json.JSONDecodeError, AttributeError) as err:
-            raise ValueError(f"{cdk_json}: not a cdk.json file ({err})") from err
-        cached = cdk_json.parent / "cdk.context.json"
-        if cached.is_file():
-            try:
-                context.update(json.loads(cached.read_text()))
-            except (json.JSONDecodeError, TypeError, ValueError) as err:
-                raise ValueError(f"{cached}: not valid JSON ({err})") from err
-    elif not overrides:
-        raise ValueError(
-            f"{cdk_json}: not found; run from the project directory, pass --cdk-json, or give the "
-            "context with -c (at least ultraServers and availabilityZone)"
-        )
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"-c {item!r}: expected KEY=VALUE, e.g. -c efaLayout=per-gpu")
-        context[key] = value
-    return context
 
 
 def _use_venv_node() -> None:
@@ -91,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from eks_ultraserver.model import ConfigurationError
 
     try:
-        context = read_context(Path(args.cdk_json), list(args.context))
+        context = load_context(Path(args.context_file), list(args.context))
         config = EnvironmentConfig.from_mapping(context)
     except ConfigurationError as err:
         print(err, file=sys.stderr)
         return EXIT_USAGE
-    except ValueError as err:
+    except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -6,163 +6,35 @@ the CDK CLI takes them), asks EC2, SSM and EKS read-only questions, prints a tab
 JSON with ``--json``) and exits 0 (all good), 1 (a blocking problem; with ``--strict``
 also a warning) or 2 (usage, configuration, credentials, Region or network error).
 
-The helpers here (context loading, sessions, progress, tables) are shared with
-``eks-ultraserver upgrade``.
+The helpers it shares with the other subcommands (context, sessions, progress, tables)
+are in ``eks_ultraserver.commands.common``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-EXIT_OK = 0
-EXIT_PROBLEM = 1
-EXIT_USAGE = 2
+from eks_ultraserver.commands.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Progress,
+    UsageError,
+    add_context_arguments,
+    fail,
+    load_context,
+    make_client,
+    open_session,
+    table,
+)
 
 #: The placeholder zone used only to parse the rest of the configuration when
 #: ``availabilityZone`` is not set (synth then looks the zone up from the reservation).
 _PARSE_ONLY_ZONE = "us-east-1a"
-
-
-class UsageError(Exception):
-    """A bad command line or configuration: printed as is, exit status 2."""
-
-
-# --------------------------------------------------------------------------------------
-# Shared with the upgrade command
-# --------------------------------------------------------------------------------------
-
-
-def add_context_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--context-file``, ``-c``, ``--region``, ``--profile``."""
-    parser.add_argument(
-        "--context-file",
-        metavar="PATH",
-        default="cdk.json",
-        help="the CDK app's cdk.json whose 'context' the stack reads (default: %(default)s in "
-        "the current directory); a JSON file without 'app'/'context' keys is read as the "
-        "context itself",
-    )
-    parser.add_argument(
-        "-c",
-        "--context",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override one context key, as with 'cdk deploy -c' (repeatable; lists and "
-        "objects as JSON text, e.g. -c availabilityZone=us-east-1-dfw-2a)",
-    )
-    parser.add_argument(
-        "--region",
-        help="AWS Region (default: 'region' from the context, else AWS_REGION / the profile's region)",
-    )
-    parser.add_argument(
-        "--profile",
-        help="AWS named profile for credentials (default: AWS_PROFILE, else the default credential chain)",
-    )
-
-
-def load_context(path: str | Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """The context of ``path`` (cdk.json) with ``KEY=VALUE`` overrides applied on top."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(
-            f"--context-file {path}: no such file; run in the CDK app's directory or pass --context-file PATH"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise UsageError(f"--context-file {path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--context-file {path}: expected a JSON object")
-    if "context" in data or "app" in data:
-        context = data.get("context") or {}
-        if not isinstance(context, dict):
-            raise UsageError(f"--context-file {path}: 'context' is not an object")
-    else:
-        context = data
-    context = dict(context)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"-c {item!r}: expected KEY=VALUE, e.g. -c availabilityZone=us-east-1-dfw-2a")
-        context[key.strip()] = value
-    return context
-
-
-def create_session(*, profile: str | None, region: str | None) -> Any:
-    """A boto3 session (tests replace this function to hand out stubbed clients)."""
-    import boto3
-
-    return boto3.Session(profile_name=profile, region_name=region)
-
-
-def open_session(args: argparse.Namespace, context: Mapping[str, Any]) -> tuple[Any, str]:
-    """The session and its Region; raises ``AwsSetupError`` when either is missing."""
-    from botocore import exceptions as botocore_exceptions
-
-    from eks_ultraserver.aws_checks import setup_error
-
-    region = args.region or context.get("region") or None
-    try:
-        session = create_session(profile=args.profile, region=region)
-    except botocore_exceptions.BotoCoreError as exc:
-        err = setup_error(exc)
-        if err is None:
-            raise
-        raise err from exc
-    region = getattr(session, "region_name", None) or region
-    if not region:
-        raise setup_error(botocore_exceptions.NoRegionError())  # type: ignore[misc]
-    return session, region
-
-
-def make_client(session: Any, service: str, region: str) -> Any:
-    from botocore import exceptions as botocore_exceptions
-
-    from eks_ultraserver.aws_checks import setup_error
-
-    try:
-        return session.client(service, region_name=region)
-    except botocore_exceptions.BotoCoreError as exc:
-        err = setup_error(exc)
-        if err is None:
-            raise
-        raise err from exc
-
-
-class Progress:
-    """Progress lines on stderr (stdout stays clean for the table or the JSON)."""
-
-    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
-        self._stream = stream
-        self.enabled = enabled
-
-    def __call__(self, message: str) -> None:
-        if self.enabled:
-            stream = self._stream or sys.stderr
-            print(f"... {message}", file=stream, flush=True)
-
-
-def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
-    """A plain-text table; the last column is not padded."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers) - 1)]
-    lines = []
-    for row in [headers, *rows]:
-        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)] + [str(row[-1])]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"eks-ultraserver: error: {message}", file=sys.stderr)
-    return code
 
 
 # --------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eks_ultraserver.commands.preflight import (
+from eks_ultraserver.commands.common import (
     EXIT_OK,
     EXIT_PROBLEM,
     Progress,

@@ -1,0 +1,169 @@
+"""What the ``eks-ultraserver`` subcommands share: exit statuses, the context the stack
+reads (``cdk.json``, ``cdk.context.json``, ``-c`` overrides), AWS sessions, progress lines,
+plain-text tables and error output.
+
+Exit status: 0 all good, 1 a blocking problem was found, 2 usage, configuration,
+credentials, Region or network error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad command line or configuration: printed as is, exit status 2."""
+
+
+def add_context_arguments(parser: argparse.ArgumentParser, *, aws: bool = True) -> None:
+    """``--context-file`` (alias ``--cdk-json``), ``-c``, and with ``aws`` ``--region``, ``--profile``."""
+    parser.add_argument(
+        "--context-file",
+        "--cdk-json",
+        dest="context_file",
+        metavar="PATH",
+        default="cdk.json",
+        help="the CDK app's cdk.json whose 'context' the stack reads, with cdk.context.json "
+        "beside it (default: %(default)s in the current directory); a JSON file without "
+        "'app'/'context' keys is read as the context itself",
+    )
+    parser.add_argument(
+        "-c",
+        "--context",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one context key, as with 'cdk deploy -c' (repeatable; lists and "
+        "objects as JSON text, e.g. -c availabilityZone=us-east-1-dfw-2a)",
+    )
+    if not aws:
+        return
+    parser.add_argument(
+        "--region",
+        help="AWS Region (default: 'region' from the context, else AWS_REGION / the profile's region)",
+    )
+    parser.add_argument(
+        "--profile",
+        help="AWS named profile for credentials (default: AWS_PROFILE, else the default credential chain)",
+    )
+
+
+def load_context(path: str | Path, overrides: Sequence[str]) -> dict[str, Any]:
+    """The context the stack reads: ``path`` (cdk.json; a JSON file without ``app``/``context``
+    keys is read as the context itself), then ``cdk.context.json`` beside a cdk.json, then the
+    ``KEY=VALUE`` overrides. Raises :class:`UsageError` with a message for the user."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if overrides:  # the whole context may come from -c
+            data = {}
+        else:
+            raise UsageError(
+                f"{path}: not found (no such file); run in the CDK app's directory, pass "
+                "--context-file PATH, or give the context with -c KEY=VALUE"
+            ) from None
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--context-file {path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--context-file {path}: expected a JSON object")
+    if "context" in data or "app" in data:
+        context = data.get("context") or {}
+        if not isinstance(context, dict):
+            raise UsageError(f"--context-file {path}: 'context' is not an object")
+    else:
+        context = data
+    context = dict(context)
+    cached = path.parent / "cdk.context.json"
+    if ("context" in data or "app" in data) and cached.is_file():
+        # what the CDK CLI hands the app too: context-provider results and lookups
+        try:
+            extra = json.loads(cached.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise UsageError(f"{cached}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        if isinstance(extra, dict):
+            context.update(extra)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"-c {item!r}: expected KEY=VALUE, e.g. -c availabilityZone=us-east-1-dfw-2a")
+        context[key.strip()] = value
+    return context
+
+
+def create_session(*, profile: str | None, region: str | None) -> Any:
+    """A boto3 session (tests replace this function to hand out stubbed clients)."""
+    import boto3
+
+    return boto3.Session(profile_name=profile, region_name=region)
+
+
+def open_session(args: argparse.Namespace, context: Mapping[str, Any]) -> tuple[Any, str]:
+    """The session and its Region; raises ``AwsSetupError`` when either is missing."""
+    from botocore import exceptions as botocore_exceptions
+
+    from eks_ultraserver.aws_checks import setup_error
+
+    region = args.region or context.get("region") or None
+    try:
+        session = create_session(profile=args.profile, region=region)
+    except botocore_exceptions.BotoCoreError as exc:
+        err = setup_error(exc)
+        if err is None:
+            raise
+        raise err from exc
+    region = getattr(session, "region_name", None) or region
+    if not region:
+        raise setup_error(botocore_exceptions.NoRegionError())  # type: ignore[misc]
+    return session, region
+
+
+def make_client(session: Any, service: str, region: str) -> Any:
+    from botocore import exceptions as botocore_exceptions
+
+    from eks_ultraserver.aws_checks import setup_error
+
+    try:
+        return session.client(service, region_name=region)
+    except botocore_exceptions.BotoCoreError as exc:
+        err = setup_error(exc)
+        if err is None:
+            raise
+        raise err from exc
+
+
+class Progress:
+    """Progress lines on stderr (stdout stays clean for the table or the JSON)."""
+
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
+        self._stream = stream
+        self.enabled = enabled
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            stream = self._stream or sys.stderr
+            print(f"... {message}", file=stream, flush=True)
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """A plain-text table; the last column is not padded."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)] + [str(row[-1])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"eks-ultraserver: error: {message}", file=sys.stderr)
+    return code
