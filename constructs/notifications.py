@@ -16,10 +16,15 @@ notification arrives whichever EC2 sends.
 
 EventBridge rules only see events of their own Region: deploy this in the Region of the
 Capacity Blocks (the environment stack is).
+
+An event pattern may hold at most 2,048 characters (EventBridge quotas, "Event pattern
+size", adjustable): about 80 reservation ids. Longer lists are split over several pairs of
+rules, each pattern within that size.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -47,6 +52,34 @@ EXPIRATION_WARNING_DETAIL_TYPES: tuple[str, ...] = (
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+#: EventBridge's default quota on the size of an event pattern, in characters (Amazon
+#: EventBridge quotas, "Event pattern size").
+MAX_EVENT_PATTERN_CHARS = 2048
+
+
+def _pattern(detail_types: Sequence[str], ids: Sequence[str] | None) -> dict:
+    """The event pattern as CloudFormation passes it to EventBridge."""
+    pattern: dict = {"source": ["aws.ec2"], "detail-type": list(detail_types)}
+    if ids is not None:
+        pattern["detail"] = {"capacity-reservation-id": list(ids)}
+    return pattern
+
+
+def reservation_id_groups(ids: Sequence[str]) -> list[list[str]]:
+    """``ids`` in order, cut into the fewest consecutive groups whose event patterns (with
+    the longer detail-type pair, serialized with spaces to stay on the safe side) fit in
+    :data:`MAX_EVENT_PATTERN_CHARS`."""
+    detail_types = max(DELIVERED_DETAIL_TYPES, EXPIRATION_WARNING_DETAIL_TYPES, key=json.dumps)
+    groups: list[list[str]] = [[]]
+    for rid in ids:
+        if (
+            groups[-1]
+            and len(json.dumps(_pattern(detail_types, [*groups[-1], rid]))) > MAX_EVENT_PATTERN_CHARS
+        ):
+            groups.append([])
+        groups[-1].append(rid)
+    return groups
+
 
 class CapacityBlockNotifications(Construct):
     """Notifies an SNS topic when a Capacity Block starts and 40 minutes before it ends.
@@ -54,6 +87,7 @@ class CapacityBlockNotifications(Construct):
     All arguments after ``id`` are keyword-only.
 
     :param reservation_ids: only events of these reservations (``cr-`` + 17 hex digits).
+        More than fit in one event pattern (about 80) get more pairs of rules.
         Default: every Capacity Block of the account in this Region.
     :param email: an address to subscribe to the topic (the recipient must confirm the
         subscription e-mail AWS sends). Default: no subscription; subscribe to ``topic``
@@ -116,54 +150,62 @@ class CapacityBlockNotifications(Construct):
             self.encryption_key = key
         self.topic: sns.ITopic = topic
 
-        detail = {"capacity-reservation-id": ids} if ids is not None else None
         reservation = events.EventField.from_path("$.detail.capacity-reservation-id")
         end_date = events.EventField.from_path("$.detail.end-date")
         region = events.EventField.from_path("$.region")
         account = events.EventField.from_path("$.account")
+        delivered_message = events.RuleTargetInput.from_text(
+            f"Capacity Block {reservation} is active in account {account}, {region}, "
+            f"until {end_date}. The nodes that run on it launch now; check with: kubectl get "
+            "nodes -l eks.amazonaws.com/capacityType=CAPACITY_BLOCK"
+        )
+        expiration_message = events.RuleTargetInput.from_text(
+            f"Capacity Block {reservation} in account {account}, {region} ends at "
+            f"{end_date}: EC2 starts terminating its instances in 10 minutes and EKS is "
+            "scaling its node group to 0. Save checkpoints now; running jobs will stop."
+        )
 
-        self.delivered_rule = events.Rule(
-            self,
-            "Delivered",
-            description="Capacity Block started: its capacity is ready",
-            event_pattern=events.EventPattern(
-                source=["aws.ec2"], detail_type=list(DELIVERED_DETAIL_TYPES), detail=detail
-            ),
-        )
-        self.delivered_rule.add_target(
-            targets.SnsTopic(
-                topic,
-                message=events.RuleTargetInput.from_text(
-                    f"Capacity Block {reservation} is active in account {account}, {region}, "
-                    f"until {end_date}. Its UltraServer node group launches its nodes now; check "
-                    "with: kubectl get nodes -l eks.amazonaws.com/capacityType=CAPACITY_BLOCK"
+        #: One (delivered, expiration warning) pair of rules per group of reservations; the
+        #: first pair keeps the ids ``Delivered`` and ``ExpirationWarning``.
+        self.rules: list[tuple[events.Rule, events.Rule]] = []
+        groups: list[list[str] | None] = list(reservation_id_groups(ids)) if ids is not None else [None]
+        for n, group in enumerate(groups):
+            suffix = "" if n == 0 else str(n + 1)
+            delivered = events.Rule(
+                self,
+                f"Delivered{suffix}",
+                description="Capacity Block started: its capacity is ready",
+                event_pattern=events.EventPattern(**_event_pattern_args(DELIVERED_DETAIL_TYPES, group)),
+            )
+            delivered.add_target(targets.SnsTopic(topic, message=delivered_message))
+            expiration = events.Rule(
+                self,
+                f"ExpirationWarning{suffix}",
+                description="Capacity Block ends in 40 minutes: instances terminate in 10 minutes",
+                event_pattern=events.EventPattern(
+                    **_event_pattern_args(EXPIRATION_WARNING_DETAIL_TYPES, group)
                 ),
             )
-        )
-        self.expiration_rule = events.Rule(
-            self,
-            "ExpirationWarning",
-            description="Capacity Block ends in 40 minutes: instances terminate in 10 minutes",
-            event_pattern=events.EventPattern(
-                source=["aws.ec2"], detail_type=list(EXPIRATION_WARNING_DETAIL_TYPES), detail=detail
-            ),
-        )
-        self.expiration_rule.add_target(
-            targets.SnsTopic(
-                topic,
-                message=events.RuleTargetInput.from_text(
-                    f"Capacity Block {reservation} in account {account}, {region} ends at "
-                    f"{end_date}: EC2 starts terminating its instances in 10 minutes and EKS is "
-                    "scaling its node group to 0. Save checkpoints now; running jobs will stop."
-                ),
-            )
-        )
+            expiration.add_target(targets.SnsTopic(topic, message=expiration_message))
+            self.rules.append((delivered, expiration))
+        self.delivered_rule, self.expiration_rule = self.rules[0]
         if email is not None:
             topic.add_subscription(subscriptions.EmailSubscription(email))
+
+
+def _event_pattern_args(detail_types: Sequence[str], ids: Sequence[str] | None) -> dict:
+    pattern = _pattern(detail_types, ids)
+    return {
+        "source": pattern["source"],
+        "detail_type": pattern["detail-type"],
+        "detail": pattern.get("detail"),
+    }
 
 
 __all__ = [
     "DELIVERED_DETAIL_TYPES",
     "EXPIRATION_WARNING_DETAIL_TYPES",
+    "MAX_EVENT_PATTERN_CHARS",
     "CapacityBlockNotifications",
+    "reservation_id_groups",
 ]

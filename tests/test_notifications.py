@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sns as sns
@@ -10,6 +12,7 @@ from aws_cdk.assertions import Match
 from eks_ultraserver.constructs.notifications import (
     DELIVERED_DETAIL_TYPES,
     EXPIRATION_WARNING_DETAIL_TYPES,
+    MAX_EVENT_PATTERN_CHARS,
     CapacityBlockNotifications,
 )
 from eks_ultraserver.model import ConfigurationError
@@ -181,6 +184,28 @@ def test_all_problems_in_one_error():
     with pytest.raises(ConfigurationError) as err:
         CapacityBlockNotifications(_stack(), "Notify", reservation_ids=["x", "y"], email="z")
     assert len(err.value.problems) == 3
+
+
+def test_many_reservations_are_split_over_rules_within_the_pattern_size_quota():
+    """GIVEN 200 reservations (more than one 2,048-character event pattern can list)
+    WHEN synthesized THEN every id is matched by exactly one rule of each kind, no
+    pattern exceeds the quota, and the first pair keeps its construct ids."""
+    ids = [f"cr-0{i:016x}" for i in range(200)]
+    stack = _stack()
+    construct = CapacityBlockNotifications(stack, "Notify", reservation_ids=ids)
+    rules = template_of(stack).find_resources("AWS::Events::Rule")
+    assert len(rules) == 2 * len(construct.rules) > 2
+    for detail_types in (DELIVERED_DETAIL_TYPES, EXPIRATION_WARNING_DETAIL_TYPES):
+        patterns = [
+            r["Properties"]["EventPattern"]
+            for r in rules.values()
+            if r["Properties"]["EventPattern"]["detail-type"] == list(detail_types)
+        ]
+        assert all(len(json.dumps(p)) <= MAX_EVENT_PATTERN_CHARS for p in patterns)
+        matched = [rid for p in patterns for rid in p["detail"]["capacity-reservation-id"]]
+        assert sorted(matched) == sorted(ids)
+    assert construct.delivered_rule.node.id == "Delivered"
+    assert construct.expiration_rule.node.id == "ExpirationWarning"
 
 
 def test_snapshot(synth, snapshot_json):
