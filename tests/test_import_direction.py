@@ -27,7 +27,7 @@ SOURCES = {
 
 def _modules() -> dict[str, Path]:
     """eks_ultraserver module name -> file, for every module of the library."""
-    out = {}
+    out: dict[str, Path] = {}
     for prefix, folder in SOURCES.items():
         for path in folder.rglob("*.py"):
             if prefix == "" and path.relative_to(folder).parts[0] in ("constructs", "charts"):
@@ -41,7 +41,7 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
