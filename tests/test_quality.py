@@ -4,19 +4,25 @@ bad-input fuzzing and scale (issue: linted, nag-clean, deterministic, update-saf
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Annotations, Match
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from update_safety import create_only_properties, replacements
 
+from constructs import Construct
 from eks_ultraserver.app import build_app
 from eks_ultraserver.constructs.environment import MAX_ULTRASERVERS_PER_SHARD
+from eks_ultraserver.constructs.nag import suppress, suppress_cluster_findings
 from eks_ultraserver.model import ConfigurationError
 
-from conftest import REPO, Synth, cfn_lint_errors, synth_environment
+from conftest import REPO, cfn_lint_errors, synth_environment
 
 
 def _servers(*specs):
@@ -61,28 +67,9 @@ MATRIX = {
 }
 
 
-def _synth_with_nag(context: dict) -> Synth:
-    """One synth with cdk-nag's AwsSolutions pack applied (suppressed findings logged)."""
-    import cdk_nag
-
-    base = json.loads((REPO / "cdk.json").read_text())["context"] | context
-    app = cdk.App(context=base, builtin_cloud_formation_validation=False)
-    stack = build_app(app)
-    cdk.Aspects.of(app).add(cdk_nag.AwsSolutionsChecks(log_ignores=True))
-    return Synth(stack)
-
-
 @pytest.fixture(scope="module")
 def matrix():
-    return {
-        name: (_synth_with_nag(ctx) if name == "largest" else synth_environment(ctx))
-        for name, ctx in MATRIX.items()
-    }
-
-
-@pytest.fixture(scope="module")
-def default_with_nag():
-    return _synth_with_nag({})
+    return {name: synth_environment(ctx) for name, ctx in MATRIX.items()}
 
 
 # ------------------------------------------------------------------------- cfn-lint
@@ -115,29 +102,204 @@ def test_cfn_lint_catches_an_error_it_should():
 
 
 # ------------------------------------------------------------------------- cdk-nag
+# cdk-nag 3 is a policy-validation plugin: it runs at app.synth(), after the templates are
+# written, whatever builtin_cloud_formation_validation says (that switch only drops CDK's own
+# CloudFormation checks, as in conftest.synth_environment). Its findings, and the ones our
+# acknowledgements hid, are in the cloud assembly's validation-report.json; synth stops with
+# ValidationFailed while any error is left.
+
+PACK = "AwsSolutions"
 
 
-def _nag(synth: Synth, finder: str):
-    return getattr(Annotations.from_stack(synth.stack), finder)(
-        "*", Match.string_like_regexp("AwsSolutions-")
-    )
+@dataclass(frozen=True)
+class NagRun:
+    app: cdk.App
+    report: dict
+    #: The ValidationFailed message, or None when synth passed.
+    failure: str | None
+
+    def plugin(self) -> dict:
+        reports = [r for r in self.report.get("pluginReports", []) if r["pluginName"] == PACK]
+        assert len(reports) == 1, (
+            f"{PACK} ran once: {[r['pluginName'] for r in self.report['pluginReports']]}"
+        )
+        return reports[0]
+
+    def findings(self, severity: str = "error") -> list[str]:
+        """Unacknowledged findings, one line each: ``rule at construct path``."""
+        return [
+            f"{v['ruleName']} at {c['constructPath']}"
+            for v in self.plugin().get("violations", [])
+            if v["severity"] == severity
+            for c in v["violatingConstructs"]
+        ]
+
+    def acknowledged(self) -> list[dict]:
+        return list(self.plugin().get("suppressedViolations") or [])
+
+
+def _run_nag(app: cdk.App) -> NagRun:
+    """Registers the AwsSolutions pack on ``app`` as cdk-nag 3 documents, synthesizes, and
+    reads the validation report."""
+    import cdk_nag
+
+    cdk.Validations.of(app).add_plugins(cdk_nag.AwsSolutionsChecks(app))
+    failure = None
+    try:
+        app.synth()
+    except RuntimeError as err:  # jsii's form of aws-cdk-lib's ValidationError
+        assert "ValidationFailed" in str(err), err
+        failure = str(err)
+    report = json.loads((Path(app.outdir) / "validation-report.json").read_text())
+    return NagRun(app, report, failure)
+
+
+def _nag_environment(context: dict, outdir: Path) -> NagRun:
+    base = json.loads((REPO / "cdk.json").read_text())["context"] | context
+    app = cdk.App(context=base, outdir=str(outdir), builtin_cloud_formation_validation=False)
+    build_app(app)
+    return _run_nag(app)
+
+
+@pytest.fixture(scope="module")
+def nag_runs(tmp_path_factory):
+    return {
+        "default": _nag_environment({}, tmp_path_factory.mktemp("nag-default")),
+        "largest": _nag_environment(MATRIX["largest"], tmp_path_factory.mktemp("nag-largest")),
+    }
+
+
+def _recorded_acknowledgements(app: cdk.App) -> list[tuple[str, str, str]]:
+    """(construct path, acknowledgement id, reason) for every acknowledgement in the tree."""
+    key = cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    return [
+        (construct.node.path, ack_id, reason)
+        for construct in app.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == key
+        for ack_id, reason in entry.data.items()
+    ]
 
 
 @pytest.mark.parametrize("which", ["default", "largest"])
-def test_cdk_nag_aws_solutions_has_no_unsuppressed_error(which, default_with_nag, matrix):
-    synth = default_with_nag if which == "default" else matrix["largest"]
-    errors = [f"{e.id}: {e.entry.data}" for e in _nag(synth, "find_error")]
-    assert errors == []
-    suppressed = list(
-        Annotations.from_stack(synth.stack).find_info("*", Match.string_like_regexp("CdkNagSuppression"))
+def test_cdk_nag_aws_solutions_leaves_no_unacknowledged_error(nag_runs, which):
+    # GIVEN the app with cdk-nag's AwsSolutions pack registered
+    run = nag_runs[which]
+    # THEN synth passed and the report lists no error left
+    assert run.findings("error") == [], "unacknowledged AwsSolutions errors:\n" + "\n".join(
+        run.findings("error")
     )
-    assert suppressed, "the pack ran: suppressed findings are logged"
+    assert run.failure is None
+    # AND the pack did run: our acknowledged findings are in its report
+    assert run.acknowledged(), "the pack ran and found the findings we acknowledge"
 
 
-def test_every_nag_suppression_has_a_reason(default_with_nag):
-    for resource in default_with_nag.all_resources.values():
-        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
-            assert len(rule["reason"]) >= 40, rule
+def test_every_nag_acknowledgement_has_a_reason_on_the_resource_it_concerns(nag_runs):
+    run = nag_runs["default"]
+    acknowledged = run.acknowledged()
+    assert len(acknowledged) >= 20
+    for finding in acknowledged:
+        # the id a user sees in the report, the pack's prefix and the exact finding
+        assert finding["acknowledgedId"] == f"{PACK}::{finding['ruleName']}", finding
+        assert len(finding.get("reason") or "") >= 40, finding
+        # acknowledged on the CloudFormation resource itself, not on a stack or a parent
+        paths = {c["constructPath"] for c in finding["violatingConstructs"]}
+        assert paths == {finding["acknowledgedAt"]}, finding
+        assert finding["acknowledgedAt"].endswith("/Resource"), finding
+
+
+def test_every_nag_acknowledgement_matches_a_finding(nag_runs):
+    """No stale acknowledgement: each one the library records hides a finding the pack made."""
+    run = nag_runs["default"]
+    used = {(f["acknowledgedAt"], f["acknowledgedId"]) for f in run.acknowledged()}
+    recorded = [
+        (path, ack_id)
+        for path, ack_id, _ in _recorded_acknowledgements(run.app)
+        if ack_id.startswith(f"{PACK}::")
+    ]
+    assert recorded, "the library records acknowledgements"
+    assert [r for r in recorded if r not in used] == []
+
+
+def _wildcard_stack(tmp_path: Path) -> tuple[cdk.App, iam.CfnPolicy]:
+    app = cdk.App(outdir=str(tmp_path), builtin_cloud_formation_validation=False)
+    stack = cdk.Stack(app, "Tiny")
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    role.add_to_policy(iam.PolicyStatement(actions=["*"], resources=["*"]))
+    policy = role.node.find_child("DefaultPolicy").node.default_child
+    assert isinstance(policy, iam.CfnPolicy)
+    return app, policy
+
+
+def test_the_nag_pack_reports_a_wildcard_policy(tmp_path):
+    # GIVEN a tiny stack with an IAM role allowed every action on every resource
+    app, _ = _wildcard_stack(tmp_path)
+    # WHEN the AwsSolutions pack runs
+    run = _run_nag(app)
+    # THEN synth fails and the report names both findings on the policy
+    assert run.failure is not None
+    assert set(run.findings("error")) == {
+        "AwsSolutions-IAM5[Action::*] at Tiny/Role/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::*] at Tiny/Role/DefaultPolicy/Resource",
+    }
+
+
+def test_suppress_acknowledges_exactly_the_findings_named(tmp_path):
+    # GIVEN the wildcard policy, one finding named and one matched by a regex
+    app, policy = _wildcard_stack(tmp_path)
+    suppress(policy, "AwsSolutions-IAM5", "x" * 40 + " (test: the action wildcard)", ["Action::*"])
+    # WHEN the pack runs
+    run = _run_nag(app)
+    # THEN only the other finding is left
+    assert run.findings("error") == ["AwsSolutions-IAM5[Resource::*] at Tiny/Role/DefaultPolicy/Resource"]
+    assert [f["acknowledgedId"] for f in run.acknowledged()] == ["AwsSolutions::AwsSolutions-IAM5[Action::*]"]
+
+
+def test_suppress_expands_a_regex_over_the_resource_findings_at_synth(tmp_path):
+    app, policy = _wildcard_stack(tmp_path)
+    suppress(policy, "AwsSolutions-IAM5", "y" * 40 + " (test: regex)", [{"regex": "/^Resource::\\*$/"}])
+    run = _run_nag(app)
+    assert run.findings("error") == ["AwsSolutions-IAM5[Action::*] at Tiny/Role/DefaultPolicy/Resource"]
+    assert [f["acknowledgedId"] for f in run.acknowledged()] == [
+        "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
+    ]
+
+
+def test_suppress_refuses_a_regex_for_a_rule_without_findings():
+    stack = cdk.Stack(cdk.App(), "Tiny")
+    topic = sns.Topic(stack, "Topic")
+    with pytest.raises(ValueError, match="applies_to regex for AwsSolutions-SNS3"):
+        suppress(topic, "AwsSolutions-SNS3", "z" * 40, [{"regex": "/./"}])
+
+
+class _ClusterStandIn(Construct):
+    """What suppress_cluster_findings reads of an aws_eks_v2 Cluster here: ``vpc``."""
+
+    def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc) -> None:
+        super().__init__(scope, id)
+        self.vpc = vpc
+
+
+@pytest.mark.parametrize("own_vpc", [True, False])
+def test_endpoint_security_groups_are_acknowledged_only_in_our_own_vpc(tmp_path, own_vpc):
+    # GIVEN an interface endpoint in a VPC made next to the cluster, or in a user's VPC
+    app = cdk.App(outdir=str(tmp_path), builtin_cloud_formation_validation=False)
+    stack = cdk.Stack(app, "Tiny")
+    environment = Construct(stack, "Environment")
+    vpc = ec2.Vpc(environment if own_vpc else stack, "Vpc", max_azs=1, nat_gateways=0)
+    vpc.add_interface_endpoint("Sts", service=ec2.InterfaceVpcEndpointAwsService.STS)
+    # WHEN the cluster's findings are acknowledged
+    suppress_cluster_findings(_ClusterStandIn(environment, "Cluster", vpc=vpc))
+    run = _run_nag(app)
+    # THEN the endpoint's EC23 finding (ingress from the VPC CIDR) is acknowledged only in ours
+    sg = f"{vpc.node.path}/Sts/SecurityGroup/Resource"
+    ec23 = [f for f in run.acknowledged() if f["ruleName"] == "AwsSolutions-EC23"]
+    if own_vpc:
+        assert [f["acknowledgedAt"] for f in ec23] == [sg]
+        assert f"AwsSolutions-EC23 at {sg}" not in run.findings("error")
+    else:
+        assert ec23 == []
+        assert f"AwsSolutions-EC23 at {sg}" in run.findings("error")
 
 
 # ------------------------------------------------------------------------- determinism
