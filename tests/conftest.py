@@ -26,11 +26,6 @@ if _venv_node.exists():
     os.environ.setdefault("JSII_NODE", str(_venv_node))
     os.environ["PATH"] = f"{_venv_node.parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
-# Generated charts go to a per-session cache, not the user's home.
-os.environ.setdefault(
-    "EKS_ULTRASERVER_CACHE_DIR",
-    str(Path(os.environ.get("TMPDIR", "/tmp")) / f"eks-ultraserver-test-cache-{os.getpid()}"),
-)
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 

@@ -4,10 +4,13 @@ MPI operator chart asset, switching through cdk.json context, and refusals."""
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_eks_v2 as eks
+from aws_cdk.assertions import Annotations, Match
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
 from constructs import Dependable
@@ -32,8 +35,8 @@ SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
 MPI_MANIFEST = str(PACKAGED_UPSTREAM / f"mpi-operator-{MPI_OPERATOR.version}.yaml")
 
 
-def _stack(version: str = "1.35"):
-    app = cdk.App()
+def _stack(version: str = "1.35", context: dict | None = None):
+    app = cdk.App(context=context)
     stack = cdk.Stack(app, "Test", env=cdk.Environment(account=ACCOUNT, region=REGION))
     cluster = eks.Cluster(
         stack,
@@ -76,7 +79,7 @@ def _release(tpl, construct_id):
 
 
 @pytest.fixture(scope="module")
-def default(tmp_path_factory):
+def default():
     """GIVEN the default context (no add-on keys) and system nodes WHEN synthesized once."""
     stack, cluster = _stack()
     config = _context()
@@ -87,13 +90,12 @@ def default(tmp_path_factory):
         addons=config.addons,
         kubernetes_version=config.kubernetes_version,
         system_node_selector=SYSTEM,
-        cache_dir=tmp_path_factory.mktemp("cache"),
     )
     return addons, template_of(stack).to_json()
 
 
 @pytest.fixture(scope="module")
-def switched(tmp_path_factory):
+def switched():
     """GIVEN -c draDriverLine=nvidia-dra-driver-gpu -c efaMode=dranet, a GPU Operator version
     and a value override, on Kubernetes 1.34, without a system selector WHEN synthesized."""
     stack, cluster = _stack("1.34")
@@ -110,7 +112,6 @@ def switched(tmp_path_factory):
         cluster=cluster,
         addons=config.addons,
         kubernetes_version=config.kubernetes_version,
-        cache_dir=tmp_path_factory.mktemp("cache"),
     )
     return addons, template_of(stack).to_json()
 
@@ -178,6 +179,44 @@ def test_mpi_chart_asset_hash_is_stable_between_synths(default, switched):
     )
 
 
+def test_mpi_chart_deploys_the_crd_as_a_template_helm_upgrades(default):
+    addons, _ = default
+    chart = addons.mpi_operator_chart
+    assert chart.release.version == MPI_OPERATOR.version
+    assert "templates/00-customresourcedefinition-mpijobs.kubeflow.org.yaml" in chart.files
+    assert not [f for f in chart.files if f.startswith("crds/")], "Helm never upgrades crds/"
+
+
+def test_synth_writes_nothing_in_a_home_or_cache_directory(tmp_path, monkeypatch):
+    # GIVEN an empty home and cache directory, and no cache setting
+    home, cache = tmp_path / "home", tmp_path / "xdg-cache"
+    home.mkdir()
+    cache.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.delenv("EKS_ULTRASERVER_CACHE_DIR", raising=False)
+    # WHEN the add-ons are planned and synthesized
+    stack, cluster = _stack()
+    addons = GpuPlatformAddons(stack, "Addons", cluster=cluster, kubernetes_version="1.35")
+    props, _ = _release(template_of(stack).to_json(), "AddonsMpiOperator")
+    # THEN the chart asset exists, from a temporary directory, and nothing was written there
+    assert props["ChartAssetURL"].startswith("s3://")
+    assert addons.mpi_operator_chart.path.is_dir()
+    assert Path(tempfile.gettempdir()) in addons.mpi_operator_chart.path.parents
+    assert list(home.rglob("*")) == [] and list(cache.rglob("*")) == []
+
+
+def test_warns_that_an_unstaged_chart_asset_cannot_be_deployed():
+    # GIVEN cdk synth --no-staging (the CLI sets this context key)
+    stack, cluster = _stack(context={"aws:cdk:disable-asset-staging": True})
+    # WHEN the add-ons are added THEN the user learns the assembly points at a temporary
+    # directory that is gone once synth ends
+    GpuPlatformAddons(stack, "Addons", cluster=cluster, kubernetes_version="1.35")
+    Annotations.from_stack(stack).has_warning(
+        "/Test/Addons", Match.string_like_regexp("Asset staging is disabled .* cannot be deployed")
+    )
+
+
 def test_install_order_dra_driver_after_gpu_operator(default):
     _, tpl = default
     helm_ids = set(_helm_releases(tpl))
@@ -220,7 +259,7 @@ def test_attributes_expose_each_release_and_a_ready_dependable(default):
     assert sorted(r.node.path for r in roots) == sorted(c.node.path for c in addons.charts.values())
 
 
-def test_a_workload_can_depend_on_every_add_on(tmp_path):
+def test_a_workload_can_depend_on_every_add_on():
     # GIVEN a manifest that depends on `ready` WHEN synthesized THEN it waits for all four
     stack, cluster = _stack()
     addons = GpuPlatformAddons(
@@ -229,7 +268,6 @@ def test_a_workload_can_depend_on_every_add_on(tmp_path):
         cluster=cluster,
         kubernetes_version="1.35",
         mpi_operator_manifest=MPI_MANIFEST,
-        cache_dir=tmp_path,
     )
     workload = cluster.add_manifest(
         "Workload", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}}
@@ -304,19 +342,17 @@ def test_every_problem_is_reported_at_once_and_nothing_is_built(unsynthesized, t
     assert stack.node.try_find_child("Bad") is None
 
 
-def test_refuses_settings_for_both_efa_components(unsynthesized, tmp_path):
+def test_refuses_settings_for_both_efa_components(unsynthesized):
     stack, cluster = unsynthesized
     config = AddonsConfig(values={"dranet": {"verbosity": 2}}, mpi_operator_manifest=MPI_MANIFEST)
     with pytest.raises(
         ConfigurationError,
         match=r"addonValues\.dranet: given, but efaMode is 'device-plugin'.*never run together",
     ):
-        GpuPlatformAddons(
-            stack, "Both", cluster=cluster, addons=config, kubernetes_version="1.35", cache_dir=tmp_path
-        )
+        GpuPlatformAddons(stack, "Both", cluster=cluster, addons=config, kubernetes_version="1.35")
 
 
-def test_refuses_cdk_tokens_in_values(unsynthesized, tmp_path):
+def test_refuses_cdk_tokens_in_values(unsynthesized):
     stack, cluster = unsynthesized
     config = AddonsConfig(
         values={"gpuOperator": {"operator": {"annotations": {"arn": cluster.cluster_arn}}}},
@@ -326,12 +362,10 @@ def test_refuses_cdk_tokens_in_values(unsynthesized, tmp_path):
         ConfigurationError,
         match=r"addonValues\.gpuOperator\.operator\.annotations\.arn: CDK tokens are not supported",
     ):
-        GpuPlatformAddons(
-            stack, "Tokens", cluster=cluster, addons=config, kubernetes_version="1.35", cache_dir=tmp_path
-        )
+        GpuPlatformAddons(stack, "Tokens", cluster=cluster, addons=config, kubernetes_version="1.35")
 
 
-def test_refuses_a_bad_system_selector_once(unsynthesized, tmp_path):
+def test_refuses_a_bad_system_selector_once(unsynthesized):
     stack, cluster = unsynthesized
     with pytest.raises(ConfigurationError) as err:
         GpuPlatformAddons(
@@ -341,7 +375,6 @@ def test_refuses_a_bad_system_selector_once(unsynthesized, tmp_path):
             kubernetes_version="1.35",
             system_node_selector={"role": "not a label value!"},
             mpi_operator_manifest=MPI_MANIFEST,
-            cache_dir=tmp_path,
         )
     # every builder checks the selector; the construct reports the problem once
     assert err.value.problems == (

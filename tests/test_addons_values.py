@@ -3,18 +3,28 @@ guide's settings, every refusal, and the generated MPI operator chart. No CDK, n
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
+import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from eks_ultraserver.charts.dra_driver import DraDriverValues
+from eks_ultraserver.charts.dra_driver import contradiction_problems as dra_contradiction_problems
 from eks_ultraserver.charts.efa import DranetValues, EfaDevicePluginValues
-from eks_ultraserver.charts.gpu_operator import GPU_OPERATOR_SUBCHART_KEYS, GpuOperatorValues
+from eks_ultraserver.charts.gpu_operator import (
+    GDRCOPY_ENV,
+    GPU_OPERATOR_SUBCHART_KEYS,
+    PLATFORM_CONTRADICTIONS,
+    GpuOperatorValues,
+)
 from eks_ultraserver.charts.helm_values import deep_merge, unknown_keys
 from eks_ultraserver.charts.mpi_operator import (
     CHART_VALUES,
@@ -37,6 +47,7 @@ from eks_ultraserver.versions import (
     DRANET,
     EFA_DEVICE_PLUGIN,
     GPU_OPERATOR,
+    GPU_OPERATOR_DEVICE_PLUGIN,
     MPI_OPERATOR,
 )
 
@@ -46,14 +57,17 @@ SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
 CRITICAL = [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
 #: The release manifest the library ships and pins.
 MPI_MANIFEST = PACKAGED_UPSTREAM / f"mpi-operator-{MPI_OPERATOR.version}.yaml"
+#: The release pinned before (test data only), with its SHA-256 (tests/third_party/README.md).
+MPI_MANIFEST_V070 = UPSTREAM / "mpi-operator-v0.7.0.yaml"
+MPI_V070 = "v0.7.0@sha256:507d5dc8e12bcef43be5b9c89bc93c450581fedb316c62282d7831720ef7b5c4"
+CRD_TEMPLATE = "templates/00-customresourcedefinition-mpijobs.kubeflow.org.yaml"
+KEEP = "    helm.sh/resource-policy: keep\n"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 @pytest.fixture(scope="module")
-def mpi_chart(tmp_path_factory):
-    return write_chart(
-        MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve(), cache_dir=tmp_path_factory.mktemp("cache")
-    )
+def mpi_chart():
+    return write_chart(MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve())
 
 
 def upstream_values(name: str) -> dict:
@@ -151,6 +165,11 @@ KEY_CASES = {
         "gpu-operator-values-v25.3.4.yaml",
         GPU_OPERATOR_SUBCHART_KEYS,
     ),
+    "gpu-operator-v25.10.1": (
+        lambda: _gpu(version="v25.10.1"),
+        "gpu-operator-values-v25.10.1.yaml",
+        GPU_OPERATOR_SUBCHART_KEYS,
+    ),
     "gpu-operator-v26.7.0-without-dra-chart": (
         lambda: _gpu(version="v26.7.0", with_dra_driver_chart=False),
         "gpu-operator-values-v26.7.0.yaml",
@@ -194,7 +213,9 @@ def test_gpu_operator_values_are_the_eks_guide_values():
     # ml-eks-nvidia-ultraserver, gpu-operator-values.yaml
     assert values["driver"] == {"enabled": False}
     assert values["toolkit"] == {"enabled": False}
-    assert values["devicePlugin"] == {"enabled": True}
+    assert values["cdi"] == {"enabled": False}
+    assert values["devicePlugin"] == {"enabled": True, "env": [GDRCOPY_ENV]}
+    assert values["ccManager"] == {"enabled": False}
     assert values["nfd"] == {"enabled": True}
     assert values["gfd"] == {"enabled": True}
     assert values["migManager"] == {"enabled": False}
@@ -293,6 +314,50 @@ def test_deep_merge_does_not_share_structure():
     assert base == {"a": {"b": [1]}}
 
 
+def test_pinned_gpu_operator_is_v26_3_3_with_device_plugin_v0_19_3():
+    # GIVEN the pin WHEN read THEN v26.3.3, whose device plugin reverted the MOFED default
+    assert GPU_OPERATOR.version == "v26.3.3" and GPU_OPERATOR.app_version == "v26.3.3"
+    built = GpuOperatorValues()
+    assert built.chart.version == "v26.3.3"
+    assert built.device_plugin_version == "v0.19.3" == GPU_OPERATOR.extra["device_plugin"]
+
+
+@pytest.mark.parametrize("version", sorted(GPU_OPERATOR_DEVICE_PLUGIN))
+def test_device_plugin_map_agrees_with_each_charts_values(version):
+    # GIVEN a GPU Operator version the library knows WHEN its values.yaml is read THEN the
+    # device plugin it deploys is the one the map (and so the EFA refusal) assumes
+    defaults = upstream_values(f"gpu-operator-values-{version}.yaml")
+    assert defaults["devicePlugin"]["version"] == GPU_OPERATOR_DEVICE_PLUGIN[version]
+
+
+def test_cdi_is_set_off_although_the_pinned_chart_defaults_it_on():
+    # GIVEN v26.3.3, whose chart turns CDI on, and v25.3.4 (the EKS guide's), where it is off
+    assert upstream_values(f"gpu-operator-values-{GPU_OPERATOR.version}.yaml")["cdi"]["enabled"] is True
+    assert upstream_values("gpu-operator-values-v25.3.4.yaml")["cdi"]["enabled"] is False
+    # WHEN the library's values are built THEN CDI is off explicitly, as the guide ran it
+    for version in ("v25.3.4", "v25.10.1", GPU_OPERATOR.version):
+        assert GpuOperatorValues(version=version).values()["cdi"] == {"enabled": False}
+
+
+def test_device_plugin_hands_gdrcopy_to_gpu_pods_and_keeps_it_with_a_version_override():
+    # GIVEN v26.3.3's device plugin, which passes /dev/gdrdrv only with GDRCOPY_ENABLED
+    assert upstream_values(f"gpu-operator-values-{GPU_OPERATOR.version}.yaml")["devicePlugin"]["env"] == []
+    # WHEN the values are built (also with a user's device plugin version)
+    plain = GpuOperatorValues().values()["devicePlugin"]
+    pinned = GpuOperatorValues(extra_values={"devicePlugin": {"version": "v0.19.3"}}).values()["devicePlugin"]
+    # THEN the plugin runs with GDRCOPY_ENABLED=true
+    assert {"name": "GDRCOPY_ENABLED", "value": "true"} in plain["env"]
+    assert pinned == {"enabled": True, "env": [GDRCOPY_ENV], "version": "v0.19.3"}
+
+
+def test_confidential_computing_manager_is_off():
+    # GIVEN v26.3.3, which turns the CC manager on with defaultMode on
+    upstream = upstream_values(f"gpu-operator-values-{GPU_OPERATOR.version}.yaml")["ccManager"]
+    assert upstream["enabled"] is True and upstream["defaultMode"] == "on"
+    # THEN the library turns it off
+    assert GpuOperatorValues().values()["ccManager"] == {"enabled": False}
+
+
 def test_version_override_of_the_gpu_operator():
     built = GpuOperatorValues(version="v25.3.4")
     assert built.chart.version == "v25.3.4" and built.chart.chart == "gpu-operator"
@@ -350,6 +415,52 @@ def test_gpu_operator_26_7_values_have_no_key_that_drops_the_compute_domain_crd(
         "operator.cleanupCRD",
         "operator.upgradeCRD",
     ]
+
+
+@pytest.mark.parametrize(("key", "refused", "why", "source"), PLATFORM_CONTRADICTIONS)
+def test_refuses_gpu_operator_values_that_contradict_the_platform(key, refused, why, source):
+    # GIVEN addonValues setting the key to the refused value (as JSON true and as "true")
+    first, second = key.split(".")
+    for given in (refused, str(refused).lower()):
+        # WHEN the values are built THEN one error names the key, the value, why and the source
+        with pytest.raises(ConfigurationError) as err:
+            GpuOperatorValues(extra_values={first: {second: given}})
+        (problem,) = err.value.problems
+        assert problem.startswith(f"addonValues.gpuOperator.{key}: {given!r} contradicts the platform")
+        assert why in problem and source in problem
+    # the library's own value is accepted
+    assert (
+        GpuOperatorValues(extra_values={first: {second: not refused}}).values()[first][second] is not refused
+    )
+
+
+def test_every_contradiction_is_reported_at_once():
+    extra = {"driver": {"enabled": True}, "toolkit": {"enabled": True}, "migManager": {"enabled": True}}
+    with pytest.raises(ConfigurationError) as err:
+        GpuOperatorValues(extra_values=extra)
+    assert len(err.value.problems) == 3
+    assert "amazon-eks-ami #1817" in str(err.value) and "MIG is not supported with CDMM" in str(err.value)
+
+
+def test_refuses_dra_gpu_allocation_without_the_override():
+    # GIVEN resources.gpus.enabled=true alone (the chart's templates then refuse to render)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"addonValues\.draDriver\.resources\.gpus\.enabled: True without "
+        r"addonValues\.draDriver\.gpuResourcesEnabledOverride: true: the chart refuses to render",
+    ):
+        DraDriverValues(extra_values={"resources": {"gpus": {"enabled": True}}})
+    # WHEN the override is set too THEN it is the user's explicit choice, accepted
+    both = {"resources": {"gpus": {"enabled": "true"}}, "gpuResourcesEnabledOverride": True}
+    assert DraDriverValues(extra_values=both).values()["resources"]["gpus"] == {"enabled": "true"}
+    assert dra_contradiction_problems({"resources": {"gpus": {"enabled": False}}}) == []
+
+
+def test_refuses_dra_without_compute_domains():
+    with pytest.raises(
+        ConfigurationError, match=r"resources\.computeDomains\.enabled: False contradicts the platform"
+    ):
+        DraDriverValues(extra_values={"resources": {"computeDomains": {"enabled": False}}})
 
 
 def test_refuses_a_gpu_operator_older_than_the_guide():
@@ -440,7 +551,9 @@ def test_missing_local_manifest_is_refused(tmp_path):
 
 
 def test_mpi_version_override_needs_a_checksum():
-    with pytest.raises(ConfigurationError, match=r"'v0\.9\.0' has no checksum.*v0\.9\.0@sha256:<64 hex digits>"):
+    with pytest.raises(
+        ConfigurationError, match=r"'v0\.9\.0' has no checksum.*v0\.9\.0@sha256:<64 hex digits>"
+    ):
         MpiOperatorRelease.resolve("v0.9.0")
     with pytest.raises(ConfigurationError, match=r"is not a SHA-256"):
         MpiOperatorRelease.resolve("v0.9.0@sha256:abc")
@@ -477,29 +590,96 @@ def render(template: str, values: dict) -> str:
     return rendered.replace('{{ "{{" }}', "{{")
 
 
-def test_chart_has_the_crd_in_crds_verbatim_and_no_namespace_document(mpi_chart):
-    assert mpi_chart.namespace == "mpi-operator" == MPI_OPERATOR.namespace
-    crds = [f for f in mpi_chart.files if f.startswith("crds/")]
-    assert crds == ["crds/mpijobs.kubeflow.org.yaml"]
-    # the CRD document of the release manifest, unchanged
-    (crd_text,) = [
-        d for d in MPI_MANIFEST.read_text().split("\n---\n") if "kind: CustomResourceDefinition" in d
-    ]
-    assert (mpi_chart.path / crds[0]).read_text().strip() == crd_text.strip()
-    docs = [
-        yaml.safe_load(render((mpi_chart.path / f).read_text(), CHART_VALUES))
-        for f in mpi_chart.files
+def crd_document(manifest: Path) -> str:
+    """The CustomResourceDefinition document of a release manifest, as upstream wrote it."""
+    (crd,) = [d for d in manifest.read_text().split("\n---\n") if "kind: CustomResourceDefinition" in d]
+    return crd.strip("\n") + "\n"
+
+
+def rendered(chart, values: dict | None = None) -> dict[str, str]:
+    """Each template of a generated chart as Helm renders it, by file name."""
+    return {
+        f: render((chart.path / f).read_text(), CHART_VALUES if values is None else values)
+        for f in chart.files
         if f.startswith("templates/")
-    ]
-    assert sorted(d["kind"] for d in docs) == [
+    }
+
+
+def test_chart_has_the_crd_as_a_template_and_no_namespace_document(mpi_chart):
+    # GIVEN the chart generated from the pinned manifest
+    assert mpi_chart.namespace == "mpi-operator" == MPI_OPERATOR.namespace
+    # THEN nothing is in crds/ (Helm never upgrades those) and the CRD is a template
+    assert not [f for f in mpi_chart.files if f.startswith("crds/")]
+    crd = rendered(mpi_chart)[CRD_TEMPLATE]
+    # which renders to the manifest's CRD document, with one line added: the keep policy
+    upstream = crd_document(MPI_MANIFEST)
+    assert crd.count(KEEP) == 1
+    assert crd.replace(KEEP, "", 1) == upstream
+    expected = yaml.load(upstream, Loader=yaml.CSafeLoader)
+    expected["metadata"]["annotations"]["helm.sh/resource-policy"] = "keep"
+    assert yaml.load(crd, Loader=yaml.CSafeLoader) == expected
+    assert sorted(yaml.safe_load(text)["kind"] for text in rendered(mpi_chart).values()) == [
         "ClusterRole",
         "ClusterRole",
         "ClusterRole",
         "ClusterRole",
         "ClusterRoleBinding",
+        "CustomResourceDefinition",
         "Deployment",
         "ServiceAccount",
     ]
+
+
+def test_upgrading_from_v070_changes_the_crd_helm_deploys(mpi_chart):
+    # GIVEN the chart of the release pinned before (from the verbatim v0.7.0 manifest)
+    old_release = MpiOperatorRelease.resolve(MPI_V070)
+    old = write_chart(load_manifest(old_release, local_path=MPI_MANIFEST_V070), old_release)
+    # WHEN it is replaced by the pinned v0.8.0 chart (a helm upgrade of the same release)
+    assert yaml.safe_load((old.path / "Chart.yaml").read_text())["version"] == "0.7.0"
+    assert old.path != mpi_chart.path
+    before, after = rendered(old), rendered(mpi_chart)
+    # THEN both deploy the CRD as a template, and the upgrade carries the new schema:
+    # v0.8.0 adds the pod template's workloadRef (Kubernetes 1.35 core types)
+    assert not [f for f in old.files + mpi_chart.files if f.startswith("crds/")]
+    assert before[CRD_TEMPLATE] != after[CRD_TEMPLATE]
+    assert "workloadRef:" not in before[CRD_TEMPLATE] and "workloadRef:" in after[CRD_TEMPLATE]
+    assert before[CRD_TEMPLATE].replace(KEEP, "", 1) == crd_document(MPI_MANIFEST_V070)
+    worker = yaml.load(after[CRD_TEMPLATE], Loader=yaml.CSafeLoader)["spec"]["versions"][0]["schema"][
+        "openAPIV3Schema"
+    ]["properties"]["spec"]["properties"]["mpiReplicaSpecs"]["additionalProperties"]["properties"]["template"]
+    assert worker["properties"]["spec"]["properties"]["workloadRef"]["required"] == ["name", "podGroup"]
+
+
+def test_helm_release_secret_stays_well_under_the_kubernetes_limit(mpi_chart):
+    # GIVEN the release record Helm stores for this chart (pkg/release/v1: the chart with
+    # its templates as base64, the values and the rendered manifest), estimated here
+    templates = [
+        {"name": f, "data": base64.b64encode((mpi_chart.path / f).read_bytes()).decode()}
+        for f in mpi_chart.files
+        if f.startswith("templates/")
+    ]
+    manifest = "".join(
+        f"---\n# Source: mpi-operator/{name}\n{text}" for name, text in sorted(rendered(mpi_chart).items())
+    )
+    release = {
+        "name": "mpi-operator",
+        "chart": {
+            "metadata": yaml.safe_load((mpi_chart.path / "Chart.yaml").read_text()),
+            "templates": templates,
+            "values": CHART_VALUES,
+            "files": [],
+        },
+        "config": MpiOperatorValues(system_node_selector=SYSTEM).values(),
+        "manifest": manifest,
+        "version": 1,
+        "namespace": mpi_chart.namespace,
+    }
+    # WHEN encoded as Helm's Secret driver does (JSON, gzip BestCompression, base64)
+    stored = base64.b64encode(gzip.compress(json.dumps(release).encode(), compresslevel=9, mtime=0))
+    # THEN it holds the CRD twice yet stays under 90 % of a Secret's 1 MiB (Helm v4.1.4
+    # measured 272,756 bytes; see the module docstring)
+    assert len(release["manifest"]) > 650_000
+    assert 200_000 < len(stored) < 0.9 * 1024 * 1024
 
 
 def test_chart_yaml_names_the_release(mpi_chart):
@@ -523,22 +703,47 @@ def test_rendered_deployment_is_scheduled_by_values(mpi_chart):
     assert "nodeSelector" not in yaml.safe_load(render(template, CHART_VALUES))["spec"]["template"]["spec"]
 
 
-def test_chart_is_byte_for_byte_deterministic(mpi_chart, tmp_path):
-    # GIVEN the same manifest written into another cache WHEN compared THEN same name and bytes
-    again = write_chart(MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve(), cache_dir=tmp_path)
-    assert again.path.name == mpi_chart.path.name
-    assert again.files == mpi_chart.files
-    for f in mpi_chart.files:
-        assert (again.path / f).read_bytes() == (mpi_chart.path / f).read_bytes()
-        assert (again.path / f).stat().st_mtime == (mpi_chart.path / f).stat().st_mtime == 315532800
-    # written again into the same cache: reused, not rewritten
-    assert (
-        write_chart(MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve(), cache_dir=tmp_path).path
-        == again.path
-    )
+_CHART_LISTING = """
+import hashlib, sys
+from eks_ultraserver.charts.mpi_operator import MpiOperatorRelease, load_manifest, write_chart
+release = MpiOperatorRelease.resolve()
+chart = write_chart(load_manifest(release), release)
+for f in sorted(p for p in chart.path.rglob("*")):
+    s = f.stat()
+    data = hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else "dir"
+    print(f.relative_to(chart.path).as_posix(), oct(s.st_mode), int(s.st_mtime), data)
+print(chart.path)
+"""
 
 
-def test_template_braces_are_escaped_but_crds_left_verbatim():
+def test_chart_is_byte_for_byte_deterministic_across_processes(mpi_chart):
+    # GIVEN the chart written by this process and by two other processes
+    def listing():
+        out = subprocess.run(
+            [sys.executable, "-c", _CHART_LISTING],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout.splitlines()
+        return out[:-1], Path(out[-1])
+
+    (first, first_path), (second, second_path) = listing(), listing()
+    # THEN every file and folder has the same bytes, mode and (fixed) mtime: the S3 asset
+    # hash is the same from one synth to the next
+    assert first == second and len(first) == len(mpi_chart.files) + 1  # + templates/
+    assert {line.split()[0] for line in first} == set(mpi_chart.files) | {"templates"}
+    assert all(line.split()[2] == "315532800" for line in first)
+    # each in a temporary directory of its own, removed when that process exited
+    assert first_path != second_path and first_path.name == second_path.name == mpi_chart.path.name
+    assert not first_path.exists() and not second_path.exists()
+    # in this process the same chart is written once
+    again = write_chart(MPI_MANIFEST.read_bytes(), MpiOperatorRelease.resolve())
+    assert again == mpi_chart
+    assert Path(tempfile.gettempdir()) in mpi_chart.path.parents
+
+
+def test_template_braces_are_escaped_in_every_template_the_crd_included():
     # GIVEN a manifest whose RBAC and CRD text contain "{{"
     manifest = (
         b"---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: mpi-operator\n"
@@ -550,12 +755,58 @@ def test_template_braces_are_escaped_but_crds_left_verbatim():
         b"spec:\n  template:\n    spec:\n      containers:\n      - name: c\n"
     )
     release = MpiOperatorRelease(version="v0.7.0", sha256=hashlib.sha256(manifest).hexdigest(), url="file:")
+    # WHEN turned into a chart
     files, namespace = chart_files(manifest, release)
-    sa = files["templates/00-serviceaccount-mpi-operator.yaml"].decode()
+    # THEN Helm prints every "{{" literally, in the CRD too (now a template)
+    sa = files["templates/01-serviceaccount-mpi-operator.yaml"].decode()
     assert """note: '{{ "{{" }} not a template }}'""" in sa
     assert yaml.safe_load(render(sa, {}))["metadata"]["annotations"]["note"] == "{{ not a template }}"
-    assert "note: '{{ crd }}'" in files["crds/mpijobs.kubeflow.org.yaml"].decode()
+    crd = files["templates/00-customresourcedefinition-mpijobs.kubeflow.org.yaml"].decode()
+    assert """note: '{{ "{{" }} crd }}'""" in crd
+    # and the keep policy joins the CRD's existing annotations
+    assert yaml.safe_load(render(crd, {}))["metadata"]["annotations"] == {
+        "note": "{{ crd }}",
+        "helm.sh/resource-policy": "keep",
+    }
     assert namespace == "mpi-operator"
+    assert not [f for f in files if f.startswith("crds/")]
+
+
+def test_keep_policy_is_added_to_a_crd_without_annotations_or_refused():
+    def manifest(crd: bytes) -> bytes:
+        return (
+            b"---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: mpi-operator\n---\n"
+            + crd
+            + b"---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: mpi-operator\n"
+            b"spec:\n  template:\n    spec:\n      containers:\n      - name: c\n"
+        )
+
+    def release(data: bytes) -> MpiOperatorRelease:
+        return MpiOperatorRelease(version="v0.7.0", sha256=hashlib.sha256(data).hexdigest(), url="file:")
+
+    # GIVEN a CRD without annotations WHEN charted THEN it gets an annotations block
+    plain = manifest(
+        b"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        b"metadata:\n  labels:\n    app: mpi-operator\n  name: mpijobs.kubeflow.org\nspec: {}\n"
+    )
+    files, _ = chart_files(plain, release(plain))
+    crd = yaml.safe_load(files[CRD_TEMPLATE])
+    assert crd["metadata"] == {
+        "annotations": {"helm.sh/resource-policy": "keep"},
+        "labels": {"app": "mpi-operator"},
+        "name": "mpijobs.kubeflow.org",
+    }
+    # GIVEN a CRD written in flow style WHEN charted THEN refused: no line to add it to
+    flow = manifest(
+        b'{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", '
+        b'"metadata": {"name": "mpijobs.kubeflow.org"}}\n'
+    )
+    with pytest.raises(
+        ConfigurationError,
+        match=r"cannot add the annotation helm\.sh/resource-policy: keep to the CustomResourceDefinition "
+        r"'mpijobs\.kubeflow\.org'",
+    ):
+        chart_files(flow, release(flow))
 
 
 def test_manifest_without_a_crd_or_namespace_is_refused():
