@@ -127,3 +127,135 @@ def test_unknown_addon_component_and_bad_email():
     msg = _error(addonVersions='{"gpu-operator": "v1"}', notificationEmail="not-an-address")
     assert "addonVersions: unknown component 'gpu-operator'" in msg
     assert "notificationEmail: 'not-an-address' is not valid" in msg
+
+
+# ---------------------------------------------------------------- publicAccessCidrs
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["203.0.113.0/24", "198.51.100.7/32"],
+        '["203.0.113.0/24", "198.51.100.7/32"]',  # -c JSON text
+        "203.0.113.0/24,198.51.100.7/32",  # -c comma-separated
+    ],
+)
+def test_public_access_cidrs(given):
+    config = _config(publicAccessCidrs=given)
+    assert config.public_access_cidrs == ("203.0.113.0/24", "198.51.100.7/32")
+
+
+def test_public_access_cidrs_default_is_unset():
+    assert _config().public_access_cidrs is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"publicAccessCidrs": "[]"}, "publicAccessCidrs: the list is empty, so nobody could reach"),
+        (
+            {"publicAccessCidrs": ["203.0.113.0/33"]},
+            r"publicAccessCidrs\[0\]: '203.0.113.0/33' is not an IPv4 CIDR",
+        ),
+        (
+            {"publicAccessCidrs": ["203.0.113.5"]},
+            r"publicAccessCidrs\[0\]: '203.0.113.5' is not an IPv4 CIDR block",
+        ),
+        (
+            {"publicAccessCidrs": ["203.0.113.5/24"]},
+            r"publicAccessCidrs\[0\]: '203.0.113.5/24' has host bits set; write the network, '203.0.113.0/24'",
+        ),
+        ({"publicAccessCidrs": ["2001:db8::/32"]}, "IPv4 clusters accept only IPv4"),
+        ({"publicAccessCidrs": ["10.1.0.0/16"]}, "lies in the private or reserved range 10.0.0.0/8"),
+        ({"publicAccessCidrs": '{"cidr": "203.0.113.0/24"}'}, "publicAccessCidrs: .* is not a list"),
+        (
+            {"publicAccessCidrs": ["203.0.113.0/24"], "endpointAccess": "private"},
+            "publicAccessCidrs: given, but endpointAccess is 'private'",
+        ),
+        (
+            {"publicAccessCidrs": ["203.0.113.0/24"], "endpointAccess": "public"},
+            "use endpointAccess 'public-and-private'",
+        ),
+    ],
+)
+def test_bad_public_access_cidrs(overrides, message):
+    import re
+
+    assert re.search(message, _error(**overrides))
+
+
+# ---------------------------------------------------------------- the table of context keys
+
+
+def test_the_reader_reads_exactly_the_keys_of_the_table():
+    """CONTEXT_KEYS is the one list of keys: the reader reads every key of it (even when
+    unset) and refuses to read one that is not there."""
+    from eks_ultraserver.config import CONTEXT_KEYS
+
+    read: list[str] = []
+
+    def get(key):
+        read.append(key)
+        return BASE.get(key)
+
+    EnvironmentConfig.from_context(get)
+    assert set(read) == set(CONTEXT_KEYS)
+
+
+def test_reading_a_key_missing_from_the_table_is_a_programming_error(monkeypatch):
+    from eks_ultraserver import config
+
+    monkeypatch.setattr(
+        config, "CONTEXT_KEYS", {k: v for k, v in config.CONTEXT_KEYS.items() if k != "efaMode"}
+    )
+    with pytest.raises(KeyError, match="'efaMode' is read but not listed"):
+        _config()
+
+
+def test_readme_documents_every_context_key():
+    from eks_ultraserver.config import CONTEXT_KEYS
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Configuration\n") : readme.index("### Deploy\n")]
+    assert [k for k in CONTEXT_KEYS if f"`{k}`" not in section] == []
+
+
+# ---------------------------------------------------------------- misspelt keys
+
+
+def test_misspelt_keys_name_the_key_they_probably_mean():
+    from eks_ultraserver.config import misspelt_context_keys
+
+    assert misspelt_context_keys(
+        ["kubernetesVerison", "ultraServer", "UltraServers", "vpc", "adminPrincipal", "ultraServers"]
+    ) == {
+        "kubernetesVerison": "kubernetesVersion",
+        "ultraServer": "ultraServers",
+        "UltraServers": "ultraServers",
+        "vpc": "vpcId",
+        "adminPrincipal": "adminPrincipalArn",
+    }
+
+
+def test_cdk_keys_cache_entries_and_far_off_keys_are_not_reported():
+    """Feature flags, toolkit settings, context-provider caches and the library's own
+    reservation lookups are CDK's; a key far from every known key is someone else's (the
+    app's own context, another library): decided not to warn about those."""
+    from eks_ultraserver.config import misspelt_context_keys
+    from eks_ultraserver.constructs.lookups import context_key
+
+    keys = [
+        *(k for k in BASE if k.startswith("@")),
+        "@aws-cdk/core:newStyleStackSynthesis",
+        "aws:cdk:enable-path-metadata",
+        "aws-cdk:enableDiffNoFail",
+        "cdk-default",
+        "acknowledged-issue-numbers",
+        "availability-zones:account=123456789012:region=us-east-1",
+        "ami:account=123456789012:filters.name.0=al2023*:region=us-east-1",
+        context_key(account="123456789012", region="us-east-1", reservation_id=EXAMPLE_RESERVATION_ID),
+        "costCenter",
+        "stage",
+        "teamOwner",
+    ]
+    assert misspelt_context_keys(keys) == {}

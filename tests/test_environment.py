@@ -282,6 +282,8 @@ def test_validation_jobs_deploy_the_same_objects_as_the_manifests_command():
 
     assert sorted(deployed, key=key) == sorted(expected, key=key)
     assert {o["kind"] for o in deployed} >= {"ComputeDomain", "MPIJob", "Pod"}
+    # and, like every release, they are deleted before the add-ons and the system nodes
+    _assert_kubernetes_objects_deleted_before_the_base(synth)
 
 
 def test_capacity_block_events_topic(default_env):
@@ -514,3 +516,230 @@ def test_only_the_zone_subnets_suppress_cfn_lint_w3010(default_env):
     assert len(suppressed) == 1 and "UltraServerSubnet" in suppressed[0]
     findings = lint(json.dumps(default_env.template), config=ManualArgs(regions=["us-east-1"]))
     assert not [m for m in findings if m.rule.id == "W3010"]
+
+
+# ---------------------------------------------------------------- deletion order
+
+
+def _depends_on_closure(template: dict, logical_id: str) -> set[str]:
+    """Every resource ``logical_id`` depends on through DependsOn, directly or not."""
+    resources = template["Resources"]
+    seen: set[str] = set()
+    todo = [logical_id]
+    while todo:
+        deps = resources[todo.pop()].get("DependsOn", [])
+        for dep in [deps] if isinstance(deps, str) else deps:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def _assert_kubernetes_objects_deleted_before_the_base(synth):
+    resources = synth.template["Resources"]
+    addons = [k for k, r in resources.items() if r["Type"] == "AWS::EKS::Addon"]
+    (system,) = [
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::EKS::Nodegroup"
+        and r["Properties"].get("Labels", {}).get("eks-ultraserver.io/node-role") == "system"
+    ]
+    objects = [
+        k
+        for k, r in resources.items()
+        if r["Type"] in ("Custom::AWSCDK-EKS-HelmChart", "Custom::AWSCDK-EKS-KubernetesResource")
+    ]
+    assert len(addons) == 4 and objects
+    for obj in objects:
+        missing = {*addons, system} - _depends_on_closure(synth.template, obj)
+        assert not missing, f"{obj} does not depend on {sorted(missing)}"
+    return objects
+
+
+def test_kubernetes_objects_are_deleted_before_addons_and_system_nodes(default_env):
+    """GIVEN the default environment WHEN the stack is deleted THEN CloudFormation removes
+    every Helm release (helm uninstall runs its hooks on the system nodes, with CoreDNS and
+    pod networking) before the managed add-ons and the system node group: each release
+    depends on each of them."""
+    objects = _assert_kubernetes_objects_deleted_before_the_base(default_env)
+    assert len(objects) == 4  # the GPU platform's releases
+
+
+def test_karpenter_and_nodepools_are_deleted_before_addons_and_system_nodes(capacity_env):
+    """GIVEN burst and reserved capacity (Karpenter's chart and its cdk8s NodePools too)."""
+    objects = _assert_kubernetes_objects_deleted_before_the_base(capacity_env)
+    types = {capacity_env.template["Resources"][k]["Type"] for k in objects}
+    assert types == {"Custom::AWSCDK-EKS-HelmChart", "Custom::AWSCDK-EKS-KubernetesResource"}
+
+
+# ---------------------------------------------------------------- notifications
+
+
+def test_notifications_cover_the_reserved_capacity_blocks_too(capacity_env):
+    """GIVEN an UltraServer and reservedCapacity holding one Capacity Block and two ODCRs
+    WHEN synthesized THEN both rules match the UltraServer's and the reserved Capacity
+    Block's events, and not the ODCRs' (EC2 sends Capacity Block events only)."""
+    rules = [
+        r["Properties"]["EventPattern"]
+        for r in _of_type(capacity_env, "AWS::Events::Rule").values()
+        if "Capacity Block" in json.dumps(r["Properties"]["EventPattern"]["detail-type"])
+    ]
+    assert len(rules) == 2  # Karpenter's interruption rules aside
+    for pattern in rules:
+        assert pattern["detail"]["capacity-reservation-id"] == [
+            "cr-0123456789abcdef0",
+            "cr-0bbbbbbbbbbbbbbb2",
+        ]
+
+
+# ---------------------------------------------------------------- endpoint and admin access
+
+
+@pytest.fixture(scope="module")
+def restricted_env():
+    """GIVEN the public endpoint restricted to one CIDR, an admin principal, a misspelt
+    key, a far-off unknown key and a context-provider cache entry in the context."""
+    return synth_environment(
+        {
+            "publicAccessCidrs": '["203.0.113.0/24", "198.51.100.7/32"]',
+            "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin",
+            "kubernetesVerison": "1.35",
+            "costCenter": "ml-research",
+            "availability-zones:account=123456789012:region=us-east-1": ["us-east-1a"],
+        }
+    )
+
+
+def _warnings(synth) -> list[str]:
+    return [
+        str(m.entry.data) for m in Annotations.from_stack(synth.stack).find_warning("*", Match.any_value())
+    ]
+
+
+def test_public_access_cidrs_restrict_the_public_endpoint(restricted_env):
+    (cluster,) = _of_type(restricted_env, "AWS::EKS::Cluster").values()
+    vpc_config = cluster["Properties"]["ResourcesVpcConfig"]
+    assert vpc_config["EndpointPublicAccess"] is True and vpc_config["EndpointPrivateAccess"] is True
+    assert vpc_config["PublicAccessCidrs"] == ["203.0.113.0/24", "198.51.100.7/32"]
+    assert not [w for w in _warnings(restricted_env) if "every address" in w]
+
+
+def test_an_endpoint_open_to_the_world_and_no_admin_warn(default_env):
+    """GIVEN the shipped cdk.json (public endpoint, no publicAccessCidrs, no
+    adminPrincipalArn) THEN synth warns about both and names the keys to set."""
+    (cluster,) = _of_type(default_env, "AWS::EKS::Cluster").values()
+    assert "PublicAccessCidrs" not in cluster["Properties"]["ResourcesVpcConfig"]
+    warnings = _warnings(default_env)
+    (open_endpoint,) = [w for w in warnings if "every address" in w]
+    assert "0.0.0.0/0" in open_endpoint and "publicAccessCidrs" in open_endpoint
+    (no_admin,) = [w for w in warnings if "No adminPrincipalArn" in w]
+    assert "Set adminPrincipalArn" in no_admin and "admin_principal_arn" in no_admin
+
+
+def test_an_admin_principal_silences_the_admin_warning(restricted_env, three_env):
+    for synth in (restricted_env, three_env):
+        assert not [w for w in _warnings(synth) if "adminPrincipalArn" in w]
+
+
+def _one_ultraserver():
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.model import UltraServerType
+
+    return [
+        UltraServerSpec(
+            capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="a"
+        )
+    ]
+
+
+def test_an_explicit_world_cidr_and_a_private_endpoint():
+    """GIVEN the construct with public_access_cidrs ['0.0.0.0/0'] THEN it still warns; GIVEN
+    a private endpoint THEN no open-endpoint warning."""
+    import aws_cdk as cdk
+
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+
+    for kwargs, open_warnings in (
+        ({"public_access_cidrs": ["0.0.0.0/0"]}, 1),
+        ({"endpoint_access": "private"}, 0),
+    ):
+        stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
+        UltraServerEnvironment(
+            stack, "Env", ultraservers=_one_ultraserver(), availability_zone="us-east-1-dfw-2a", **kwargs
+        )
+        found = Annotations.from_stack(stack).find_warning(
+            "*", Match.string_like_regexp("accepts connections from every address")
+        )
+        assert len(found) == open_warnings, kwargs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"public_access_cidrs": ["203.0.113.0/24"], "endpoint_access": "public"},
+            "public_access_cidrs: restricting the public endpoint needs private access too",
+        ),
+        (
+            {"public_access_cidrs": ["203.0.113.0/24"], "endpoint_access": "private"},
+            "public_access_cidrs: given, but endpoint_access is 'private'",
+        ),
+        ({"public_access_cidrs": []}, "public_access_cidrs: the list is empty"),
+        (
+            {"public_access_cidrs": ["203.0.113.9/24"]},
+            r"public_access_cidrs\[0\]: '203.0.113.9/24' has host bits",
+        ),
+    ],
+)
+def test_bad_public_access_cidrs_stop_the_environment(kwargs, message):
+    import aws_cdk as cdk
+
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+    from eks_ultraserver.model import ConfigurationError
+
+    stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
+    with pytest.raises(ConfigurationError, match=message):
+        UltraServerEnvironment(
+            stack, "Env", ultraservers=_one_ultraserver(), availability_zone="us-east-1-dfw-2a", **kwargs
+        )
+    assert stack.node.try_find_child("Env") is None
+
+
+# ---------------------------------------------------------------- misspelt context keys
+
+
+def test_a_misspelt_context_key_warns_and_names_the_key_meant(restricted_env):
+    """GIVEN 'kubernetesVerison' in the context THEN synth warns naming it and
+    'kubernetesVersion', and the version stays the default (the key is not read)."""
+    (warning,) = [w for w in _warnings(restricted_env) if "kubernetesVerison" in w]
+    assert "did you mean 'kubernetesVersion'?" in warning
+    (cluster,) = _of_type(restricted_env, "AWS::EKS::Cluster").values()
+    assert cluster["Properties"]["Version"] == "1.36"
+
+
+def test_feature_flags_cache_entries_and_far_off_keys_do_not_warn(restricted_env):
+    """GIVEN cdk.json's feature flags (@aws-cdk/...), a context-provider cache entry and
+    'costCenter' (the app's own key, far from every key of the library) THEN only the
+    misspelt key warns: the context is shared with CDK, other libraries and the app."""
+    unknown = [
+        m
+        for m in Annotations.from_stack(restricted_env.stack).find_warning("*", Match.any_value())
+        if "context key" in str(m.entry.data)
+    ]
+    assert len(unknown) == 1 and "kubernetesVerison" in str(unknown[0].entry.data)
+
+
+def test_a_misspelt_key_is_named_in_the_configuration_error():
+    """GIVEN 'ultraServer' instead of 'ultraServers' WHEN the app is built THEN the one
+    error says ultraServers is missing and which key probably meant it."""
+    import aws_cdk as cdk
+
+    from eks_ultraserver.app import build_app
+    from eks_ultraserver.model import ConfigurationError
+
+    base = json.loads((REPO / "cdk.json").read_text())["context"]
+    context = {k: v for k, v in base.items() if k != "ultraServers"} | {"ultraServer": base["ultraServers"]}
+    with pytest.raises(ConfigurationError) as err:
+        build_app(cdk.App(context=context, builtin_cloud_formation_validation=False))
+    assert "ultraServers: missing" in str(err.value)
+    assert "'ultraServer' is ignored" in str(err.value) and "did you mean 'ultraServers'?" in str(err.value)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from eks_ultraserver.config import EnvironmentConfig
+from eks_ultraserver.config import EnvironmentConfig, misspelling_message, misspelt_context_keys
 from eks_ultraserver.model import ConfigurationError
 
 STACK_NAME = "UltraServerEnvironment"
@@ -42,10 +42,13 @@ def build_app(app: cdk.App, *, stack_name: str | None = None):
     """Reads the configuration from ``app``'s context and adds the environment stack.
 
     Raises ``ConfigurationError`` (one message, every problem) before adding anything.
+    An unknown top-level context key close to a known one (``kubernetesVerison``) is a
+    synth warning on the stack, or one more problem in the error when there is one.
     """
     from eks_ultraserver.constructs.stack import UltraServerStack
 
     get = app.node.try_get_context
+    misspelt = misspelt_context_keys(app.node.get_all_context() or {})
     # With no availabilityZone, look the zone up from the reservations (cached in
     # cdk.context.json like CDK's own context providers; boto3 only when not cached).
     looked_up: dict = {}
@@ -53,7 +56,13 @@ def build_app(app: cdk.App, *, stack_name: str | None = None):
         from eks_ultraserver.constructs.lookups import resolve_reservations
 
         looked_up = resolve_reservations(get, account=get("account"), region=get("region"))
-    config = EnvironmentConfig.from_context(lambda key: looked_up.get(key, get(key)))
+    hints = [misspelling_message(key, meant) for key, meant in misspelt.items()]
+    try:
+        config = EnvironmentConfig.from_context(lambda key: looked_up.get(key, get(key)))
+    except ConfigurationError as err:
+        if not hints:
+            raise
+        raise ConfigurationError([*err.problems, *hints], subject="configuration (cdk.json context)") from err
     problems = []
     if config.vpc_id and not (config.account and config.region):
         problems.append(
@@ -63,10 +72,13 @@ def build_app(app: cdk.App, *, stack_name: str | None = None):
     if config.region and not config.availability_zone.startswith(config.region):
         problems.append(f"availabilityZone: {config.availability_zone!r} is not in region {config.region!r}")
     if problems:
-        raise ConfigurationError(problems, subject="configuration (cdk.json context)")
+        raise ConfigurationError([*problems, *hints], subject="configuration (cdk.json context)")
     env = (
         cdk.Environment(account=config.account, region=config.region)
         if config.account or config.region
         else None
     )
-    return UltraServerStack(app, stack_name or STACK_NAME, config=config, env=env)
+    stack = UltraServerStack(app, stack_name or STACK_NAME, config=config, env=env)
+    for key, hint in zip(misspelt, hints, strict=True):
+        cdk.Annotations.of(stack).add_warning_v2(f"eks-ultraserver:unknown-context-key:{key}", hint)
+    return stack

@@ -10,10 +10,12 @@ This module imports neither aws_cdk nor cdk8s: the command-line tool uses it too
 
 from __future__ import annotations
 
+import difflib
 import enum
+import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +72,37 @@ class EndpointAccess(enum.StrEnum):
     PUBLIC = "public"
     PUBLIC_AND_PRIVATE = "public-and-private"
 
+    @property
+    def public(self) -> bool:
+        return self is not EndpointAccess.PRIVATE
+
+
+#: Every top-level ``cdk.json`` context key the library reads, with what it sets: the one
+#: list of them. The reader refuses to read a key that is not here, README's configuration
+#: table documents these, and synth warns about an unknown key close to one of them.
+CONTEXT_KEYS: Mapping[str, str] = {
+    "ultraServers": "one entry per UltraServer Capacity Block",
+    "availabilityZone": "the reservations' zone (looked up when not set)",
+    "kubernetesVersion": "the EKS Kubernetes version",
+    "efaLayout": "EFA interfaces of the UltraServer nodes",
+    "vpcId": "an existing VPC",
+    "adminPrincipalArn": "the IAM role or user given cluster admin",
+    "endpointAccess": "the cluster endpoint: private, public or both",
+    "publicAccessCidrs": "the IPv4 CIDRs allowed to the public endpoint",
+    "clusterName": "the EKS cluster name",
+    "account": "the stack's account",
+    "region": "the stack's Region",
+    "validationJobs": "deploy the IMEX and nvbandwidth checks",
+    "notificationEmail": "the Capacity Block events subscription",
+    "draDriverLine": "the NVIDIA DRA driver chart line",
+    "efaMode": "EFA device plugin or DRANET",
+    "addonVersions": "GPU platform chart versions",
+    "addonValues": "extra Helm values of the GPU platform charts",
+    "mpiOperatorManifest": "a local MPI operator release manifest",
+    "reservedCapacity": "ODCRs and Capacity Blocks of other GPU types",
+    "burstCapacity": "Karpenter's Spot-first GPU pool",
+}
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UltraServerSpec:
@@ -113,6 +146,9 @@ class EnvironmentConfig:
     vpc_id: str | None = None
     admin_principal_arn: str | None = None
     endpoint_access: EndpointAccess = EndpointAccess.PUBLIC_AND_PRIVATE
+    #: ``publicAccessCidrs``: IPv4 CIDRs allowed to the public endpoint; ``None``: EKS's
+    #: default, every address (0.0.0.0/0; synth warns).
+    public_access_cidrs: tuple[str, ...] | None = None
     region: str | None = None
     account: str | None = None
     cluster_name: str | None = None
@@ -167,6 +203,95 @@ def ultraserver_entry_problems(
     return us_type
 
 
+#: Ranges whose addresses never reach a public endpoint (RFC 6890 special-purpose IPv4
+#: ranges): the EKS user guide (cluster-endpoint, config-cluster-endpoint) says a public
+#: access CIDR block cannot include reserved addresses; the VPC reaches the private endpoint.
+_NOT_PUBLIC_RANGES = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
+#: What an endpoint open to the world looks like in ``publicAccessCidrs``.
+OPEN_TO_THE_WORLD = "0.0.0.0/0"
+
+
+def public_access_cidr_problems(
+    cidrs: object,
+    *,
+    endpoint_access: EndpointAccess | None,
+    keys: tuple[str, str],
+    problems: Problems,
+) -> None:
+    """Checks the CIDRs allowed to the public endpoint, adding each problem under the given
+    key names (``(cidrs_key, endpoint_access_key)``). ``cidrs`` is ``None`` when not set.
+
+    Shared by the cdk.json reader (camelCase keys) and ``UltraServerEnvironment``
+    (argument names). Rules: IPv4 CIDR blocks written as network/prefix, none inside a
+    private or reserved range, at least one when given, and only with private access on
+    as well: aws_eks_v2 restricts the public endpoint only for ``public-and-private``
+    (``EndpointAccess.only_from``), because its kubectl handler then runs in the VPC and
+    reaches the private endpoint."""
+    key, access_key = keys
+    if cidrs is None:
+        return
+    example = '["203.0.113.0/24"]'
+    if isinstance(cidrs, str) or not isinstance(cidrs, (list, tuple)):
+        problems.add(f"{key}: {cidrs!r} is not a list of IPv4 CIDR blocks, e.g. {example}")
+        return
+    if endpoint_access is EndpointAccess.PRIVATE:
+        problems.add(
+            f"{key}: given, but {access_key} is 'private' (there is no public endpoint); "
+            f"remove {key} or use {access_key} 'public-and-private'"
+        )
+    elif endpoint_access is EndpointAccess.PUBLIC:
+        problems.add(
+            f"{key}: restricting the public endpoint needs private access too (CDK's kubectl "
+            f"handler then reaches the cluster from the VPC); use {access_key} "
+            "'public-and-private'"
+        )
+    if not cidrs and endpoint_access is not EndpointAccess.PRIVATE:
+        problems.add(
+            f"{key}: the list is empty, so nobody could reach the public endpoint; give at "
+            f"least one IPv4 CIDR block, e.g. {example}, or use {access_key} 'private'"
+        )
+    for i, cidr in enumerate(cidrs):
+        where = f"{key}[{i}]"
+        if not isinstance(cidr, str) or "/" not in cidr:
+            problems.add(
+                f"{where}: {cidr!r} is not an IPv4 CIDR block (address/prefix, e.g. "
+                "'203.0.113.0/24' or '203.0.113.5/32')"
+            )
+            continue
+        try:
+            network = ipaddress.IPv4Network(cidr)
+        except ipaddress.AddressValueError:
+            problems.add(f"{where}: {cidr!r} is not an IPv4 CIDR block (IPv4 clusters accept only IPv4)")
+            continue
+        except ValueError:
+            try:
+                fixed = ipaddress.IPv4Network(cidr, strict=False)
+            except ValueError:
+                problems.add(f"{where}: {cidr!r} is not an IPv4 CIDR block, e.g. '203.0.113.0/24'")
+            else:
+                problems.add(f"{where}: {cidr!r} has host bits set; write the network, {str(fixed)!r}")
+            continue
+        reserved = next((r for r in _NOT_PUBLIC_RANGES if network.subnet_of(r)), None)
+        if reserved is not None:
+            problems.add(
+                f"{where}: {cidr!r} lies in the private or reserved range {reserved}, which never "
+                "reaches the public endpoint (EKS refuses reserved addresses); clients in the "
+                "VPC use the private endpoint"
+            )
+
+
 def _example(key: str, value: str) -> str:
     return f"e.g. -c {key}='{value}'"
 
@@ -180,7 +305,20 @@ def _json_or_value(raw: Any) -> Any:
     return raw
 
 
+def _known_keys_only(get: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``get`` that refuses keys missing from :data:`CONTEXT_KEYS` (a programming error:
+    add the key to the table first), so the table stays the one list of keys."""
+
+    def known(key: str) -> Any:
+        if key not in CONTEXT_KEYS:
+            raise KeyError(f"context key {key!r} is read but not listed in config.CONTEXT_KEYS")
+        return get(key)
+
+    return known
+
+
 def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
+    get = _known_keys_only(get)
     problems = Problems()
     values: dict[str, Any] = {}
 
@@ -294,6 +432,24 @@ def _read(get: Callable[[str], Any]) -> EnvironmentConfig:
         if access:
             values["endpoint_access"] = access
 
+    # publicAccessCidrs: a JSON list, or from -c also one CIDR or a comma-separated string
+    cidrs = decoded("publicAccessCidrs", '["203.0.113.0/24"]')
+    if isinstance(cidrs, str):
+        cidrs = [c.strip() for c in cidrs.split(",") if c.strip()] if cidrs.strip() else None
+    if cidrs is not None:
+        found = len(problems)
+        access_ok = get("endpointAccess") is None or "endpoint_access" in values
+        public_access_cidr_problems(
+            cidrs,
+            endpoint_access=values.get("endpoint_access", EndpointAccess.PUBLIC_AND_PRIVATE)
+            if access_ok
+            else None,
+            keys=("publicAccessCidrs", "endpointAccess"),
+            problems=problems,
+        )
+        if len(problems) == found:
+            values["public_access_cidrs"] = tuple(cidrs)
+
     # simple strings
     for key, attr, regex, example in (
         ("vpcId", "vpc_id", _VPC_ID_RE, "vpc-0123456789abcdef0"),
@@ -388,9 +544,58 @@ def _read_addons(get, decoded, problems: Problems, kubernetes_version: str) -> A
     return AddonsConfig(**out)
 
 
+# --------------------------------------------------------------------------------------
+
+
+#: Context keys that belong to the CDK itself, not to this library: feature flags
+#: (``@aws-cdk/...``), the toolkit's settings (``aws:cdk:...``, ``cdk-...``,
+#: ``acknowledged-issue-numbers``) and every context-provider cache entry of
+#: cdk.context.json (``availability-zones:account=...:region=...``), which contain ``:``;
+#: so do the library's own reservation lookups (``capacity-reservation:account=...``,
+#: constructs/lookups.py ``context_key``).
+_CDK_KEY_PREFIXES = ("@", "aws:", "aws-cdk:", "cdk-")
+_CDK_KEYS = frozenset({"acknowledged-issue-numbers"})
+#: How close (difflib ratio, case-insensitive) an unknown key must be to a known one to be
+#: reported as its misspelling: catches 'kubernetesVerison', 'ultraServer', 'vpc' for
+#: 'vpcId'; leaves other libraries' and the app's own keys ('costCenter', 'stage') alone.
+_MISSPELLING_CUTOFF = 0.75
+
+
+def misspelt_context_keys(keys: Iterable[str]) -> dict[str, str]:
+    """Unknown top-level context keys that look like a misspelt :data:`CONTEXT_KEYS` key,
+    mapped to the key they probably mean. CDK's own keys and cache entries are skipped;
+    an unknown key far from every known one is not reported (the context is shared with
+    the CDK, other libraries and the app's own code)."""
+    known = {k.lower(): k for k in CONTEXT_KEYS}
+    found: dict[str, str] = {}
+    for key in keys:
+        if (
+            not isinstance(key, str)
+            or key in CONTEXT_KEYS
+            or key in _CDK_KEYS
+            or key.startswith(_CDK_KEY_PREFIXES)
+            or ":" in key
+        ):
+            continue
+        close = difflib.get_close_matches(key.lower(), list(known), n=1, cutoff=_MISSPELLING_CUTOFF)
+        if close:
+            found[key] = known[close[0]]
+    return found
+
+
+def misspelling_message(key: str, meant: str) -> str:
+    """The synth warning for one :func:`misspelt_context_keys` entry."""
+    return (
+        f"context key {key!r} is ignored (eks-ultraserver reads no such key); did you mean "
+        f"{meant!r}? Until it is renamed, {meant!r} keeps its own value or its default."
+    )
+
+
 __all__ = [
     "ADDON_KEYS",
+    "CONTEXT_KEYS",
     "EXAMPLE_RESERVATION_ID",
+    "OPEN_TO_THE_WORLD",
     "AddonsConfig",
     "ConfigurationError",
     "DraDriverLine",
@@ -398,4 +603,7 @@ __all__ = [
     "EndpointAccess",
     "EnvironmentConfig",
     "UltraServerSpec",
+    "misspelling_message",
+    "misspelt_context_keys",
+    "public_access_cidr_problems",
 ]
