@@ -18,13 +18,13 @@ from eks_ultraserver.app import (
 )
 from eks_ultraserver.model import ConfigurationError
 
-# Under the CDK CLI the context and output directory come from the CLI; a plain
-# `python app.py` reads cdk.json itself and writes to cdk.out/ as `cdk synth` would.
-app = cdk.App(
-    context=local_context(),
-    outdir=None if under_cdk_cli() or "CDK_OUTDIR" in os.environ else "cdk.out",
-)
 try:
+    # Under the CDK CLI the context and output directory come from the CLI; a plain
+    # `python app.py` reads cdk.json (and cdk.context.json) itself and writes to cdk.out/.
+    app = cdk.App(
+        context=local_context(),
+        outdir=None if under_cdk_cli() or "CDK_OUTDIR" in os.environ else "cdk.out",
+    )
     build_app(app)
 except ConfigurationError as err:
     # One clear message, no traceback; the CDK CLI shows it and exits non-zero.

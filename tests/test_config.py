@@ -259,3 +259,24 @@ def test_cdk_keys_cache_entries_and_far_off_keys_are_not_reported():
         "teamOwner",
     ]
     assert misspelt_context_keys(keys) == {}
+
+
+def test_context_files_are_read_as_the_cli_hands_them_to_the_app(tmp_path):
+    """GIVEN cdk.json, cdk.context.json beside it and -c overrides WHEN read THEN later sources
+    win in the CLI's order; `python app.py` and every subcommand use this one reader."""
+    from eks_ultraserver import app
+    from eks_ultraserver.commands import common
+    from eks_ultraserver.config import read_context_files
+
+    (tmp_path / "cdk.json").write_text(json.dumps({"app": "x", "context": {"a": 1, "b": 1, "c": 1}}))
+    (tmp_path / "cdk.context.json").write_text(json.dumps({"b": 2, "c": 2}))
+    assert read_context_files(tmp_path / "cdk.json", ["c=3"]) == {"a": 1, "b": 2, "c": "3"}
+    assert app.local_context(tmp_path) == {"a": 1, "b": 2, "c": 2}
+    assert common.load_context(tmp_path / "cdk.json", []) == {"a": 1, "b": 2, "c": 2}
+    # no file: the whole context may come from -c; a bad -c or a broken file is named
+    assert read_context_files(tmp_path / "none.json", ["a=1"]) == {"a": "1"}
+    with pytest.raises(ConfigurationError, match=r"-c 'oops': expected KEY=VALUE"):
+        read_context_files(tmp_path / "cdk.json", ["oops"])
+    (tmp_path / "cdk.context.json").write_text("{broken")
+    with pytest.raises(ConfigurationError, match=r"cdk\.context\.json: not valid JSON"):
+        app.local_context(tmp_path)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import aws_cdk as cdk
 
-from eks_ultraserver.config import EnvironmentConfig, misspelling_message, misspelt_context_keys
+from eks_ultraserver.config import (
+    EnvironmentConfig,
+    misspelling_message,
+    misspelt_context_keys,
+    read_context_files,
+)
 from eks_ultraserver.model import ConfigurationError
 
 STACK_NAME = "UltraServerEnvironment"
@@ -28,14 +32,8 @@ def local_context(directory: str | os.PathLike = ".") -> dict:
     """
     if under_cdk_cli():
         return {}
-    context: dict = {}
-    base = Path(directory)
-    for name in ("cdk.json", "cdk.context.json"):
-        path = base / name
-        if path.is_file():
-            data = json.loads(path.read_text())
-            context.update(data.get("context", {}) if name == "cdk.json" else data)
-    return context
+    cdk_json = Path(directory) / "cdk.json"
+    return read_context_files(cdk_json) if cdk_json.is_file() else {}
 
 
 def build_app(app: cdk.App, *, stack_name: str | None = None):

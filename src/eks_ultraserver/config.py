@@ -14,9 +14,11 @@ import difflib
 import enum
 import ipaddress
 import json
+import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec, read_capacity
@@ -294,6 +296,58 @@ def public_access_cidr_problems(
 
 def _example(key: str, value: str) -> str:
     return f"e.g. -c {key}='{value}'"
+
+
+def read_context_files(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The context the stack reads: ``path`` (cdk.json; a JSON file without ``app``/``context``
+    keys is read as the context itself), then ``cdk.context.json`` beside a cdk.json, then the
+    ``KEY=VALUE`` overrides (``-c``), as the CDK CLI hands them to the app. Used by
+    ``python app.py`` without the CLI and by the ``eks-ultraserver`` subcommands, so all of
+    them read the same configuration. Raises :class:`ConfigurationError` naming the file.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if overrides:  # the whole context may come from -c
+            data = {}
+        else:
+            raise _context_error(
+                f"{path}: not found (no such file); run in the CDK app's directory, pass "
+                "--context-file PATH, or give the context with -c KEY=VALUE"
+            ) from None
+    except json.JSONDecodeError as err:
+        raise _context_error(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise _context_error(f"{path}: expected a JSON object")
+    if "context" in data or "app" in data:
+        context = data.get("context") or {}
+        if not isinstance(context, dict):
+            raise _context_error(f"{path}: 'context' is not an object")
+    else:
+        context = data
+    context = dict(context)
+    cached = path.parent / "cdk.context.json"
+    if ("context" in data or "app" in data) and cached.is_file():
+        # what the CDK CLI hands the app too: context-provider results and lookups
+        try:
+            extra = json.loads(cached.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise _context_error(f"{cached}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        if isinstance(extra, dict):
+            context.update(extra)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _context_error(
+                f"-c {item!r}: expected KEY=VALUE, e.g. -c availabilityZone=us-east-1-dfw-2a"
+            )
+        context[key.strip()] = value
+    return context
+
+
+def _context_error(message: str) -> ConfigurationError:
+    return ConfigurationError([message], subject="context")
 
 
 def _json_or_value(raw: Any) -> Any:

@@ -9,7 +9,6 @@ credentials, Region or network error.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,46 +57,15 @@ def add_context_arguments(parser: argparse.ArgumentParser, *, aws: bool = True) 
 
 
 def load_context(path: str | Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """The context the stack reads: ``path`` (cdk.json; a JSON file without ``app``/``context``
-    keys is read as the context itself), then ``cdk.context.json`` beside a cdk.json, then the
-    ``KEY=VALUE`` overrides. Raises :class:`UsageError` with a message for the user."""
-    path = Path(path)
+    """The context the stack reads (:func:`eks_ultraserver.config.read_context_files`).
+    Raises :class:`UsageError` with a message for the user."""
+    from eks_ultraserver.config import read_context_files
+    from eks_ultraserver.model import ConfigurationError
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if overrides:  # the whole context may come from -c
-            data = {}
-        else:
-            raise UsageError(
-                f"{path}: not found (no such file); run in the CDK app's directory, pass "
-                "--context-file PATH, or give the context with -c KEY=VALUE"
-            ) from None
-    except json.JSONDecodeError as err:
-        raise UsageError(f"--context-file {path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--context-file {path}: expected a JSON object")
-    if "context" in data or "app" in data:
-        context = data.get("context") or {}
-        if not isinstance(context, dict):
-            raise UsageError(f"--context-file {path}: 'context' is not an object")
-    else:
-        context = data
-    context = dict(context)
-    cached = path.parent / "cdk.context.json"
-    if ("context" in data or "app" in data) and cached.is_file():
-        # what the CDK CLI hands the app too: context-provider results and lookups
-        try:
-            extra = json.loads(cached.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise UsageError(f"{cached}: not valid JSON ({err.msg}, line {err.lineno})") from None
-        if isinstance(extra, dict):
-            context.update(extra)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"-c {item!r}: expected KEY=VALUE, e.g. -c availabilityZone=us-east-1-dfw-2a")
-        context[key.strip()] = value
-    return context
+        return read_context_files(path, overrides)
+    except ConfigurationError as err:
+        raise UsageError("; ".join(err.problems)) from None
 
 
 def create_session(*, profile: str | None, region: str | None) -> Any:
