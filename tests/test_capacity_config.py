@@ -92,14 +92,15 @@ def test_every_reservation_shape():
                 "instanceCount": 4,
                 "provisioner": "karpenter",
                 "capacityReservationId": "cr-0ccccccccccccccc3",
+                "availabilityZone": "us-east-1c",
             },
         ]
     )
     grp, cb, kp = config.reserved_capacity[1:]
     assert grp.resource_group_arn == ARN and grp.target == ARN
     assert cb.kind is ReservationKind.CAPACITY_BLOCK and cb.instance_count == 2
-    # Karpenter entries need no EFA table entry and no zone.
-    assert kp.provisioner is ReservedProvisioner.KARPENTER and kp.availability_zone is None
+    # Karpenter entries need no EFA table entry; they need their zone like node groups.
+    assert kp.provisioner is ReservedProvisioner.KARPENTER and kp.availability_zone == "us-east-1c"
 
 
 @pytest.mark.parametrize(
@@ -153,6 +154,11 @@ def test_every_reservation_shape():
         (
             {"availabilityZone": None},
             r"availabilityZone: missing; a node group of a reservation needs subnets",
+        ),
+        (
+            {"availabilityZone": None, "provisioner": "karpenter"},
+            r"reservedCapacity\[0\]\.availabilityZone: missing; Karpenter launches into a reservation "
+            r"only from a subnet in the reservation's zone",
         ),
         ({"availabilityZone": "east"}, r"availabilityZone: 'east' is not an Availability Zone"),
     ],

@@ -387,6 +387,7 @@ def capacity_env():
                 "instanceType": "p5.48xlarge",
                 "instanceCount": 2,
                 "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3",
+                "availabilityZone": "us-east-1-dfw-2a",
                 "provisioner": "karpenter",
             },
         ]

@@ -384,7 +384,7 @@ class ReservedProvisioner(enum.StrEnum):
     #: An EKS managed node group of fixed size (the default): EFA layout, RAID0 instance store.
     NODEGROUP = "nodegroup"
     #: Karpenter's gpu-reserved NodePool (``capacityReservationSelectorTerms``): nodes come
-    #: and go with pending pods; no EFA interfaces.
+    #: and go with pending pods; EFA interfaces as in the table for the types it lists.
     KARPENTER = "karpenter"
 
 
@@ -623,6 +623,14 @@ def _read_reserved_entry(
         problems.add(
             f"{where}.availabilityZone: missing; a node group of a reservation needs subnets in "
             'the reservation\'s zone, e.g. "availabilityZone": "us-east-1a"'
+        )
+    elif zone is None and provisioner is ReservedProvisioner.KARPENTER:
+        # Not guessed (the UltraServers' zone) nor looked up: the reservation's zone is a fact
+        # of the reservation, and a wrong one leaves Karpenter without a subnet to launch into.
+        problems.add(
+            f"{where}.availabilityZone: missing; Karpenter launches into a reservation only "
+            "from a subnet in the reservation's zone, and the environment places that subnet "
+            'from this key: give the reservation\'s zone, e.g. "availabilityZone": "us-east-1a"'
         )
     if len(list(problems)) > before:
         return None
