@@ -75,3 +75,29 @@ def test_nothing_in_the_repository_reads_outside_it():
         if re.search(r"\.\./shared\b|shared/upstream", path.read_text(errors="replace")):
             offenders.append(name.decode())
     assert offenders == []
+
+
+def test_the_refresh_script_prints_rows_in_the_tables_format(tmp_path):
+    """tools/upstream.py (needs GitHub, never run here) prints the row to add: the same
+    columns and hash the tests read back."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("upstream_tool", REPO / "tools" / "upstream.py")
+    assert spec and spec.loader
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    name = f"mpi-operator-{MPI_OPERATOR.version}.yaml"
+    recorded = provenance(PACKAGED_UPSTREAM)[name]
+    row = tool.provenance_row(
+        name=name,
+        repo=recorded["Source repository"],
+        tag=recorded["Tag"],
+        commit=recorded["Commit"],
+        path=recorded["Path"],
+        license=recorded["License"],
+        data=(PACKAGED_UPSTREAM / name).read_bytes(),
+    )
+    (tmp_path / "README.md").write_text(
+        "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n" + row + "\n"
+    )
+    assert provenance(tmp_path) == {name: recorded}
