@@ -26,6 +26,40 @@ The EC2NodeClasses use the AL2023 alias (Karpenter picks the NVIDIA variant for 
 instance types), subnets and security groups by the ``karpenter.sh/discovery`` tag, IMDSv2
 with hop limit 1, an encrypted gp3 root volume and RAID0 over the instance-store NVMe disks.
 
+EFA interfaces: one EC2NodeClass (and NodePool) per EFA instance type
+--------------------------------------------------------------------------
+Without ``spec.networkInterfaces``, Karpenter gives a node whose pod asks for
+``vpc.amazonaws.com/efa`` an ENA+EFA interface (``efa``) on *every* network card, each with
+VPC IPs (32 on a p5.48xlarge). With ``spec.networkInterfaces`` (Karpenter 1.11+, CRD
+v1.14.1: ``networkCardIndex``, ``deviceIndex``, ``interfaceType`` ``interface`` |
+``efa-only``) the class fixes the layout, and Karpenter drops every instance type the
+layout does not fit (``compatibility.go``: a card index past the type's cards, or more
+efa-only interfaces than its ``MaximumEfaInterfaces``, makes the type incompatible). A
+layout "valid for all" the types of a mixed pool (g6e and p5, any size) would therefore
+be no layout at all, or would silently drop the non-EFA types. So:
+
+- each instance type of ``capacity.INSTANCE_TYPES`` with an EFA layout that a pool can pick
+  gets its own EC2NodeClass and NodePool, named ``<pool>-<type with '-' for '.'>`` (e.g.
+  ``gpu-burst-p5-48xlarge``), limited to that instance type, with the layout the managed
+  node groups use for it (EC2 user guide, efa-acc-inst-types, "save IP addresses"): the
+  primary ENA interface on card 0 device 0, ``efa-only`` on the documented cards;
+- the plain ``gpu-burst`` / ``gpu-reserved`` pool keeps every other type (``NotIn`` the
+  EFA types above) and declares no interfaces (a non-EFA family gets none).
+
+All interfaces carry the class's security groups, among them the EKS cluster security
+group, which allows all traffic from and to itself, as EFA requires (EC2 user guide,
+efa-start). Every burst pool carries the whole ``maxGpus`` / ``maxVcpus`` limit: Karpenter
+limits are per NodePool, so with several burst pools the burst total can reach that many
+times the limit (the ``Karpenter`` construct warns at synth when that is the case).
+
+Karpenter-provisioned reservations
+----------------------------------
+Each needs its zone: Karpenter launches into a reservation only from a subnet in the
+reservation's zone. The reserved classes select the subnets given as
+``reserved_subnet_ids`` by id (the environment passes the subnets of the reservations'
+zones, which the burst classes never see), else the discovery-tagged ones, and their
+NodePools require ``topology.kubernetes.io/zone`` In the reservations' zones.
+
 Everything here is plain Python and cdk8s (no aws_cdk): the object builders return dicts,
 which tests validate against Karpenter's v1.14.1 CRD schemas.
 """
@@ -39,10 +73,12 @@ import cdk8s
 
 from constructs import Construct
 from eks_ultraserver.capacity import (
+    INSTANCE_TYPES,
     ULTRASERVER_FAMILY,
     ULTRASERVER_INSTANCE_TYPE,
     BurstCapacitySpec,
     CapacityClass,
+    GpuInstanceType,
     ReservedCapacitySpec,
     ReservedProvisioner,
 )
@@ -61,8 +97,11 @@ __all__ = [
     "NODE_POOL_API_VERSION",
     "RESERVED_POOL",
     "KarpenterGpuCapacityChart",
+    "burst_efa_types",
     "burst_node_pool",
     "ec2_node_class",
+    "efa_network_interfaces",
+    "efa_pool_name",
     "reserved_node_pool",
 ]
 
@@ -75,6 +114,11 @@ BURST_POOL = "gpu-burst"
 RESERVED_POOL = "gpu-reserved"
 #: Weight of the reserved pool (Karpenter tries pools by descending weight; none = 0).
 RESERVED_POOL_WEIGHT = 50
+#: NodePool and EC2NodeClass names are label values (``karpenter.sh/nodepool``,
+#: ``karpenter.k8s.aws/ec2nodeclass``): at most 63 characters.
+MAX_POOL_NAME = 63
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 #: Requirements that keep Karpenter off UltraServer hardware, in every pool.
 NEVER_ULTRASERVERS: tuple[dict[str, Any], ...] = (
@@ -103,6 +147,56 @@ def _taint() -> dict[str, str]:
     return {"key": GPU_TAINT.key, "value": GPU_TAINT.value, "effect": GPU_TAINT.effect}
 
 
+def efa_network_interfaces(instance_type: GpuInstanceType) -> list[dict[str, Any]]:
+    """``spec.networkInterfaces`` for an instance type's documented EFA layout (the one its
+    managed node groups use, ``GpuInstanceType.efa``): the primary ENA interface on card 0,
+    device 0, then one ``efa-only`` interface per documented (card, device index). Empty for
+    a type without EFA (Karpenter's default: one ENA interface)."""
+    if not instance_type.efa:
+        return []
+    return [
+        {"networkCardIndex": 0, "deviceIndex": 0, "interfaceType": "interface"},
+        *(
+            {"networkCardIndex": i.card, "deviceIndex": i.device_index, "interfaceType": "efa-only"}
+            for i in instance_type.efa
+        ),
+    ]
+
+
+def efa_pool_name(pool: str, instance_type: str) -> str:
+    """The NodePool / EC2NodeClass name of one EFA instance type: ``gpu-burst-p5-48xlarge``."""
+    return f"{pool}-{instance_type.replace('.', '-')}"
+
+
+def burst_efa_types(spec: BurstCapacitySpec) -> tuple[GpuInstanceType, ...]:
+    """The instance types of ``capacity.INSTANCE_TYPES`` with an EFA layout that the burst
+    pool can pick (family in ``instance_families``, size in ``instance_sizes`` or any size),
+    by name."""
+    sizes = set(spec.instance_sizes)
+    return tuple(
+        sorted(
+            (
+                t
+                for t in INSTANCE_TYPES.values()
+                if t.efa
+                and t.family in spec.instance_families
+                and (not sizes or t.name.split(".", 1)[1] in sizes)
+            ),
+            key=lambda t: t.name,
+        )
+    )
+
+
+def _only_efa_types(spec: BurstCapacitySpec, efa_types: Sequence[GpuInstanceType]) -> bool:
+    """True when every family x size the burst pool names is an EFA type (then the plain
+    pool would have nothing left to launch). Without sizes: never (families have sizes the
+    table does not list)."""
+    if not spec.instance_sizes:
+        return False
+    names = {t.name for t in efa_types}
+    return all(f"{f}.{s}" in names for f in spec.instance_families for s in spec.instance_sizes)
+
+
 def ec2_node_class(
     *,
     name: str,
@@ -113,6 +207,8 @@ def ec2_node_class(
     security_group_ids: Sequence[str] = (),
     capacity_reservation_ids: Sequence[str] = (),
     root_volume_size_gib: int = 100,
+    network_interfaces: Sequence[Mapping[str, Any]] = (),
+    subnet_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     """An ``EC2NodeClass`` (karpenter.k8s.aws/v1) for NVIDIA GPU nodes.
 
@@ -122,11 +218,17 @@ def ec2_node_class(
     :param security_group_ids: security groups selected by id besides the tagged ones (the
         EKS cluster security group, which CloudFormation cannot tag).
     :param capacity_reservation_ids: ODCRs / Capacity Blocks this class may launch into.
+    :param network_interfaces: ``spec.networkInterfaces`` (:func:`efa_network_interfaces`).
+        Default: none (Karpenter's default interfaces).
+    :param subnet_ids: subnets selected by id instead of by the discovery tag (a
+        reservation's zone). Default: the discovery-tagged subnets.
     """
     spec: dict[str, Any] = {
         "role": role,
         "amiSelectorTerms": [{"alias": ami_alias}],
-        "subnetSelectorTerms": [{"tags": {DISCOVERY_TAG: discovery}}],
+        "subnetSelectorTerms": [{"id": sid} for sid in subnet_ids]
+        if subnet_ids
+        else [{"tags": {DISCOVERY_TAG: discovery}}],
         "securityGroupSelectorTerms": [{"id": sg} for sg in security_group_ids]
         + [{"tags": {DISCOVERY_TAG: discovery}}],
         "metadataOptions": {
@@ -151,6 +253,8 @@ def ec2_node_class(
     }
     if capacity_reservation_ids:
         spec["capacityReservationSelectorTerms"] = [{"id": rid} for rid in capacity_reservation_ids]
+    if network_interfaces:
+        spec["networkInterfaces"] = [dict(i) for i in network_interfaces]
     return {
         "apiVersion": EC2_NODE_CLASS_API_VERSION,
         "kind": "EC2NodeClass",
@@ -159,20 +263,47 @@ def ec2_node_class(
     }
 
 
-def burst_node_pool(spec: BurstCapacitySpec, *, node_class: str = BURST_POOL) -> dict[str, Any]:
-    """The ``gpu-burst`` NodePool: Spot first, On-Demand fallback (or On-Demand only)."""
-    requirements = [
+def burst_node_pool(
+    spec: BurstCapacitySpec,
+    *,
+    name: str = BURST_POOL,
+    node_class: str | None = None,
+    instance_type: str | None = None,
+    exclude_instance_types: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A burst NodePool: Spot first, On-Demand fallback (or On-Demand only).
+
+    :param name: the NodePool's name. Default ``gpu-burst``.
+    :param node_class: its EC2NodeClass. Default: the pool's name.
+    :param instance_type: limit the pool to this one instance type (an EFA type's pool).
+        Default: the families and sizes of ``spec``.
+    :param exclude_instance_types: instance types left to other pools (``NotIn``).
+    """
+    requirements: list[dict[str, Any]] = [
         {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(spec.capacity_types)},
-        {
-            "key": "karpenter.k8s.aws/instance-family",
-            "operator": "In",
-            "values": list(spec.instance_families),
-        },
     ]
-    if spec.instance_sizes:
+    if instance_type is not None:
+        requirements.append({"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": [instance_type]})
+    else:
         requirements.append(
-            {"key": "karpenter.k8s.aws/instance-size", "operator": "In", "values": list(spec.instance_sizes)}
+            {
+                "key": "karpenter.k8s.aws/instance-family",
+                "operator": "In",
+                "values": list(spec.instance_families),
+            }
         )
+        if spec.instance_sizes:
+            requirements.append(
+                {
+                    "key": "karpenter.k8s.aws/instance-size",
+                    "operator": "In",
+                    "values": list(spec.instance_sizes),
+                }
+            )
+        if exclude_instance_types:
+            requirements.append(
+                {"key": INSTANCE_TYPE_LABEL, "operator": "NotIn", "values": list(exclude_instance_types)}
+            )
     requirements += [dict(r) for r in _NVIDIA_LINUX] + [dict(r) for r in NEVER_ULTRASERVERS]
     limits: dict[str, Any] = {"nvidia.com/gpu": spec.max_gpus}
     if spec.max_vcpus is not None:
@@ -180,7 +311,7 @@ def burst_node_pool(spec: BurstCapacitySpec, *, node_class: str = BURST_POOL) ->
     return {
         "apiVersion": NODE_POOL_API_VERSION,
         "kind": "NodePool",
-        "metadata": {"name": BURST_POOL},
+        "metadata": {"name": name},
         "spec": {
             "template": {
                 "metadata": {"labels": {CAPACITY_TYPE_LABEL: CapacityClass.BURST.value}},
@@ -188,7 +319,7 @@ def burst_node_pool(spec: BurstCapacitySpec, *, node_class: str = BURST_POOL) ->
                     "nodeClassRef": {
                         "group": "karpenter.k8s.aws",
                         "kind": "EC2NodeClass",
-                        "name": node_class,
+                        "name": node_class or name,
                     },
                     "requirements": requirements,
                     "taints": [_taint()],
@@ -204,22 +335,26 @@ def burst_node_pool(spec: BurstCapacitySpec, *, node_class: str = BURST_POOL) ->
 def reserved_node_pool(
     reservations: Sequence[ReservedCapacitySpec],
     *,
-    node_class: str = RESERVED_POOL,
+    name: str = RESERVED_POOL,
+    node_class: str | None = None,
     consolidate_after: str = "10m",
 ) -> dict[str, Any]:
-    """The ``gpu-reserved`` NodePool: only ``karpenter.sh/capacity-type: reserved`` capacity,
-    i.e. the reservations its EC2NodeClass selects; weight above ``gpu-burst``."""
+    """A reserved NodePool: only ``karpenter.sh/capacity-type: reserved`` capacity, i.e. the
+    reservations its EC2NodeClass selects, of their instance types and in their zones;
+    weight above the burst pools."""
     types = sorted({r.instance_type for r in reservations})
+    zones = sorted({r.availability_zone for r in reservations if r.availability_zone})
     requirements = [
         {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["reserved"]},
-        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": types},
-        *[dict(r) for r in _NVIDIA_LINUX],
-        *[dict(r) for r in NEVER_ULTRASERVERS],
+        {"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": types},
     ]
+    if zones:
+        requirements.append({"key": ZONE_LABEL, "operator": "In", "values": zones})
+    requirements += [dict(r) for r in _NVIDIA_LINUX] + [dict(r) for r in NEVER_ULTRASERVERS]
     return {
         "apiVersion": NODE_POOL_API_VERSION,
         "kind": "NodePool",
-        "metadata": {"name": RESERVED_POOL},
+        "metadata": {"name": name},
         "spec": {
             "template": {
                 "metadata": {"labels": {CAPACITY_TYPE_LABEL: CapacityClass.RESERVED.value}},
@@ -227,7 +362,7 @@ def reserved_node_pool(
                     "nodeClassRef": {
                         "group": "karpenter.k8s.aws",
                         "kind": "EC2NodeClass",
-                        "name": node_class,
+                        "name": node_class or name,
                     },
                     "requirements": requirements,
                     "taints": [_taint()],
@@ -243,19 +378,29 @@ def reserved_node_pool(
 class KarpenterGpuCapacityChart(cdk8s.Chart):
     """The GPU EC2NodeClasses and NodePools, as one cdk8s chart (cluster-scoped objects).
 
+    One EC2NodeClass and NodePool per EFA instance type a pool can pick (see the module
+    docstring), named ``gpu-burst-<type>`` / ``gpu-reserved-<type>``, beside the plain
+    ``gpu-burst`` / ``gpu-reserved`` pools for every other type.
+
     All arguments after ``id`` are keyword-only.
 
     :param node_role: the node IAM role's name (a CDK token is fine: it resolves when the
         chart is deployed with ``cluster.add_cdk8s_chart``).
     :param discovery: the ``karpenter.sh/discovery`` tag value of the subnets and security
         groups (a plain string).
-    :param burst: the ``gpu-burst`` pool. Default: none.
-    :param reserved: ``reservedCapacity`` entries with ``provisioner: karpenter`` (by id);
-        entries for node groups are ignored. Default: none (no ``gpu-reserved`` pool).
+    :param burst: the burst pools. Default: none.
+    :param reserved: ``reservedCapacity`` entries with ``provisioner: karpenter`` (by id,
+        each with its ``availability_zone``); entries for node groups are ignored. Default:
+        none (no reserved pool).
     :param security_group_ids: security groups selected by id (e.g. the cluster security
         group). Default: only the tagged ones.
+    :param reserved_subnet_ids: subnets of the reservations' zones, selected by id by the
+        reserved classes. Default: the discovery-tagged subnets (one must be in each
+        reservation's zone).
     :param ami_alias: the AMI alias of the reserved class. Default: the burst pool's, else
         ``versions.KARPENTER_AMI_ALIAS``.
+
+    ``pools`` lists the NodePool names, ``burst_pools`` those of the burst capacity.
     """
 
     def __init__(
@@ -268,6 +413,7 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
         burst: BurstCapacitySpec | None = None,
         reserved: Sequence[ReservedCapacitySpec] = (),
         security_group_ids: Sequence[str] = (),
+        reserved_subnet_ids: Sequence[str] = (),
         ami_alias: str | None = None,
     ) -> None:
         problems = Problems()
@@ -290,49 +436,98 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
                     f"reserved[{r.name!r}]: Karpenter selects reservations by id; give "
                     "capacity_reservation_id"
                 )
+            if not r.availability_zone:
+                problems.add(
+                    f"reserved[{r.name!r}].availability_zone: missing; Karpenter launches into a "
+                    "reservation only from a subnet in the reservation's zone: give the zone "
+                    "(reservedCapacity[].availabilityZone in cdk.json)"
+                )
+        efa_types = burst_efa_types(burst) if burst is not None else ()
+        reserved_types = {
+            r.instance_type
+            for r in karpenter_reserved
+            if r.instance_type in INSTANCE_TYPES and INSTANCE_TYPES[r.instance_type].efa
+        }
+        for type_name in sorted({t.name for t in efa_types} | reserved_types):
+            longest = efa_pool_name(RESERVED_POOL, type_name)
+            if len(longest) > MAX_POOL_NAME:
+                problems.add(
+                    f"instance type {type_name!r}: the pool name {longest!r} is longer than "
+                    f"{MAX_POOL_NAME} characters (a label value)"
+                )
         if problems:
             raise ConfigurationError(problems, subject=f"KarpenterGpuCapacityChart {id!r}")
         super().__init__(scope, id)
         alias = ami_alias or (burst.ami_alias if burst else None)
         self.objects: dict[str, dict[str, Any]] = {}
+        self.pools: list[str] = []
+        self.burst_pools: list[str] = []
         if burst is not None:
-            self._add(
-                "BurstNodeClass",
-                ec2_node_class(
-                    name=BURST_POOL,
-                    role=node_role,
-                    discovery=discovery,
-                    ami_alias=burst.ami_alias,
-                    capacity=CapacityClass.BURST,
-                    security_group_ids=security_group_ids,
-                ),
-            )
-            self._add("BurstNodePool", burst_node_pool(burst))
+            layouts: list[tuple[str, GpuInstanceType | None]] = []
+            if not _only_efa_types(burst, efa_types):
+                layouts.append((BURST_POOL, None))
+            layouts += [(efa_pool_name(BURST_POOL, t.name), t) for t in efa_types]
+            for name, efa_type in layouts:
+                suffix = name.removeprefix(BURST_POOL)
+                self._add(
+                    f"BurstNodeClass{suffix}",
+                    ec2_node_class(
+                        name=name,
+                        role=node_role,
+                        discovery=discovery,
+                        ami_alias=burst.ami_alias,
+                        capacity=CapacityClass.BURST,
+                        security_group_ids=security_group_ids,
+                        network_interfaces=efa_network_interfaces(efa_type) if efa_type else (),
+                    ),
+                )
+                self._add(
+                    f"BurstNodePool{suffix}",
+                    burst_node_pool(
+                        burst,
+                        name=name,
+                        instance_type=efa_type.name if efa_type else None,
+                        exclude_instance_types=[t.name for t in efa_types] if efa_type is None else (),
+                    ),
+                )
+                self.burst_pools.append(name)
         if karpenter_reserved:
             from eks_ultraserver.versions import KARPENTER_AMI_ALIAS
 
-            self._add(
-                "ReservedNodeClass",
-                ec2_node_class(
-                    name=RESERVED_POOL,
-                    role=node_role,
-                    discovery=discovery,
-                    ami_alias=alias or KARPENTER_AMI_ALIAS,
-                    capacity=CapacityClass.RESERVED,
-                    security_group_ids=security_group_ids,
-                    capacity_reservation_ids=[r.capacity_reservation_id for r in karpenter_reserved],
-                ),
-            )
-            self._add(
-                "ReservedNodePool",
-                reserved_node_pool(
-                    karpenter_reserved,
-                    consolidate_after=burst.consolidate_after if burst else "10m",
-                ),
-            )
+            groups: dict[str, list[ReservedCapacitySpec]] = {}
+            for r in karpenter_reserved:
+                key = r.instance_type if r.instance_type in reserved_types else ""
+                groups.setdefault(key, []).append(r)
+            for key in sorted(groups):
+                name = efa_pool_name(RESERVED_POOL, key) if key else RESERVED_POOL
+                suffix = name.removeprefix(RESERVED_POOL)
+                self._add(
+                    f"ReservedNodeClass{suffix}",
+                    ec2_node_class(
+                        name=name,
+                        role=node_role,
+                        discovery=discovery,
+                        ami_alias=alias or KARPENTER_AMI_ALIAS,
+                        capacity=CapacityClass.RESERVED,
+                        security_group_ids=security_group_ids,
+                        capacity_reservation_ids=[r.capacity_reservation_id or "" for r in groups[key]],
+                        network_interfaces=efa_network_interfaces(INSTANCE_TYPES[key]) if key else (),
+                        subnet_ids=reserved_subnet_ids,
+                    ),
+                )
+                self._add(
+                    f"ReservedNodePool{suffix}",
+                    reserved_node_pool(
+                        groups[key],
+                        name=name,
+                        consolidate_after=burst.consolidate_after if burst else "10m",
+                    ),
+                )
 
     def _add(self, id: str, obj: Mapping[str, Any]) -> None:
         self.objects[id] = dict(obj)
+        if obj["kind"] == "NodePool":
+            self.pools.append(obj["metadata"]["name"])
         api_object = cdk8s.ApiObject(
             self,
             id,

@@ -439,7 +439,24 @@ class UltraServerEnvironment(Construct):
             self.karpenter.node.add_dependency(
                 self.eks_addons["eks-pod-identity-agent"], self.system_nodegroup
             )
-            self.karpenter.add_gpu_capacity(burst=burst_capacity, reserved=reserved_capacity)
+            # Karpenter's reservations, in their zone (none given: the UltraServers', as for
+            # node groups); their classes select the subnets of those zones by id.
+            from dataclasses import replace
+
+            karpenter_reserved = [
+                replace(s, availability_zone=s.availability_zone or availability_zone)
+                for s in reserved_capacity
+                if s.provisioner is ReservedProvisioner.KARPENTER
+            ]
+            self.karpenter.add_gpu_capacity(
+                burst=burst_capacity,
+                reserved=karpenter_reserved,
+                reserved_subnets=[
+                    subnet
+                    for zone in sorted({s.availability_zone or "" for s in karpenter_reserved})
+                    for subnet in self._reserved_subnets(zone)
+                ],
+            )
 
         self._access_warnings(
             endpoint_access=endpoint_access,

@@ -20,10 +20,19 @@ in aws/karpenter-provider-aws) and its Helm installation step:
   state changes, scheduled changes (AWS Health) and capacity-reservation interruption
   warnings;
 - the Helm release (``versions.KARPENTER``, ``oci://public.ecr.aws/karpenter/karpenter``,
-  namespace ``kube-system``) with the controller pinned to the system nodes;
+  namespace ``kube-system``) with the controller pinned to the system nodes and
+  ``AWS_REGION`` set to the stack's Region (``controller.env``): the chart sets none, and
+  the controller then asks IMDS, which a pod cannot reach when nodes limit IMDSv2 to one
+  hop, as the system nodes do (karpenter-provider-aws #8219: it crash-loops);
 - on request (:meth:`Karpenter.add_gpu_capacity`), the ``gpu-burst`` / ``gpu-reserved``
-  NodePools and their EC2NodeClasses (``charts/karpenter.py``) as a cdk8s chart applied
-  after the Helm release (which installs the CRDs).
+  NodePools and their EC2NodeClasses, one more pair per EFA instance type
+  (``charts/karpenter.py``), as a cdk8s chart applied after the Helm release (which
+  installs the CRDs).
+
+Tags: every resource here whose CloudFormation type takes tags is an L1/L2 class, so
+``cdk.Tags.of(app).add(...)`` reaches it. ``AWS::IAM::ManagedPolicy`` takes no ``Tags`` in
+CloudFormation (its schema is not taggable), nor do the queue policy and the custom
+resources of the Helm release and the manifest.
 
 Karpenter never provisions UltraServer nodes: the NodePools exclude ``p6e-gb200``.
 """
@@ -469,17 +478,14 @@ class Karpenter(Construct):
             "NodeRoleArn": self.node_role.role_arn,
             "QueueArn": self.interruption_queue.queue_arn,
         }
-        self.controller_policies: dict[str, cdk.CfnResource] = {}
+        self.controller_policies: dict[str, iam.CfnManagedPolicy] = {}
         for name, document in controller_policies().items():
-            self.controller_policies[name] = cdk.CfnResource(
+            self.controller_policies[name] = iam.CfnManagedPolicy(
                 self,
                 f"{name}Policy",
-                type="AWS::IAM::ManagedPolicy",
-                properties={
-                    "Description": f"Karpenter controller: {name} (eks-ultraserver)",
-                    "Roles": [self.controller_role.role_name],
-                    "PolicyDocument": _policy_document(document, variables),
-                },
+                description=f"Karpenter controller: {name} (eks-ultraserver)",
+                roles=[self.controller_role.role_name],
+                policy_document=_policy_document(document, variables),
             )
         self.pod_identity = eks.CfnPodIdentityAssociation(
             self,
@@ -491,6 +497,7 @@ class Karpenter(Construct):
         )
 
         # ---------------------------------------------------------------- Helm
+        region_env = {"name": "AWS_REGION", "value": cdk.Stack.of(self).region}
         self.values = deep_merge(
             {
                 "settings": {
@@ -505,14 +512,22 @@ class Karpenter(Construct):
                     *[dict(t) for t in system_node_tolerations],
                 ],
                 "controller": {
+                    "env": [region_env],
                     "resources": {
                         "requests": {"cpu": "1", "memory": "1Gi"},
                         "limits": {"cpu": "1", "memory": "1Gi"},
-                    }
+                    },
                 },
             },
             extra_values,
         )
+        # A list in extra_values replaces ours (Helm merge): keep AWS_REGION unless it sets it.
+        controller = self.values.get("controller")
+        env = controller.get("env") if isinstance(controller, dict) else None
+        if isinstance(env, list) and not any(
+            isinstance(e, dict) and e.get("name") == "AWS_REGION" for e in env
+        ):
+            env.append(region_env)
         repository = chart.repository
         if repository.startswith("oci://"):
             # The kubectl handler pulls the repository and installs the directory named
@@ -551,12 +566,22 @@ class Karpenter(Construct):
         *,
         burst: BurstCapacitySpec | None = None,
         reserved: Sequence[ReservedCapacitySpec] = (),
+        reserved_subnets: Sequence[ec2.ISubnet] = (),
         id: str = "GpuCapacity",
     ) -> eks.KubernetesManifest:
-        """Applies the ``gpu-burst`` / ``gpu-reserved`` NodePools and EC2NodeClasses
-        (``charts/karpenter.py``) with ``cluster.add_cdk8s_chart``, after the Helm release
-        (which installs the NodePool and EC2NodeClass CRDs). ``reserved`` entries whose
-        provisioner is not ``karpenter`` are ignored. Call once."""
+        """Applies the ``gpu-burst`` / ``gpu-reserved`` NodePools and EC2NodeClasses, and one
+        pair per EFA instance type (``charts/karpenter.py``), with
+        ``cluster.add_cdk8s_chart``, after the Helm release (which installs the NodePool and
+        EC2NodeClass CRDs). ``reserved`` entries whose provisioner is not ``karpenter`` are
+        ignored; the others need their ``availability_zone``. Call once.
+
+        :param reserved_subnets: subnets in the reservations' zones, which the reserved
+            classes select by id (they are not tagged for discovery, so burst nodes never
+            use them). Default: the discovery-tagged subnets (one must be in each
+            reservation's zone).
+
+        With more than one burst pool (an EFA instance type beside other types), a synth
+        warning says that each carries the whole ``maxGpus`` limit."""
         chart = KarpenterGpuCapacityChart(
             cdk8s.App(),
             "karpenter-gpu-capacity",
@@ -565,8 +590,20 @@ class Karpenter(Construct):
             burst=burst,
             reserved=reserved,
             security_group_ids=[self._cluster_sg_id],
+            reserved_subnet_ids=[s.subnet_id for s in reserved_subnets],
         )
         self.capacity_chart = chart
+        if burst is not None and len(chart.burst_pools) > 1:
+            cpu = f" and {burst.max_vcpus} vCPUs" if burst.max_vcpus is not None else ""
+            cdk.Annotations.of(self).add_warning_v2(
+                "eks-ultraserver:karpenter-burst-pools",
+                f"burstCapacity: {len(chart.burst_pools)} burst NodePools "
+                f"({', '.join(chart.burst_pools)}): each EFA instance type has a pool of its own "
+                f"so that it gets its EFA interfaces; Karpenter limits are per NodePool, so each may run up to "
+                f"{burst.max_gpus} GPUs{cpu} (up to {len(chart.burst_pools) * burst.max_gpus} "
+                "GPUs in all). For one pool and one limit, let instanceFamilies / instanceSizes "
+                "name one EFA instance type, or none (eks_ultraserver.capacity.INSTANCE_TYPES).",
+            )
         manifest = self._cluster.add_cdk8s_chart(id, chart)
         manifest.node.add_dependency(self.helm_chart)
         self.capacity_manifest = manifest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import aws_cdk as cdk
 import cdk8s
@@ -16,9 +17,12 @@ import pytest
 import yaml
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Annotations, Match
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
 from eks_ultraserver.capacity import (
+    INSTANCE_TYPES,
     BurstCapacitySpec,
     CapacityClass,
     ReservedCapacitySpec,
@@ -29,13 +33,14 @@ from eks_ultraserver.charts.karpenter import (
     KarpenterGpuCapacityChart,
     burst_node_pool,
     ec2_node_class,
+    efa_network_interfaces,
     reserved_node_pool,
 )
 from eks_ultraserver.constructs.karpenter import INTERRUPTION_EVENTS, Karpenter, controller_policies
 from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.versions import KARPENTER
 
-from conftest import ACCOUNT, REGION, UPSTREAM, template_of
+from conftest import ACCOUNT, LOCAL_ZONE, REGION, REPO, UPSTREAM, template_of
 
 CLUSTER_NAME = "gpu-cluster"
 BURST = BurstCapacitySpec(
@@ -47,8 +52,19 @@ KARPENTER_ODCR = ReservedCapacitySpec(
     instance_type="p5.48xlarge",
     instance_count=2,
     capacity_reservation_id="cr-0aaaaaaaaaaaaaaa1",
+    availability_zone="us-east-1b",
     provisioner=ReservedProvisioner.KARPENTER,
 )
+#: A Karpenter reservation of a type without an EFA layout in the table.
+KARPENTER_G6E = ReservedCapacitySpec(
+    name="kg",
+    instance_type="g6e.48xlarge",
+    instance_count=1,
+    capacity_reservation_id="cr-0ccccccccccccccc3",
+    availability_zone="us-east-1b",
+    provisioner=ReservedProvisioner.KARPENTER,
+)
+RESERVED_SUBNET = "subnet-0123456789abcdef0"
 NODEGROUP_ODCR = ReservedCapacitySpec(
     name="ng",
     instance_type="p5.48xlarge",
@@ -97,8 +113,39 @@ def schemas():
     }
 
 
+def _network_interface_rules(interfaces) -> list[str]:
+    """The CRD's two CEL rules on ``spec.networkInterfaces`` (x-kubernetes-validations, which
+    jsonschema does not run): a primary ENA interface on card 0 device 0; no duplicate
+    (card, device) and at most one efa-only interface per card."""
+    out = []
+    if interfaces and not any(
+        i["deviceIndex"] == 0 and i["networkCardIndex"] == 0 and i["interfaceType"] == "interface"
+        for i in interfaces
+    ):
+        out.append("networkInterfaces must include a primary interface with interfaceType='interface'")
+    for i in interfaces:
+        same_slot = [
+            j
+            for j in interfaces
+            if (j["networkCardIndex"], j["deviceIndex"]) == (i["networkCardIndex"], i["deviceIndex"])
+        ]
+        efa_on_card = [
+            j
+            for j in interfaces
+            if j["networkCardIndex"] == i["networkCardIndex"] and j["interfaceType"] == "efa-only"
+        ]
+        if len(same_slot) != 1 or (i["interfaceType"] == "efa-only" and len(efa_on_card) != 1):
+            out.append(
+                f"networkInterfaces: duplicate slot or second efa-only on card {i['networkCardIndex']}"
+            )
+    return out
+
+
 def _errors(schemas, obj) -> list[str]:
-    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in schemas[obj["kind"]].iter_errors(obj)]
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in schemas[obj["kind"]].iter_errors(obj)]
+    if obj["kind"] == "EC2NodeClass":
+        errors += _network_interface_rules(obj["spec"].get("networkInterfaces", []))
+    return errors
 
 
 # --------------------------------------------------------------------------------------
@@ -108,29 +155,159 @@ def _errors(schemas, obj) -> list[str]:
 
 @pytest.fixture(scope="module")
 def chart_objects():
-    """GIVEN burst capacity and one ODCR for Karpenter (and one for a node group) WHEN the
-    chart is synthesized (plain strings for the role and security group)."""
+    """GIVEN burst capacity (g6e and p5, sizes 12xlarge and 48xlarge), a p5.48xlarge and a
+    g6e.48xlarge ODCR for Karpenter (and one for a node group) WHEN the chart is
+    synthesized (plain strings for the role, security group and reservation subnet)."""
     chart = KarpenterGpuCapacityChart(
         cdk8s.App(),
         "karpenter-gpu-capacity",
         node_role="KarpenterNodeRole",
         discovery=CLUSTER_NAME,
         burst=BURST,
-        reserved=[KARPENTER_ODCR, NODEGROUP_ODCR],
+        reserved=[KARPENTER_ODCR, KARPENTER_G6E, NODEGROUP_ODCR],
         security_group_ids=["sg-0123456789abcdef0"],
+        reserved_subnet_ids=[RESERVED_SUBNET],
     )
     return {(o["kind"], o["metadata"]["name"]): o for o in chart.to_json()}
 
 
 def test_chart_objects_validate_against_the_v1_14_1_crds(schemas, chart_objects):
+    """THEN a plain pool and one pool per EFA instance type, for burst and for reserved
+    capacity; every object passes the CRD schema and its networkInterfaces CEL rules."""
     assert sorted(chart_objects) == [
         ("EC2NodeClass", "gpu-burst"),
+        ("EC2NodeClass", "gpu-burst-p5-48xlarge"),
         ("EC2NodeClass", "gpu-reserved"),
+        ("EC2NodeClass", "gpu-reserved-p5-48xlarge"),
         ("NodePool", "gpu-burst"),
+        ("NodePool", "gpu-burst-p5-48xlarge"),
         ("NodePool", "gpu-reserved"),
+        ("NodePool", "gpu-reserved-p5-48xlarge"),
     ]
     for obj in chart_objects.values():
         assert _errors(schemas, obj) == [], obj["metadata"]["name"]
+        if obj["kind"] == "NodePool":
+            assert obj["spec"]["template"]["spec"]["nodeClassRef"]["name"] == obj["metadata"]["name"]
+
+
+def test_network_interface_rules_can_fail():
+    """The CEL checks are not vacuous: no primary, a duplicate slot, two efa-only on a card."""
+    assert _network_interface_rules([{"networkCardIndex": 1, "deviceIndex": 0, "interfaceType": "efa-only"}])
+    twice = {"networkCardIndex": 0, "deviceIndex": 0, "interfaceType": "interface"}
+    assert _network_interface_rules([twice, dict(twice)])
+    assert _network_interface_rules(
+        [
+            twice,
+            {"networkCardIndex": 1, "deviceIndex": 0, "interfaceType": "efa-only"},
+            {"networkCardIndex": 1, "deviceIndex": 1, "interfaceType": "efa-only"},
+        ]
+    )
+
+
+P5_LAYOUT = (
+    [{"networkCardIndex": 0, "deviceIndex": 0, "interfaceType": "interface"}]
+    + [{"networkCardIndex": 0, "deviceIndex": 1, "interfaceType": "efa-only"}]
+    + [{"networkCardIndex": c, "deviceIndex": 0, "interfaceType": "efa-only"} for c in range(1, 32)]
+)
+
+
+@pytest.mark.parametrize("pool", ["gpu-burst-p5-48xlarge", "gpu-reserved-p5-48xlarge"])
+def test_p5_pools_get_efa_only_interfaces_on_the_documented_cards(chart_objects, pool):
+    """THEN the p5.48xlarge classes declare the managed node groups' layout (EC2 user guide,
+    efa-acc-inst-types, P5 "save IP addresses"): ENA primary on card 0, efa-only on card 0
+    device 1 and on cards 1-31 device 0 (32 EFA devices, one IP per node); their pools take
+    only that instance type."""
+    node_class = chart_objects[("EC2NodeClass", pool)]["spec"]
+    assert node_class["networkInterfaces"] == P5_LAYOUT
+    reqs = chart_objects[("NodePool", pool)]["spec"]["template"]["spec"]["requirements"]
+    assert {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["p5.48xlarge"]} in reqs
+    assert not any(r["key"] == "karpenter.k8s.aws/instance-family" and r["operator"] == "In" for r in reqs)
+
+
+def test_non_efa_types_get_no_interfaces_and_leave_efa_types_to_their_pools(chart_objects):
+    """THEN the plain pools declare no interfaces (Karpenter's single ENA), and gpu-burst
+    leaves p5.48xlarge to its own pool, so an EFA pod never gets efa on every card."""
+    for pool in ("gpu-burst", "gpu-reserved"):
+        assert "networkInterfaces" not in chart_objects[("EC2NodeClass", pool)]["spec"], pool
+    reqs = chart_objects[("NodePool", "gpu-burst")]["spec"]["template"]["spec"]["requirements"]
+    assert {"key": "node.kubernetes.io/instance-type", "operator": "NotIn", "values": ["p5.48xlarge"]} in reqs
+    reserved = chart_objects[("NodePool", "gpu-reserved")]["spec"]["template"]["spec"]["requirements"]
+    assert {
+        "key": "node.kubernetes.io/instance-type",
+        "operator": "In",
+        "values": ["g6e.48xlarge"],
+    } in reserved
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCE_TYPES))
+def test_every_table_layout_is_a_valid_node_class(schemas, name):
+    """Every documented layout (capacity.INSTANCE_TYPES, the node groups' table) becomes
+    networkInterfaces the CRD accepts: one ENA primary and one efa-only per table entry."""
+    spec = INSTANCE_TYPES[name]
+    interfaces = efa_network_interfaces(spec)
+    assert interfaces[0] == {"networkCardIndex": 0, "deviceIndex": 0, "interfaceType": "interface"}
+    assert [(i["networkCardIndex"], i["deviceIndex"]) for i in interfaces[1:]] == [
+        (e.card, e.device_index) for e in spec.efa
+    ]
+    assert {i["interfaceType"] for i in interfaces[1:]} == {"efa-only"}
+    node_class = ec2_node_class(
+        name="x",
+        role="r",
+        discovery="d",
+        ami_alias="al2023@latest",
+        capacity=CapacityClass.BURST,
+        network_interfaces=interfaces,
+    )
+    assert _errors(schemas, node_class) == []
+
+
+def test_p6_b300_has_no_efa_on_card_0():
+    interfaces = efa_network_interfaces(INSTANCE_TYPES["p6-b300.48xlarge"])
+    assert [i["networkCardIndex"] for i in interfaces if i["interfaceType"] == "efa-only"] == list(
+        range(1, 17)
+    )
+
+
+@pytest.mark.parametrize(
+    ("burst", "pools"),
+    [
+        # Only EFA types named: no plain pool (it would have nothing to launch).
+        (
+            BurstCapacitySpec(instance_families=("p5", "p5e"), instance_sizes=("48xlarge",), max_gpus=16),
+            ["gpu-burst-p5-48xlarge", "gpu-burst-p5e-48xlarge"],
+        ),
+        # No EFA type in the families: one plain pool, as before.
+        (BurstCapacitySpec(instance_families=("g6e", "g6"), max_gpus=16), ["gpu-burst"]),
+        # A family with every size: the plain pool keeps the other sizes (p5.4xlarge).
+        (BurstCapacitySpec(instance_families=("p5",), max_gpus=16), ["gpu-burst", "gpu-burst-p5-48xlarge"]),
+    ],
+)
+def test_burst_pools_follow_the_efa_types_the_pool_can_pick(schemas, burst, pools):
+    chart = KarpenterGpuCapacityChart(cdk8s.App(), "c", node_role="r", discovery="d", burst=burst)
+    assert chart.burst_pools == pools
+    for obj in chart.to_json():
+        assert _errors(schemas, obj) == [], obj["metadata"]["name"]
+        if obj["kind"] == "NodePool":
+            # Every burst pool carries the whole limit (Karpenter limits are per NodePool).
+            assert obj["spec"]["limits"] == {"nvidia.com/gpu": 16}
+
+
+def test_reserved_classes_select_the_reservation_zone_subnets_and_their_own_reservations(chart_objects):
+    """THEN each reserved class selects the reservations of its instance types and the
+    subnets of their zone by id; its pool requires that zone; burst classes keep the
+    discovery tag (they never see the reservations' subnets)."""
+    for pool, rid in (
+        ("gpu-reserved", "cr-0ccccccccccccccc3"),
+        ("gpu-reserved-p5-48xlarge", "cr-0aaaaaaaaaaaaaaa1"),
+    ):
+        spec = chart_objects[("EC2NodeClass", pool)]["spec"]
+        assert spec["capacityReservationSelectorTerms"] == [{"id": rid}]
+        assert spec["subnetSelectorTerms"] == [{"id": RESERVED_SUBNET}]
+        reqs = chart_objects[("NodePool", pool)]["spec"]["template"]["spec"]["requirements"]
+        assert {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1b"]} in reqs
+    for pool in ("gpu-burst", "gpu-burst-p5-48xlarge"):
+        spec = chart_objects[("EC2NodeClass", pool)]["spec"]
+        assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": CLUSTER_NAME}}]
 
 
 def test_schema_check_can_fail(schemas):
@@ -158,7 +335,9 @@ def test_burst_is_spot_first_with_on_demand_fallback_in_one_pool(chart_objects):
     assert on_demand["limits"] == {"nvidia.com/gpu": 8, "cpu": 256}
 
 
-@pytest.mark.parametrize("pool", ["gpu-burst", "gpu-reserved"])
+@pytest.mark.parametrize(
+    "pool", ["gpu-burst", "gpu-burst-p5-48xlarge", "gpu-reserved", "gpu-reserved-p5-48xlarge"]
+)
 def test_no_pool_ever_provisions_ultraserver_nodes(chart_objects, pool):
     reqs = chart_objects[("NodePool", pool)]["spec"]["template"]["spec"]["requirements"]
     assert {
@@ -169,12 +348,15 @@ def test_no_pool_ever_provisions_ultraserver_nodes(chart_objects, pool):
     assert {"key": "karpenter.k8s.aws/instance-family", "operator": "NotIn", "values": ["p6e-gb200"]} in reqs
 
 
-@pytest.mark.parametrize("pool", ["gpu-burst", "gpu-reserved"])
+@pytest.mark.parametrize(
+    "pool", ["gpu-burst", "gpu-burst-p5-48xlarge", "gpu-reserved", "gpu-reserved-p5-48xlarge"]
+)
 def test_gpu_taint_label_and_job_protection(chart_objects, pool):
     spec = chart_objects[("NodePool", pool)]["spec"]
     template = spec["template"]
     assert template["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
-    assert template["metadata"]["labels"] == {"eks-ultraserver.io/capacity": pool.removeprefix("gpu-")}
+    capacity = "burst" if pool.startswith("gpu-burst") else "reserved"
+    assert template["metadata"]["labels"] == {"eks-ultraserver.io/capacity": capacity}
     assert template["spec"]["expireAfter"] == "Never"
     assert spec["disruption"] == {
         "consolidationPolicy": "WhenEmpty",
@@ -184,13 +366,18 @@ def test_gpu_taint_label_and_job_protection(chart_objects, pool):
 
 
 def test_reserved_pool_selects_only_karpenter_reservations_and_outweighs_burst(chart_objects):
-    pool = chart_objects[("NodePool", "gpu-reserved")]["spec"]
+    pool = chart_objects[("NodePool", "gpu-reserved-p5-48xlarge")]["spec"]
     assert pool["weight"] == 50
     reqs = {r["key"]: r["values"] for r in pool["template"]["spec"]["requirements"] if r["operator"] == "In"}
     assert reqs["karpenter.sh/capacity-type"] == ["reserved"]
     assert reqs["node.kubernetes.io/instance-type"] == ["p5.48xlarge"]
-    node_class = chart_objects[("EC2NodeClass", "gpu-reserved")]["spec"]
-    assert node_class["capacityReservationSelectorTerms"] == [{"id": "cr-0aaaaaaaaaaaaaaa1"}]
+    selected = [
+        term["id"]
+        for (kind, _), obj in chart_objects.items()
+        if kind == "EC2NodeClass"
+        for term in obj["spec"].get("capacityReservationSelectorTerms", [])
+    ]
+    assert sorted(selected) == ["cr-0aaaaaaaaaaaaaaa1", "cr-0ccccccccccccccc3"], "not the node group's"
     assert "capacityReservationSelectorTerms" not in chart_objects[("EC2NodeClass", "gpu-burst")]["spec"]
 
 
@@ -235,10 +422,25 @@ def test_chart_snapshot(chart_objects, snapshot_json):
             },
             r"Karpenter selects reservations by id",
         ),
+        (
+            {
+                "reserved": [
+                    ReservedCapacitySpec(
+                        name="nozone",
+                        instance_type="p5.48xlarge",
+                        instance_count=1,
+                        capacity_reservation_id="cr-0ddddddddddddddd4",
+                        provisioner=ReservedProvisioner.KARPENTER,
+                    )
+                ]
+            },
+            r"reserved\['nozone'\]\.availability_zone: missing; Karpenter launches into a reservation "
+            r"only from a subnet in the reservation's zone",
+        ),
     ],
 )
 def test_chart_validation(kwargs, match):
-    args = {"node_role": "r", "discovery": "d", "burst": BURST}
+    args: dict[str, Any] = {"node_role": "r", "discovery": "d", "burst": BURST}
     args.update(kwargs)
     with pytest.raises(ConfigurationError, match=match):
         KarpenterGpuCapacityChart(cdk8s.App(), "c", **args)
@@ -280,7 +482,11 @@ def synth():
         kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(stack, "Kubectl")),
     )
     karpenter = Karpenter(stack, "Karpenter", cluster=cluster, subnets=vpc.private_subnets)
-    manifest = karpenter.add_gpu_capacity(burst=BURST, reserved=[KARPENTER_ODCR, NODEGROUP_ODCR])
+    manifest = karpenter.add_gpu_capacity(
+        burst=BURST,
+        reserved=[KARPENTER_ODCR, NODEGROUP_ODCR],
+        reserved_subnets=[vpc.private_subnets[0]],
+    )
     tpl = template_of(stack).to_json()
     return stack, cluster, vpc, karpenter, manifest, tpl
 
@@ -473,6 +679,14 @@ def test_helm_release_pins_the_chart_and_runs_the_controller_on_system_nodes(syn
     assert policy_ids | {pod_identity_id} <= depends
 
 
+def test_helm_values_set_aws_region_to_the_stack_region(synth):
+    """THEN the controller gets AWS_REGION (the chart sets none; without it the controller
+    asks IMDS, out of a pod's reach with IMDSv2 hop limit 1: karpenter-provider-aws #8219)."""
+    *_, tpl = synth
+    _, helm = _one(tpl, "Custom::AWSCDK-EKS-HelmChart", "Karpenter")
+    assert _values(helm)["controller"]["env"] == [{"name": "AWS_REGION", "value": REGION}]
+
+
 def test_helm_values_keys_exist_in_the_upstream_chart(synth):
     *_, karpenter, _manifest, _tpl = synth
     defaults = yaml.safe_load((UPSTREAM / "karpenter-values-v1.14.1.yaml").read_text())
@@ -488,14 +702,33 @@ def test_node_pools_are_applied_after_the_helm_release(synth):
     text = "".join(
         p if isinstance(p, str) else "TOKEN" for p in manifest["Properties"]["Manifest"]["Fn::Join"][1]
     )
-    kinds = [(o["kind"], o["metadata"]["name"]) for o in json.loads(text)]
+    objects = json.loads(text)
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert kinds == [
         ("EC2NodeClass", "gpu-burst"),
         ("NodePool", "gpu-burst"),
-        ("EC2NodeClass", "gpu-reserved"),
-        ("NodePool", "gpu-reserved"),
+        ("EC2NodeClass", "gpu-burst-p5-48xlarge"),
+        ("NodePool", "gpu-burst-p5-48xlarge"),
+        ("EC2NodeClass", "gpu-reserved-p5-48xlarge"),
+        ("NodePool", "gpu-reserved-p5-48xlarge"),
     ]
     assert '"role":"TOKEN"' in text and '{"id":"TOKEN"}' in text  # node role name, cluster SG id
+    # The reserved class selects the subnet given as reserved_subnets, by id.
+    reserved_class = next(o for o in objects if o["metadata"]["name"] == "gpu-reserved-p5-48xlarge")
+    assert reserved_class["spec"]["subnetSelectorTerms"] == [{"id": "TOKEN"}]
+    subnet_id = next(k for k in _of_type(tpl, "AWS::EC2::Subnet") if "PrivateSubnet1" in k)
+    assert {"Ref": subnet_id} in manifest["Properties"]["Manifest"]["Fn::Join"][1]
+
+
+def test_several_burst_pools_warn_that_each_has_the_whole_limit(synth):
+    """THEN synth warns: gpu-burst and gpu-burst-p5-48xlarge may each run maxGpus GPUs."""
+    stack, *_ = synth
+    warnings = Annotations.from_stack(stack).find_warning(
+        "*",
+        Match.string_like_regexp(r"burstCapacity: 2 burst NodePools \(gpu-burst, gpu-burst-p5-48xlarge\)"),
+    )
+    assert len(warnings) == 1
+    assert "up to 128 GPUs in all" in str(warnings[0].entry.data)
 
 
 def test_subnets_carry_the_discovery_tag(synth):
@@ -550,6 +783,119 @@ def test_construct_validation(synth, kwargs, match):
     with pytest.raises(ConfigurationError, match=match):
         Karpenter(stack, "Bad", cluster=cluster, **args)
     assert not stack.node.try_find_child("Bad")
+
+
+# --------------------------------------------------------------------------------------
+# In the environment: every configuration that installs Karpenter
+# --------------------------------------------------------------------------------------
+
+ENV_BURST = json.dumps({"instanceFamilies": ["g6e", "p5"], "maxGpus": 64})
+ENV_RESERVED = json.dumps(
+    [
+        {
+            "name": "kp",
+            "instanceType": "p5.48xlarge",
+            "instanceCount": 2,
+            "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3",
+            "availabilityZone": LOCAL_ZONE,
+            "provisioner": "karpenter",
+        }
+    ]
+)
+ENVIRONMENTS = {
+    "burst alone": {"burstCapacity": ENV_BURST},
+    "karpenter reservation alone": {"reservedCapacity": ENV_RESERVED},
+    "both": {"burstCapacity": ENV_BURST, "reservedCapacity": ENV_RESERVED},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(ENVIRONMENTS))
+def tagged_environment(request):
+    """GIVEN the app as app.py builds it, with burst capacity, a Karpenter reservation (in
+    the UltraServers' zone) or both, and the tag team=x on the app."""
+    from eks_ultraserver.app import build_app
+
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    context.update(ENVIRONMENTS[request.param])
+    app = cdk.App(context=context, builtin_cloud_formation_validation=False)
+    cdk.Tags.of(app).add("team", "x")
+    stack = build_app(app)
+    return request.param, stack, template_of(stack).to_json()
+
+
+def test_every_configuration_sets_aws_region_with_known_values_keys(tagged_environment):
+    """THEN the Karpenter release carries AWS_REGION = the stack's Region (a reference in
+    this environment-agnostic stack) and only keys of the chart's default values."""
+    _name, stack, tpl = tagged_environment
+    _, helm = _one(tpl, "Custom::AWSCDK-EKS-HelmChart", "EnvironmentKarpenter")
+    values = _values(helm)
+    assert values["controller"]["env"] == [{"name": "AWS_REGION", "value": "TOKEN"}]
+    parts = helm["Properties"]["Values"]["Fn::Join"][1]
+    at = next(
+        i for i, p in enumerate(parts) if isinstance(p, str) and p.endswith('"name":"AWS_REGION","value":"')
+    )
+    assert parts[at + 1] == {"Ref": "AWS::Region"}
+    defaults = yaml.safe_load((UPSTREAM / "karpenter-values-v1.14.1.yaml").read_text())
+    assert unknown_keys(stack.ultraserver_environment.karpenter.values, defaults) == []
+
+
+def test_every_taggable_karpenter_resource_carries_the_app_tags(tagged_environment):
+    """THEN every resource of the Karpenter construct whose CloudFormation type takes tags
+    (cfn-lint's resource schemas) has team=x. AWS::IAM::ManagedPolicy takes none; the
+    policies are typed L1s (iam.CfnManagedPolicy), not plain CfnResources."""
+    from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
+
+    _name, stack, tpl = tagged_environment
+    mine = {k: v for k, v in tpl["Resources"].items() if k.startswith("EnvironmentKarpenter")}
+    taggable = {}
+    for logical_id, resource in mine.items():
+        if resource["Type"].startswith("Custom::"):
+            continue
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource["Type"]).schema
+        if schema.get("tagging", {}).get("taggable", "Tags" in schema.get("properties", {})):
+            taggable[logical_id] = resource
+    assert {r["Type"] for r in taggable.values()} >= {
+        "AWS::IAM::Role",
+        "AWS::SQS::Queue",
+        "AWS::Events::Rule",
+        "AWS::EKS::AccessEntry",
+        "AWS::EKS::PodIdentityAssociation",
+    }
+    missing = [
+        k for k, r in taggable.items() if {"Key": "team", "Value": "x"} not in r["Properties"].get("Tags", [])
+    ]
+    assert missing == []
+    policies = stack.ultraserver_environment.karpenter.controller_policies
+    assert len(policies) == 5 and all(isinstance(p, iam.CfnManagedPolicy) for p in policies.values())
+
+
+def test_environment_reserved_pool_selects_the_reservation_zone_subnet(tagged_environment):
+    """THEN with a Karpenter reservation, its class selects the UltraServers' subnet (the
+    reservation's zone) by id, and that subnet is not tagged for discovery (burst nodes
+    never land there)."""
+    name, _stack, tpl = tagged_environment
+    reserved = [
+        r
+        for r in _of_type(tpl, "Custom::AWSCDK-EKS-KubernetesResource").values()
+        if "gpu-reserved" in json.dumps(r["Properties"]["Manifest"])
+    ]
+    if name == "burst alone":
+        assert reserved == [], "no reservation, no reserved pool"
+        return
+    (manifest,) = reserved
+    parts = manifest["Properties"]["Manifest"]["Fn::Join"][1]
+    named = next(
+        i for i, p in enumerate(parts) if isinstance(p, str) and '"name":"gpu-reserved-p5-48xlarge"' in p
+    )
+    at = next(
+        i
+        for i, p in enumerate(parts)
+        if i > named and isinstance(p, str) and p.endswith('"subnetSelectorTerms":[{"id":"')
+    )
+    subnet_id = parts[at + 1]["Ref"]
+    assert subnet_id.startswith("EnvironmentUltraServerSubnet")
+    tags = tpl["Resources"][subnet_id]["Properties"]["Tags"]
+    assert not any(t["Key"] == "karpenter.sh/discovery" for t in tags)
 
 
 @pytest.mark.slow
