@@ -26,6 +26,13 @@ why (EKS user guide, ml-eks-nvidia-ultraserver, "Install NVIDIA DRA driver"):
 Where this corrects the EKS guide: the guide installs 25.8.0 from NGC; the default here
 is the kubernetes-sigs line (0.4.1), where ``ComputeDomain.spec.numNodes`` is optional.
 The guide's values are kept for both lines.
+
+``addonValues.draDriver`` that contradict the platform are refused at synth rather than
+failing at deploy: ``resources.gpus.enabled: true`` without
+``gpuResourcesEnabledOverride: true`` (the chart's own check stops ``helm install``: GPU
+allocation through DRA is experimental, and the GPUs are the device plugin's here), and
+``resources.computeDomains.enabled: false`` (ComputeDomains are what this driver is
+installed for: every validation job and ``MpiJob`` on an UltraServer claims one).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from eks_ultraserver.config import DraDriverLine
 from eks_ultraserver.model import ULTRASERVER_LABEL, Problems, parse_enum
 from eks_ultraserver.versions import DRA_DRIVER, DRA_DRIVER_LEGACY, ChartVersion
 
-__all__ = ["DraDriverValues", "pinned_chart"]
+__all__ = ["DraDriverValues", "contradiction_problems", "pinned_chart"]
 
 #: Oldest NGC-line chart the EKS P6e-GB200 guide supports ("25.8.0+").
 MIN_NGC_VERSION = (25, 8, 0)
@@ -92,6 +99,7 @@ class DraDriverValues:
             object.__setattr__(self, "line", line)
             problems.extend(self._version_problems(line))
         problems.extend(values_problems(_VALUES_KEY, self.extra_values))
+        problems.extend(contradiction_problems(self.extra_values))
         problems.extend(label_selector_problems("system_node_selector", self.system_node_selector))
         problems.extend(tolerations_problems("system_node_tolerations", self.system_node_tolerations))
         problems.raise_if_any("NVIDIA DRA driver configuration")
@@ -153,6 +161,48 @@ class DraDriverValues:
                 f"the EKS P6e-GB200 guide supports; use {DRA_DRIVER_LEGACY.version!r}"
             ]
         return []
+
+
+def contradiction_problems(extra_values: Mapping[str, Any] | None) -> list[str]:
+    """Problems of user values that contradict the platform (see the module docstring)."""
+    if not isinstance(extra_values, Mapping):
+        return []
+    resources = extra_values.get("resources")
+    resources = resources if isinstance(resources, Mapping) else {}
+    out: list[str] = []
+    gpus = resources.get("gpus")
+    gpus_value = gpus.get("enabled") if isinstance(gpus, Mapping) else None
+    gpus_on = _truthy(gpus_value)
+    override = _truthy(extra_values.get("gpuResourcesEnabledOverride"))
+    if gpus_on is True and override is not True:
+        out.append(
+            f"{_VALUES_KEY}.resources.gpus.enabled: {gpus_value!r} without "
+            f"{_VALUES_KEY}.gpuResourcesEnabledOverride: true: the chart refuses to render "
+            "(GPU allocation through DRA is experimental; its templates fail unless the "
+            "override is set), and on this platform the GPUs belong to the GPU Operator's "
+            "device plugin (EKS user guide ml-eks-nvidia-ultraserver: resources.gpus.enabled=false); "
+            "leave it unset, or set both if you mean to try DRA GPU allocation"
+        )
+    domains = resources.get("computeDomains")
+    domains_value = domains.get("enabled") if isinstance(domains, Mapping) else None
+    if _truthy(domains_value) is False:
+        out.append(
+            f"{_VALUES_KEY}.resources.computeDomains.enabled: {domains_value!r} contradicts the "
+            "platform: ComputeDomains (IMEX channels for multi-node NVLink) are what the DRA driver "
+            "is installed for, and every validation job and MpiJob on an UltraServer claims one "
+            "(EKS user guide ml-eks-nvidia-ultraserver: resources.computeDomains.enabled=true); "
+            "leave it unset"
+        )
+    return out
+
+
+def _truthy(value: object) -> bool | None:
+    """A boolean as Helm templates read it (``True`` or ``"true"``); ``None`` otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def _ultraserver_node_affinity() -> dict[str, Any]:

@@ -11,6 +11,20 @@ GPU operator"; NVIDIA GPU Operator chart values.yaml):
   driver and workloads use to find an NVLink domain.
 - ``migManager.enabled=false``: the AMI's driver 580 runs with CDMM, under which MIG is
   not supported.
+- ``cdi.enabled=false``: the chart defaults it to true since v25.10.0, but the setup the EKS
+  guide validated (chart v25.3.4, driver and toolkit from the AMI) runs with CDI off, and no
+  AWS or NVIDIA page says the operator's CDI mode works with ``toolkit.enabled=false`` on
+  the AL2023 NVIDIA AMI (NVIDIA's "CDI Support in the GPU Operator" describes CDI with the
+  operator's own toolkit). GPUs then reach containers through the AMI's nvidia runtime.
+- ``devicePlugin.env: GDRCOPY_ENABLED=true``: since device plugin v0.19.3 ``/dev/gdrdrv``
+  (GDRCopy, which the AL2023 NVIDIA AMI loads and libfabric/aws-ofi-nccl use for small
+  GPU-memory copies over EFA) reaches a GPU container only when the plugin runs with this
+  flag (k8s-device-plugin ``--gdrcopy-enabled``: "ensure that containers that request NVIDIA
+  GPU resources are started with GDRCopy support"). Without it NCCL over EFA still works,
+  slower for small messages; with it, every GPU pod gets the device node.
+- ``ccManager.enabled=false``: v26.3 turns the Confidential Computing manager on by default
+  (``defaultMode: on``); it resets GPUs into CC mode for Kata confidential containers, which
+  this platform does not run.
 - ``dcgmExporter`` enabled (GPU metrics on :9400) with its ServiceMonitor off: no
   Prometheus Operator is installed by this library (v26.7.0 turns it on by default).
 - Controllers (the operator, NFD master and NFD garbage collector) pinned to the system
@@ -18,8 +32,8 @@ GPU operator"; NVIDIA GPU Operator chart values.yaml):
 
 Where this corrects the EKS guide (which pins chart v25.3.4):
 
-- the pinned chart is v25.10.1 (see ``versions.GPU_OPERATOR``); the guide's v25.3.4 still
-  works and is accepted as an override;
+- the pinned chart is v26.3.3 (see ``versions.GPU_OPERATOR``), with device plugin v0.19.3;
+  the guide's v25.3.4 still works and is accepted as an override;
 - a chart whose device plugin is v0.19.0-v0.19.2 is refused: those releases turned on
   MOFED support by default and mount every ``/dev/infiniband/uverbs*`` device, taking the
   EFA devices away from the EFA device plugin or DRANET (NVIDIA/k8s-device-plugin #1692,
@@ -30,7 +44,10 @@ Where this corrects the EKS guide (which pins chart v25.3.4):
   v26.7.0 values.yaml has no key that turns that CRD off (``operator.upgradeCRD`` only
   drives the pre-upgrade hook; ``gpuCluster.deployCR`` only the experimental DRA stack),
   and ``aws_eks_v2.HelmChart(skip_crds=True)`` would also drop the operator's own
-  ClusterPolicy CRD; so that combination is refused.
+  ClusterPolicy CRD; so that combination is refused;
+- ``addonValues`` that contradict the platform are refused (:data:`PLATFORM_CONTRADICTIONS`):
+  the operator's driver or toolkit on an AMI that has both, the MIG or vGPU managers under
+  CDMM.
 """
 
 from __future__ import annotations
@@ -53,8 +70,11 @@ from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.versions import GPU_OPERATOR, GPU_OPERATOR_DEVICE_PLUGIN, ChartVersion
 
 __all__ = [
+    "GDRCOPY_ENV",
     "GPU_OPERATOR_SUBCHART_KEYS",
+    "PLATFORM_CONTRADICTIONS",
     "GpuOperatorValues",
+    "contradiction_problems",
 ]
 
 #: Keys of the bundled node-feature-discovery subchart that this library sets and that the
@@ -74,6 +94,41 @@ MIN_VERSION = (25, 3, 4)
 COMPUTE_DOMAIN_CRD_SINCE = (26, 7, 0)
 #: Device plugin releases that take the EFA devices (NVIDIA/k8s-device-plugin #1692).
 BAD_DEVICE_PLUGINS = ((0, 19, 0), (0, 19, 1), (0, 19, 2))
+
+#: Device plugin environment that hands ``/dev/gdrdrv`` to GPU containers (device plugin
+#: v0.19.3 and later no longer do it by default).
+GDRCOPY_ENV = {"name": "GDRCOPY_ENABLED", "value": "true"}
+
+#: Values that contradict the EKS AL2023 NVIDIA AMI on P6e-GB200 nodes: (dotted key, the
+#: value refused, why, source). Refused in ``addonValues.gpuOperator``.
+PLATFORM_CONTRADICTIONS: tuple[tuple[str, bool, str, str], ...] = (
+    (
+        "driver.enabled",
+        True,
+        "the AMI already has the NVIDIA driver (580, CDMM); a second driver from the operator "
+        "breaks the node",
+        "EKS user guide ml-eks-nvidia-ultraserver; amazon-eks-ami #1817",
+    ),
+    (
+        "toolkit.enabled",
+        True,
+        "the AMI already has the NVIDIA Container Toolkit and configures containerd with it; "
+        "the operator's toolkit would rewrite that configuration",
+        "EKS user guide ml-eks-nvidia-ultraserver; amazon-eks-ami #1817",
+    ),
+    (
+        "migManager.enabled",
+        True,
+        "MIG is not supported with CDMM, which driver 580 on the P6e-GB200 AMI runs with",
+        "EKS user guide ml-eks-nvidia-ultraserver (AMI v20251103 or later)",
+    ),
+    (
+        "vgpuManager.enabled",
+        True,
+        "vGPU is not supported with CDMM, which driver 580 on the P6e-GB200 AMI runs with",
+        "EKS user guide ml-eks-nvidia-ultraserver (AMI v20251103 or later)",
+    ),
+)
 
 _VERSION_KEY = "addonVersions.gpuOperator"
 _VALUES_KEY = "addonValues.gpuOperator"
@@ -134,11 +189,20 @@ class GpuOperatorValues:
             # The EKS AMI ships the driver and the container toolkit.
             "driver": {"enabled": False},
             "toolkit": {"enabled": False},
-            "devicePlugin": {"enabled": True},
+            # CDI off, as in the configuration the EKS guide validated (v25.3.4, CDI off by
+            # default there; on by default since v25.10.0): no AWS or NVIDIA page says the
+            # operator's CDI mode works with the toolkit left to the AL2023 NVIDIA AMI.
+            "cdi": {"enabled": False},
+            # GDRCOPY_ENABLED: device plugin v0.19.3+ only hands /dev/gdrdrv (GDRCopy,
+            # used by libfabric/aws-ofi-nccl over EFA) to GPU containers with this flag.
+            "devicePlugin": {"enabled": True, "env": [dict(GDRCOPY_ENV)]},
             "nfd": {"enabled": True},
             "gfd": {"enabled": True},
             # CDMM (driver 580 on the EKS AMI) does not support MIG.
             "migManager": {"enabled": False},
+            # v26.3 enables the Confidential Computing manager by default (defaultMode on):
+            # it is for Kata confidential containers, which this platform does not run.
+            "ccManager": {"enabled": False},
             "dcgmExporter": {"enabled": True, "serviceMonitor": {"enabled": False}},
             # Operands (device plugin, GFD, DCGM exporter, validator) run on GPU nodes.
             "daemonsets": {"tolerations": [gpu]},
@@ -168,6 +232,7 @@ class GpuOperatorValues:
     def _problems(self) -> list[str]:
         problems: list[str] = []
         problems += values_problems(_VALUES_KEY, self.extra_values)
+        problems += contradiction_problems(_VALUES_KEY, self.extra_values, PLATFORM_CONTRADICTIONS)
         problems += label_selector_problems("system_node_selector", self.system_node_selector)
         problems += tolerations_problems("system_node_tolerations", self.system_node_tolerations)
         version = parse_version(self.version)
@@ -215,6 +280,35 @@ class GpuOperatorValues:
                 f"{GPU_OPERATOR_DEVICE_PLUGIN[GPU_OPERATOR.version]})"
             )
         return problems
+
+
+def _truthy(value: object) -> bool | None:
+    """How Helm's templates read a boolean value: ``True``/``False``, or the strings
+    ``"true"``/``"false"`` that ``-c`` JSON may carry; ``None`` for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def contradiction_problems(
+    where: str,
+    extra_values: Mapping[str, Any] | None,
+    contradictions: Sequence[tuple[str, bool, str, str]],
+) -> list[str]:
+    """One problem per (dotted key, refused value, why, source) that ``extra_values`` sets
+    to the refused value, naming ``where.<key>``, the value given, the reason and source."""
+    out: list[str] = []
+    if not isinstance(extra_values, Mapping):
+        return out
+    for key, refused, why, source in contradictions:
+        node: Any = extra_values
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and _truthy(node) is refused:
+            out.append(f"{where}.{key}: {node!r} contradicts the platform: {why} ({source}); leave it unset")
+    return out
 
 
 def _device_plugin_override(extra_values: Mapping[str, Any] | None) -> str | None:

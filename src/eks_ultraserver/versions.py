@@ -121,23 +121,25 @@ GPU_OPERATOR = ChartVersion(
     component="NVIDIA GPU Operator",
     chart="gpu-operator",
     repository="https://helm.ngc.nvidia.com/nvidia",
-    version="v25.10.1",
-    app_version="v25.10.1",
+    version="v26.3.3",
+    app_version="v26.3.3",
     namespace="gpu-operator",
     release="gpu-operator",
     notes=(
-        "EKS guide uses v25.3.4. v25.10.1 ships device plugin v0.18.1 (0.19.0-0.19.2 "
-        "conflict with the EFA plugin); v26.7.0 ships ComputeDomain CRDs that clash "
-        "with the DRA driver chart."
+        "EKS guide uses v25.3.4. v26.3.3 ships device plugin v0.19.3, which reverted the MOFED "
+        "default of v0.19.0-0.19.2 that took the EFA devices (NVIDIA/k8s-device-plugin #1692); "
+        "v26.7.0 ships ComputeDomain CRDs that clash with the DRA driver chart."
     ),
-    extra={"device_plugin": "v0.18.1"},
+    extra={"device_plugin": "v0.19.3"},
 )
 
-#: Device plugin version of each GPU Operator chart version we know; used to refuse
-#: a combination that conflicts with the EFA device plugin.
+#: Device plugin version of each GPU Operator chart version we know (``devicePlugin.version``
+#: of that chart's values.yaml); used to refuse a combination that conflicts with the EFA
+#: device plugin.
 GPU_OPERATOR_DEVICE_PLUGIN: dict[str, str] = {
     "v25.3.4": "v0.17.4",
     "v25.10.1": "v0.18.1",
+    "v26.3.3": "v0.19.3",
     "v26.7.0": "v0.20.0",
 }
 
