@@ -212,6 +212,13 @@ class CapacityTarget:
         return cls(node_selector=selector, gpus_per_node=gpus_per_node, efa_devices=efa_devices)
 
 
+#: Host paths a workload must never mount: with ``/dev/infiniband`` as a hostPath every
+#: uverbs device of the node is in the container, libfabric then fails to open the ones
+#: that are not EFA devices and NCCL silently falls back to TCP sockets (aws-samples/aws-do-eks
+#: #63). EFA devices reach a pod through the EFA device plugin or DRANET only.
+FORBIDDEN_HOST_PATHS = ("/dev/infiniband",)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Volume:
     """A scratch or host directory mounted into every worker.
@@ -243,6 +250,17 @@ class Volume:
             isinstance(self.host_path, str) and self.host_path.startswith("/")
         ):
             out.append(f"{where}.host_path: {self.host_path!r} is not an absolute path")
+        elif isinstance(self.host_path, str):
+            normal = "/" + "/".join(part for part in self.host_path.split("/") if part)
+            for forbidden in FORBIDDEN_HOST_PATHS:
+                inside = normal == forbidden or normal.startswith(forbidden + "/")
+                if inside or forbidden.startswith(normal.rstrip("/") + "/"):
+                    out.append(
+                        f"{where}.host_path: {self.host_path!r} would mount {forbidden}: libfabric then "
+                        "fails on the non-EFA uverbs devices and NCCL silently falls back to TCP "
+                        "(aws-samples/aws-do-eks #63); EFA devices come from the EFA device plugin "
+                        "or DRANET (efa_devices=)"
+                    )
         if self.size_limit is not None:
             if self.host_path is not None:
                 out.append(
@@ -321,6 +339,8 @@ class MpiJob(cdk8s.Chart):
     :param clean_pod_policy: Default: ``Running`` (workers are deleted when the job ends,
         which frees their GPUs and IMEX channels).
     :param backoff_limit: launcher retries before the job fails. Default: 6.
+    :param ttl_seconds_after_finished: ``runPolicy.ttlSecondsAfterFinished``: the operator
+        deletes the MPIJob (and its pods) that long after it finished. Default: never.
     :param compute_domain_nodes: the ComputeDomain's ``numNodes``. Default: ``workers``
         when each worker takes all 4 GPUs of a node, else 0 (elastic).
     :param channel_allocation_mode: the ComputeDomain's channel allocation mode. Default:
@@ -360,6 +380,7 @@ class MpiJob(cdk8s.Chart):
         | str = LauncherCreationPolicy.WAIT_FOR_WORKERS_READY,
         clean_pod_policy: CleanPodPolicy | str = CleanPodPolicy.RUNNING,
         backoff_limit: int = 6,
+        ttl_seconds_after_finished: int | None = None,
         compute_domain_nodes: int | None = None,
         channel_allocation_mode: ChannelAllocationMode | str = ChannelAllocationMode.SINGLE,
         dra_driver: DraDriverTarget | None = None,
@@ -552,6 +573,11 @@ class MpiJob(cdk8s.Chart):
                 p.add(f"labels[{key!r}]: {value!r} is not a valid Kubernetes label value")
         if not _is_whole(backoff_limit, 0):
             p.add(f"backoff_limit: {backoff_limit!r} is not a whole number (0 or more)")
+        if ttl_seconds_after_finished is not None and not _is_whole(ttl_seconds_after_finished, 0):
+            p.add(
+                f"ttl_seconds_after_finished: {ttl_seconds_after_finished!r} is not a whole number "
+                "of seconds (0 or more), or None to keep the finished job"
+            )
 
         # --- the ComputeDomain (UltraServers only: other GPU nodes have no NVLink domain)
         cd_nodes = 0
@@ -748,6 +774,11 @@ class MpiJob(cdk8s.Chart):
                     "runPolicy": {
                         "cleanPodPolicy": CleanPodPolicy(clean_pod_policy).value,
                         "backoffLimit": backoff_limit,
+                        **(
+                            {"ttlSecondsAfterFinished": ttl_seconds_after_finished}
+                            if ttl_seconds_after_finished is not None
+                            else {}
+                        ),
                     },
                     "sshAuthMountPath": ssh_auth_mount_path,
                     "mpiReplicaSpecs": {
@@ -767,6 +798,7 @@ class MpiJob(cdk8s.Chart):
 __all__ = [
     "EFA_DEVICE_CLASS",
     "EFA_RESOURCE",
+    "FORBIDDEN_HOST_PATHS",
     "GPU_RESOURCE",
     "GPU_TOLERATION",
     "INSTANCE_STORE_PATH",

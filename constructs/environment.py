@@ -151,8 +151,9 @@ class UltraServerEnvironment(Construct):
     :param vpc_endpoints: add the S3/ECR/STS endpoints to a new VPC. Default ``True``.
     :param addons: GPU platform add-ons (GPU Operator, DRA driver line, EFA device plugin or
         DRANET, MPI operator; versions and extra values). Default: ``AddonsConfig()``.
-    :param validation_jobs: deploy the IMEX channel check and the nvbandwidth MPIJob of
-        each UltraServer (they hold GPUs until they finish). Default ``False``.
+    :param validation_jobs: deploy the IMEX channel check (a Job) and the nvbandwidth MPIJob
+        of each UltraServer after its node group (they hold GPUs until they finish and
+        delete themselves a day later). Default ``False``.
     :param notification_email: subscribe this address to the Capacity Block events topic.
         Default: the topic has no subscription.
     :param notifications: create the Capacity Block events topic. Default ``True``.
@@ -561,7 +562,24 @@ class UltraServerEnvironment(Construct):
 
     def _validation_jobs(self, config: EnvironmentConfig) -> None:
         """The IMEX channel check and nvbandwidth job of each UltraServer: the same charts
-        ``python -m eks_ultraserver manifests`` writes (charts/manifests.py)."""
+        ``python -m eks_ultraserver manifests`` writes (charts/manifests.py), one
+        Kubernetes manifest per chart.
+
+        Why they cannot block a stack update or delete:
+
+        - each manifest waits for the add-ons (the CRDs) and for the node group of the
+          UltraServer it checks (in its nested stack), so it is never applied to a cluster
+          that has no such nodes yet;
+        - the checks are a Job and an MPIJob that delete themselves a day after they
+          finish (``ttlSecondsAfterFinished``), never bare pods;
+        - every object name, and the manifest's construct id, ends in a digest of the
+          chart's content: a changed check is a new manifest resource with new objects
+          (CloudFormation creates it, then deletes the old one, whose ``kubectl delete``
+          ignores objects already gone), never an in-place update of an immutable
+          ComputeDomain or Job spec;
+        - ``overwrite``: creating applies, so objects already applied from the exported
+          ``validation/`` directory (same names) are adopted rather than failing the create.
+        """
         import cdk8s
 
         from eks_ultraserver.charts.manifests import validation_charts
@@ -576,6 +594,8 @@ class UltraServerEnvironment(Construct):
             )
             # The ComputeDomain and MPIJob CRDs come with the DRA driver and MPI operator.
             manifest.node.add_dependency(self.addons.ready)
+            for target in getattr(chart, "ultraservers", ()):
+                manifest.node.add_dependency(self.ultraserver_nodegroups[target.name])
             self.validation_manifests.append(manifest)
 
     def _shard(self, index: int) -> cdk.NestedStack:

@@ -394,3 +394,90 @@ def test_snapshot(default, snapshot_json):
         if res["Type"] == HELM:
             res["Properties"] = {**res["Properties"], "Values": json.loads(res["Properties"]["Values"])}
     assert addons == snapshot_json
+
+
+# --------------------------------------------------------------------------------------
+# Validation jobs in the stack (validationJobs=true)
+# --------------------------------------------------------------------------------------
+
+TWO_ULTRASERVERS = json.dumps(
+    [
+        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa1", "type": "u-p6e-gb200x72", "name": "us-a"},
+        {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa2", "type": "u-p6e-gb200x36", "name": "us-b"},
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def validation_env():
+    """GIVEN two UltraServers and validationJobs=true WHEN the app is synthesized (once)."""
+    from conftest import synth_environment
+
+    return synth_environment({"validationJobs": "true", "ultraServers": TWO_ULTRASERVERS})
+
+
+def _check_manifests(synth) -> dict[str, dict]:
+    """The stack's manifests that hold validation objects, by logical id."""
+    out = {}
+    for logical_id, res in synth.template["Resources"].items():
+        if res["Type"] != "Custom::AWSCDK-EKS-KubernetesResource":
+            continue
+        manifest = res["Properties"]["Manifest"]
+        if isinstance(manifest, str) and "eks-ultraserver.io/check" in manifest:
+            out[logical_id] = res
+    return out
+
+
+def test_validation_jobs_wait_for_the_node_group_of_their_ultraserver(validation_env):
+    """THEN each validation manifest depends on the nested stack that holds the node group of
+    the UltraServer it checks (so it is applied once that node group exists) and on every
+    add-on release; and it holds Jobs, MPIJobs and ComputeDomains only, no bare Pod."""
+    from eks_ultraserver.constructs.environment import ultraserver_shard
+
+    manifests = _check_manifests(validation_env)
+    assert len(manifests) == 4, "an IMEX check and an nvbandwidth job per UltraServer"
+    nested = {
+        logical_id
+        for logical_id, res in validation_env.template["Resources"].items()
+        if res["Type"] == "AWS::CloudFormation::Stack"
+    }
+    helm = {k for k, r in validation_env.template["Resources"].items() if r["Type"] == HELM}
+    for res in manifests.values():
+        objs = json.loads(res["Properties"]["Manifest"])
+        assert {o["kind"] for o in objs} in ({"ComputeDomain", "Job"}, {"ComputeDomain", "MPIJob"})
+        (job,) = [o for o in objs if o["kind"] in ("Job", "MPIJob")]
+        spec = job["spec"]
+        pod = (
+            spec["template"]["spec"]
+            if job["kind"] == "Job"
+            else spec["mpiReplicaSpecs"]["Worker"]["template"]["spec"]
+        )
+        terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        (ultraserver,) = terms["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+        shard = f"UltraServers{ultraserver_shard(ultraserver):02d}"
+        depends = set(res["DependsOn"])
+        assert [d for d in depends & nested if shard in d], (ultraserver, shard, depends)
+        assert helm <= depends, "the CRDs come with the add-ons"
+
+
+def test_validation_manifests_are_replaced_not_updated(validation_env):
+    """THEN each validation manifest's construct id is its chart's digest-suffixed name (a
+    changed check is a new resource: created, then the old one deleted, never an in-place
+    update of an immutable spec), and creating applies (adopts objects of the same name
+    applied by hand from the exported manifests)."""
+    import cdk8s
+
+    from eks_ultraserver.charts.manifests import validation_charts
+
+    context = json.loads((Path(__file__).parent.parent / "cdk.json").read_text())["context"]
+    config = EnvironmentConfig.from_mapping(context | {"ultraServers": TWO_ULTRASERVERS})
+    ids = [c.node.id for c in validation_charts(cdk8s.App(), config)]
+    manifests = _check_manifests(validation_env)
+    # logical ids are the construct path without '-', plus CDK's hash
+    for chart_id in ids:
+        assert len([k for k in manifests if chart_id.replace("-", "") in k]) == 1, chart_id
+    assert len(manifests) == len(ids)
+    for res in manifests.values():
+        assert res["Properties"]["Overwrite"] is True
+        names = {o["metadata"]["name"] for o in json.loads(res["Properties"]["Manifest"])}
+        assert len(names) == 1 and names.pop() in ids

@@ -246,11 +246,35 @@ def test_gpu_platform_addons_installed_in_order_after_system_nodes(default_env):
         assert any(s in release.get("DependsOn", []) for s in system), release["Properties"]["Release"]
 
 
+def _validation_objects(synth) -> list[dict]:
+    """Every object of the stack's Kubernetes manifests that belongs to a validation check:
+    labelled eks-ultraserver.io/check, or of a kind only the checks use."""
+    found = []
+    for resource in _of_type(synth, "Custom::AWSCDK-EKS-KubernetesResource").values():
+        manifest = resource["Properties"]["Manifest"]
+        if not isinstance(manifest, str):  # Fn::Join around tokens: only literal parts matter
+            manifest = "".join(p for p in manifest["Fn::Join"][1] if isinstance(p, str))
+            if "eks-ultraserver.io/check" in manifest or '"kind":"ComputeDomain"' in manifest:
+                found.append({"kind": "unparsed", "manifest": manifest})
+            continue
+        for obj in json.loads(manifest):
+            labels = obj.get("metadata", {}).get("labels", {})
+            if "eks-ultraserver.io/check" in labels or obj["kind"] in (
+                "ComputeDomain",
+                "MPIJob",
+                "Job",
+                "Pod",
+            ):
+                found.append(obj)
+    return found
+
+
 def test_validation_jobs_off_by_default(default_env):
-    assert not _of_type(default_env, "Custom::AWSCDK-EKS-KubernetesResource") or all(
-        "MPIJob" not in json.dumps(r["Properties"].get("Manifest", ""))
-        for r in _of_type(default_env, "Custom::AWSCDK-EKS-KubernetesResource").values()
-    )
+    """GIVEN cdk.json, which leaves validationJobs off THEN no manifest of the stack holds a
+    validation object (the same search finds them when it is on: see the next test)."""
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    assert str(context.get("validationJobs", False)).lower() == "false"
+    assert _validation_objects(default_env) == []
 
 
 def test_validation_jobs_deploy_the_same_objects_as_the_manifests_command():
@@ -281,7 +305,8 @@ def test_validation_jobs_deploy_the_same_objects_as_the_manifests_command():
         return (o["kind"], o["metadata"]["name"])
 
     assert sorted(deployed, key=key) == sorted(expected, key=key)
-    assert {o["kind"] for o in deployed} >= {"ComputeDomain", "MPIJob", "Pod"}
+    assert {o["kind"] for o in deployed} == {"ComputeDomain", "MPIJob", "Job"}, "no bare Pod"
+    assert sorted(map(key, _validation_objects(synth))) == sorted(map(key, deployed))
     # and, like every release, they are deleted before the add-ons and the system nodes
     _assert_kubernetes_objects_deleted_before_the_base(synth)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import cdk8s
 import pytest
@@ -13,6 +14,9 @@ from eks_ultraserver.charts.manifests import benchmark_charts, chart_yaml, valid
 from eks_ultraserver.config import EnvironmentConfig
 
 from conftest import REPO
+
+#: A test nccl-tests image named by its component versions (the library pins none).
+NCCL_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/nccl-tests:efa1.41.0-ofiv1.14.2-ncclv2.27.3-1"
 
 TWO = json.dumps(
     [
@@ -32,7 +36,7 @@ def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(REPO)
-        code = cli.main(["manifests", "--out", str(out)])
+        code = cli.main(["manifests", "--out", str(out), "--nccl-image", NCCL_IMAGE])
     return code, out
 
 
@@ -43,7 +47,10 @@ def test_writes_exactly_the_charts(exported):
     assert code == 0
     config = EnvironmentConfig.from_mapping(_repo_context())
     app = cdk8s.App()
-    expected = {"validation": validation_charts(app, config), "benchmarks": benchmark_charts(app, config)}
+    expected = {
+        "validation": validation_charts(app, config),
+        "benchmarks": benchmark_charts(app, config, image=NCCL_IMAGE),
+    }
     for sub, charts in expected.items():
         files = sorted(p.name for p in (out / sub).iterdir())
         assert files == sorted(f"{c.node.id}.yaml" for c in charts)
@@ -58,7 +65,7 @@ def test_output_is_deterministic(exported, tmp_path):
     """GIVEN the same configuration WHEN written again THEN the same bytes."""
     _, first = exported
     config = EnvironmentConfig.from_mapping(_repo_context())
-    written = write_manifests(config, tmp_path)
+    written = write_manifests(config, tmp_path, nccl_image=NCCL_IMAGE)
     assert written and all(p.is_file() for p in written)
     for path in written:
         assert path.read_bytes() == (first / path.relative_to(tmp_path)).read_bytes()
@@ -83,10 +90,15 @@ def test_context_overrides_and_stale_files(tmp_path, monkeypatch, capsys):
             "efaMode=dranet",
             "-c",
             "kubernetesVersion=1.34",
+            "--nccl-image",
+            NCCL_IMAGE,
         ]
     )
     assert code == 0
-    assert sorted(p.name for p in (tmp_path / "validation").iterdir()) == [
+    # validation files are named <check>-<UltraServer>-<content digest>.yaml
+    assert [
+        re.sub(r"-[0-9a-f]{6}\.yaml$", ".yaml", p.name) for p in sorted((tmp_path / "validation").iterdir())
+    ] == [
         "NOTES.txt",
         "imex-channel-check-us-a.yaml",
         "imex-channel-check-us-b.yaml",
@@ -117,7 +129,9 @@ def test_reads_cdk_context_json_next_to_cdk_json(tmp_path, capsys):
     (project / "cdk.context.json").write_text(json.dumps({"ultraServers": renamed}))
     code = cli.main(["manifests", "--out", str(tmp_path / "out"), "--cdk-json", str(project / "cdk.json")])
     assert code == 0
-    assert (tmp_path / "out" / "validation" / "nvbandwidth-rack-7.yaml").is_file()
+    assert [
+        p.name[: -len("-123456.yaml")] for p in (tmp_path / "out" / "validation").glob("nvbandwidth-*")
+    ] == ["nvbandwidth-rack-7"]
 
 
 @pytest.mark.parametrize(
@@ -145,6 +159,34 @@ def test_bad_input_exits_2_with_the_problem(argv, message, tmp_path, monkeypatch
     assert cli.main(["manifests", "--out", str(tmp_path / "out"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out" / "benchmarks").exists()
+
+
+def test_without_an_nccl_image_no_benchmark_is_written(tmp_path, monkeypatch, capsys):
+    """GIVEN no --nccl-image (the library pins none) and a stale benchmark WHEN exported THEN
+    the validation jobs are written, benchmarks/ holds no YAML, and stderr says why."""
+    monkeypatch.chdir(REPO)
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "nccl-us-1.yaml").write_text("stale")
+    assert cli.main(["manifests", "--out", str(tmp_path)]) == 0
+    assert list((tmp_path / "benchmarks").glob("*.yaml")) == []
+    assert len(list((tmp_path / "validation").glob("*.yaml"))) == 2
+    assert "NCCL benchmarks not written: pass --nccl-image IMAGE" in capsys.readouterr().err
+
+
+def test_an_nccl_image_without_a_version_exits_2(tmp_path, monkeypatch, capsys):
+    """GIVEN --nccl-image ...:latest THEN exit status 2 and the reason."""
+    monkeypatch.chdir(REPO)
+    code = cli.main(
+        [
+            "manifests",
+            "--out",
+            str(tmp_path),
+            "--nccl-image",
+            "public.ecr.aws/u1m6g1t5/nccl-tests-arm64:latest",
+        ]
+    )
+    assert code == 2
+    assert "names no version (tag latest)" in capsys.readouterr().err
 
 
 def test_help(capsys):

@@ -8,6 +8,7 @@ kubernetes-validate (offline schemas, strict) for each supported Kubernetes vers
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +25,17 @@ from eks_ultraserver.charts.compute_domain import (
     ComputeDomain,
     DraDriverTarget,
 )
-from eks_ultraserver.charts.manifests import benchmark_charts, build_app, validation_charts
+from eks_ultraserver.charts.manifests import (
+    DIGEST_LENGTH,
+    benchmark_charts,
+    build_app,
+    content_digest,
+    validation_charts,
+)
 from eks_ultraserver.charts.mpijob import (
     EFA_DEVICE_CLASS,
     EFA_RESOURCE,
+    FORBIDDEN_HOST_PATHS,
     GPU_RESOURCE,
     INSTANCE_STORE_PATH,
     CapacityTarget,
@@ -36,7 +44,14 @@ from eks_ultraserver.charts.mpijob import (
     Volume,
     max_job_name_length,
 )
-from eks_ultraserver.charts.validation import ImexChannelCheck, NcclAllReduceJob, NvbandwidthJob
+from eks_ultraserver.charts.validation import (
+    NCCL_EFA_ENV,
+    VALIDATION_TTL_SECONDS,
+    ImexChannelCheck,
+    NcclAllReduceJob,
+    NvbandwidthJob,
+    image_reference_problems,
+)
 from eks_ultraserver.config import AddonsConfig, DraDriverLine, EnvironmentConfig
 from eks_ultraserver.model import ConfigurationError, EfaLayout, UltraServerType
 from eks_ultraserver.versions import (
@@ -51,6 +66,8 @@ from conftest import PACKAGED_UPSTREAM, UPSTREAM
 US72 = UltraServerTarget(name="us-a", type=UltraServerType.U_P6E_GB200X72)
 US36 = UltraServerTarget(name="us-b", type=UltraServerType.U_P6E_GB200X36, efa_layout=EfaLayout.ALL_ODD_CARDS)
 RID = ["cr-0123456789abcdef0", "cr-0123456789abcdef1"]
+#: A test nccl-tests image named by its component versions (none is pinned by the library).
+NCCL_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/nccl-tests:efa1.41.0-ofiv1.14.2-ncclv2.27.3-1"
 
 
 # --------------------------------------------------------------------------------------
@@ -134,7 +151,7 @@ def validate_object(obj: dict, crds, line: DraDriverLine) -> None:
         # resource.k8s.io/v1 exists from Kubernetes 1.34 (DRANET's minimum) on.
         assert obj["apiVersion"] == "resource.k8s.io/v1"
         _k8s_validate(obj, min_version="1.34")
-    elif kind == "Pod":
+    elif kind in ("Pod", "Job"):
         _k8s_validate(obj)
     else:  # pragma: no cover - a new kind needs a validator here
         pytest.fail(f"no schema check for kind {kind}")
@@ -193,8 +210,17 @@ TWO_CONTEXT = {
 
 def _synth(context):
     config = EnvironmentConfig.from_mapping(context)
-    app = build_app(config, "unused")
+    app = build_app(config, "unused", nccl_image=NCCL_IMAGE)
     return config, {c.node.id: c.to_json() for c in app.charts}
+
+
+def _chart(charts, base):
+    """The objects of the chart whose id is ``base`` or, for a validation chart, ``base``
+    followed by its content digest."""
+    (key,) = [
+        k for k in charts if k == base or re.fullmatch(rf"{re.escape(base)}-[0-9a-f]{{{DIGEST_LENGTH}}}", k)
+    ]
+    return charts[key]
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +244,8 @@ def _pod_specs(objs):
     for o in objs:
         if o["kind"] == "Pod":
             yield "pod", o["spec"], o["metadata"]
+        if o["kind"] == "Job":
+            yield "pod", o["spec"]["template"]["spec"], o["spec"]["template"]["metadata"]
         if o["kind"] == "MPIJob":
             for role, r in o["spec"]["mpiReplicaSpecs"].items():
                 yield role, r["template"]["spec"], r["template"]["metadata"]
@@ -225,21 +253,20 @@ def _pod_specs(objs):
 
 def test_chart_ids_are_stable(default_env, two_env):
     """THEN the charts (and their ids, used as construct ids by the stack) are, in order:
-    validation per UltraServer, then NCCL per UltraServer, then NCCL across all."""
-    assert list(default_env[1]) == ["imex-channel-check-us-1", "nvbandwidth-us-1", "nccl-us-1"]
-    assert list(two_env[1]) == [
-        "imex-channel-check-us-a",
-        "nvbandwidth-us-a",
-        "imex-channel-check-us-b",
-        "nvbandwidth-us-b",
-        "nccl-us-a",
-        "nccl-us-b",
-        "nccl-all-ultraservers",
-    ]
+    validation per UltraServer (named with their content digest), then NCCL per
+    UltraServer, then NCCL across all; the same configuration gives the same ids."""
+    digest = rf"-[0-9a-f]{{{DIGEST_LENGTH}}}"
+    patterns = ["imex-channel-check-us-1" + digest, "nvbandwidth-us-1" + digest, "nccl-us-1"]
+    assert [re.fullmatch(p, k) is not None for p, k in zip(patterns, default_env[1], strict=True)] == [
+        True
+    ] * 3
+    bases = ["imex-channel-check-us-a", "nvbandwidth-us-a", "imex-channel-check-us-b", "nvbandwidth-us-b"]
+    assert [k.rsplit("-", 1)[0] for k in list(two_env[1])[:4]] == bases
+    assert list(two_env[1])[4:] == ["nccl-us-a", "nccl-us-b", "nccl-all-ultraservers"]
     config = EnvironmentConfig.from_mapping(TWO_CONTEXT)
     app = cdk8s.App()
     assert [c.node.id for c in validation_charts(app, config)] == list(two_env[1])[:4]
-    assert [c.node.id for c in benchmark_charts(app, config)] == list(two_env[1])[4:]
+    assert [c.node.id for c in benchmark_charts(app, config, image=NCCL_IMAGE)] == list(two_env[1])[4:]
 
 
 @pytest.mark.parametrize("env", ["default_env", "two_env"])
@@ -252,8 +279,8 @@ def test_every_object_is_schema_valid(env, request, crds):
         for obj in objs:
             validate_object(obj, crds, line)
             kinds.add(obj["kind"])
-    expected = {"ComputeDomain", "MPIJob", "Pod"} | ({"ResourceClaimTemplate"} if env == "two_env" else set())
-    assert kinds == expected
+    expected = {"ComputeDomain", "MPIJob", "Job"} | ({"ResourceClaimTemplate"} if env == "two_env" else set())
+    assert kinds == expected, "no bare Pod"
 
 
 @pytest.mark.parametrize("env", ["default_env", "two_env"])
@@ -328,7 +355,7 @@ def test_mpijob_numbers_agree(env, request):
 def test_nvbandwidth_job_is_the_eks_guide_job(default_env):
     """THEN the nvbandwidth job is the EKS guide's: its image, 2 workers x 4 GPUs, workers
     running the image's sshd as mpiuser, the memcpy read CE test case."""
-    objs = default_env[1]["nvbandwidth-us-1"]
+    objs = _chart(default_env[1], "nvbandwidth-us-1")
     spec = _one(objs, "MPIJob")["spec"]
     launcher = spec["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
     worker = spec["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
@@ -345,9 +372,10 @@ def test_nvbandwidth_job_is_the_eks_guide_job(default_env):
 
 
 def test_imex_check_pod_lists_the_channel(default_env):
-    """THEN the check pod runs once, lists the channel directory and fails without channel0."""
-    objs = default_env[1]["imex-channel-check-us-1"]
-    pod = _one(objs, "Pod")
+    """THEN the check is a Job whose pod runs once, lists the channel directory and fails
+    without channel0."""
+    objs = _chart(default_env[1], "imex-channel-check-us-1")
+    pod = _one(objs, "Job")["spec"]["template"]
     assert pod["spec"]["restartPolicy"] == "Never"
     (container,) = pod["spec"]["containers"]
     script = container["args"][0]
@@ -363,7 +391,7 @@ def test_nccl_jobs_use_every_gpu_and_the_efa_layout(default_env, two_env):
     and exported to the ranks, and each worker takes the layout's EFA devices: the device
     plugin's resource, or with DRANET a claim on efa.networking.k8s.aws of that count."""
     cases = [
-        (default_env[1]["nccl-us-1"], 18, 4, "device-plugin"),
+        (_chart(default_env[1], "nccl-us-1"), 18, 4, "device-plugin"),
         (two_env[1]["nccl-us-a"], 18, 8, "dranet"),
         (two_env[1]["nccl-us-b"], 9, 8, "dranet"),
         (two_env[1]["nccl-all-ultraservers"], 27, 8, "dranet"),
@@ -374,7 +402,8 @@ def test_nccl_jobs_use_every_gpu_and_the_efa_layout(default_env, two_env):
         launcher = spec["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e["value"] for e in launcher["env"]}
         assert env["NCCL_MNNVL_ENABLE"] == "1" and env["NCCL_NVLS_ENABLE"] == "1"
-        assert env["FI_PROVIDER"] == "efa"
+        assert env["FI_PROVIDER"] == "efa" and env["NCCL_NET"] == "AWS Libfabric"
+        assert env["FI_EFA_USE_DEVICE_RDMA"] == "1"
         args = launcher["args"]
         exported = {args[i + 1] for i, a in enumerate(args) if a == "-x"}
         assert set(env) <= exported
@@ -396,6 +425,123 @@ def test_nccl_jobs_use_every_gpu_and_the_efa_layout(default_env, two_env):
             claims = {c["name"]: c for c in wspec["resourceClaims"]}
             assert claims["efa"]["resourceClaimTemplateName"] == rct["metadata"]["name"]
         assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in wspec["volumes"]
+
+
+def test_validation_names_end_in_the_digest_of_their_content():
+    """GIVEN the validation charts of one configuration WHEN built twice, and once with a
+    change THEN an unchanged check keeps its names, a changed check gets new names (so an
+    immutable ComputeDomain or Job spec is never updated in place), and every name and
+    reference in a chart carries the same digest, the digest of the chart's objects."""
+    config = EnvironmentConfig.from_mapping(DEFAULT_CONTEXT)
+    first = validation_charts(cdk8s.App(), config)
+    again = validation_charts(cdk8s.App(), config)
+    changed = validation_charts(cdk8s.App(), config, namespace="checks")
+    assert [c.node.id for c in first] == [c.node.id for c in again]
+    assert not {c.node.id for c in first} & {c.node.id for c in changed}
+    for chart in first + changed:
+        name = chart.node.id
+        objs = chart.to_json()
+        assert {o["metadata"]["name"] for o in objs} == {name}
+        cd = _one(objs, "ComputeDomain")
+        assert cd["spec"]["channel"]["resourceClaimTemplate"]["name"] == f"{name}-channel"
+        _stem, digest = name.rsplit("-", 1)
+        # the digest is that of the objects with the name masked: stable across the rename
+        assert digest == content_digest(objs, name)
+        assert len(digest) == DIGEST_LENGTH
+
+
+def test_validation_names_fit_with_the_longest_ultraserver_name(crds):
+    """GIVEN an UltraServer name of 40 characters (the longest allowed) WHEN the validation
+    charts are built THEN their names are cut to leave room for the digest and stay valid
+    (63 characters; the MPIJob's worker pod names too)."""
+    long_name = "u" * 40
+    context = {**DEFAULT_CONTEXT, "ultraServers": [dict(DEFAULT_CONTEXT["ultraServers"][0], name=long_name)]}
+    config = EnvironmentConfig.from_mapping(context)
+    check, nvb = validation_charts(cdk8s.App(), config)
+    assert len(check.node.id) == 63 and check.node.id.startswith("imex-channel-check-uuu")
+    assert len(nvb.node.id + "-worker-1") <= 63
+    for chart in (check, nvb):
+        for obj in chart.to_json():
+            validate_object(obj, crds, DraDriverLine.KUBERNETES_SIGS)
+
+
+def test_validation_checks_delete_themselves_when_finished(default_env):
+    """THEN the IMEX check is a Job (one try, no bare Pod) and the nvbandwidth MPIJob has a
+    TTL: both go away a day after they finish."""
+    job = _one(_chart(default_env[1], "imex-channel-check-us-1"), "Job")
+    assert job["apiVersion"] == "batch/v1"
+    assert job["spec"]["ttlSecondsAfterFinished"] == VALIDATION_TTL_SECONDS == 86_400
+    assert job["spec"]["backoffLimit"] == 0
+    mpijob = _one(_chart(default_env[1], "nvbandwidth-us-1"), "MPIJob")
+    assert mpijob["spec"]["runPolicy"]["ttlSecondsAfterFinished"] == VALIDATION_TTL_SECONDS
+    kept = ImexChannelCheck(cdk8s.App(), "k", ultraserver=US72, ttl_seconds_after_finished=None)
+    assert "ttlSecondsAfterFinished" not in _one(kept.to_json(), "Job")["spec"]
+    with pytest.raises(ConfigurationError, match=r"ttl_seconds_after_finished: -1 is not a whole number"):
+        NvbandwidthJob(cdk8s.App(), "n", ultraserver=US72, ttl_seconds_after_finished=-1)
+
+
+def test_nccl_job_fails_rather_than_fall_back_to_sockets(default_env, two_env):
+    """THEN every NCCL job with EFA devices forces the aws-ofi-nccl plugin (NCCL_NET), the EFA
+    provider and device RDMA, exported to every rank, and mounts no /dev/infiniband; a job
+    without EFA devices (NVLink only) sets none of them."""
+    for charts, base in ((default_env[1], "nccl-us-1"), (two_env[1], "nccl-all-ultraservers")):
+        spec = _one(_chart(charts, base), "MPIJob")["spec"]
+        for role in ("Launcher", "Worker"):
+            pod = spec["mpiReplicaSpecs"][role]["template"]["spec"]
+            env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+            assert NCCL_EFA_ENV.items() <= env.items()
+            for volume in pod.get("volumes", []):
+                assert "hostPath" not in volume or not volume["hostPath"]["path"].startswith("/dev")
+        args = spec["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["args"]
+        exported = {args[i + 1] for i, a in enumerate(args) if a == "-x"}
+        assert {"NCCL_NET", "FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA"} <= exported
+    no_efa = UltraServerTarget(name="us-n", type=UltraServerType.U_P6E_GB200X36, efa_layout=EfaLayout.NONE)
+    job = NcclAllReduceJob(cdk8s.App(), "n", ultraservers=[no_efa], image=NCCL_IMAGE)
+    launcher = _one(job.to_json(), "MPIJob")["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]
+    env = {e["name"] for e in launcher["containers"][0]["env"]}
+    assert not env & set(NCCL_EFA_ENV), "no EFA devices: NVLink only, nothing to force"
+
+
+@pytest.mark.parametrize(
+    ("image", "accepted"),
+    [
+        ("public.ecr.aws/u1m6g1t5/nccl-tests-arm64:latest", False),
+        ("public.ecr.aws/u1m6g1t5/nccl-tests-arm64", False),
+        ("localhost:5000/nccl-tests", False),
+        ("", False),
+        (None, False),
+        (NCCL_IMAGE, True),
+        ("localhost:5000/nccl-tests:v2.15.2", True),
+        ("public.ecr.aws/u1m6g1t5/nccl-tests-arm64@sha256:" + "0" * 64, True),
+    ],
+)
+def test_nccl_image_must_name_a_version_or_a_digest(image, accepted):
+    """GIVEN an image reference THEN only a version tag or a digest is accepted, and the
+    refusal names the argument, the value and the fix."""
+    problems = image_reference_problems("image", image)
+    assert (problems == []) is accepted
+    if not accepted:
+        with pytest.raises(ConfigurationError, match=r"image: .*(names no version|is not a container image)"):
+            NcclAllReduceJob(cdk8s.App(), "x", ultraservers=[US72], image=image)
+
+
+def test_nccl_image_is_required():
+    """THEN there is no default image: building the job without one is a TypeError."""
+    with pytest.raises(TypeError, match="image"):
+        NcclAllReduceJob(cdk8s.App(), "x", ultraservers=[US72])  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "path", ["/dev/infiniband", "/dev/infiniband/uverbs0", "/dev", "/", "//dev/infiniband/"]
+)
+def test_mpijob_refuses_a_dev_infiniband_host_path(path):
+    """GIVEN a hostPath volume that is or contains /dev/infiniband THEN refused with the reason."""
+    assert FORBIDDEN_HOST_PATHS == ("/dev/infiniband",)
+    with pytest.raises(
+        ConfigurationError, match=r"volumes\[0\]\.host_path: .* would mount /dev/infiniband.*aws-do-eks #63"
+    ):
+        _user_job(cdk8s.App(), volumes=[Volume(name="ib", mount_path="/dev/infiniband", host_path=path)])
+    _user_job(cdk8s.App(), volumes=[Volume(name="ok", mount_path="/data", host_path="/mnt/k8s-disks/0/data")])
 
 
 def test_ngc_line_always_writes_num_nodes(two_env):
@@ -693,7 +839,7 @@ def test_validation_chart_and_nccl_argument_errors():
     with pytest.raises(ConfigurationError, match=r"name: 'Check' is not a DNS-1123 label"):
         ImexChannelCheck(cdk8s.App(), "i", ultraserver=US72, name="Check")
     with pytest.raises(ConfigurationError, match=r"ultraservers: empty"):
-        NcclAllReduceJob(cdk8s.App(), "x", ultraservers=[])
+        NcclAllReduceJob(cdk8s.App(), "x", ultraservers=[], image=NCCL_IMAGE)
 
 
 def test_reserved_ultraserver_name_is_refused():
@@ -709,7 +855,7 @@ def test_reserved_ultraserver_name_is_refused():
     with pytest.raises(
         ConfigurationError, match=r"'nccl-all-ultraservers', which the job across all UltraServers uses"
     ):
-        benchmark_charts(cdk8s.App(), config)
+        benchmark_charts(cdk8s.App(), config, image=NCCL_IMAGE)
 
 
 def test_name_length_rule():
@@ -725,15 +871,15 @@ def test_name_length_rule():
 
 
 def test_snapshot_imex_channel_check(default_env, snapshot_json):
-    assert default_env[1]["imex-channel-check-us-1"] == snapshot_json
+    assert _chart(default_env[1], "imex-channel-check-us-1") == snapshot_json
 
 
 def test_snapshot_nvbandwidth(default_env, snapshot_json):
-    assert default_env[1]["nvbandwidth-us-1"] == snapshot_json
+    assert _chart(default_env[1], "nvbandwidth-us-1") == snapshot_json
 
 
 def test_snapshot_nccl_one_ultraserver(default_env, snapshot_json):
-    assert default_env[1]["nccl-us-1"] == snapshot_json
+    assert _chart(default_env[1], "nccl-us-1") == snapshot_json
 
 
 def test_snapshot_nccl_all_ultraservers_dranet(two_env, snapshot_json):

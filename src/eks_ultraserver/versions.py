@@ -244,12 +244,19 @@ DRA_RESOURCE_API_VERSION = "resource.k8s.io/v1"
 #: (no Docker Hub pull limits on EKS nodes).
 IMEX_CHECK_IMAGE = "public.ecr.aws/docker/library/ubuntu:22.04"
 
-#: arm64 nccl-tests image that awsome-distributed-training's GB200 sample
-#: (micro-benchmarks/nccl-tests/kubernetes/nccl-tests-gb200.yaml) runs, built from its
-#: nccl-tests-gb200.Dockerfile (EFA installer, aws-ofi-nccl, NCCL, nccl-tests, OpenMPI).
-#: Only a ``latest`` tag is published: build that Dockerfile into your own registry and
-#: pass ``image=`` for runs you must reproduce.
-NCCL_TESTS_IMAGE = "public.ecr.aws/u1m6g1t5/nccl-tests-arm64:latest"
+#: No nccl-tests image is pinned. The arm64 image of awsome-distributed-training's GB200
+#: sample (micro-benchmarks/nccl-tests/kubernetes/nccl-tests-gb200.yaml,
+#: ``public.ecr.aws/u1m6g1t5/nccl-tests-arm64``) is published only as ``latest``, and no
+#: tag naming a version, nor a digest, of an arm64 build could be found; AWS's versioned
+#: ``public.ecr.aws/hpc-cloud/nccl-tests:<cuda>-<efa>-<ofi>-<nccl>-<tests>`` tags come from
+#: the x86_64 nccl-tests.Dockerfile (the GB200 sample needed an arm64 image of its own).
+#: So the NCCL benchmark takes its image as a required argument (``manifests
+#: --nccl-image``) that must name a version tag or a digest: build this Dockerfile into your
+#: registry and tag the image with its component versions.
+NCCL_TESTS_DOCKERFILE = (
+    "https://github.com/aws-samples/awsome-distributed-training/blob/main/"
+    "micro-benchmarks/nccl-tests/nccl-tests-gb200.Dockerfile"
+)
 
 ALL_CHARTS: tuple[ChartVersion, ...] = (
     GPU_OPERATOR,
@@ -285,8 +292,11 @@ def markdown_table() -> str:
     for what, image in (
         ("nvbandwidth validation image", NVBANDWIDTH_IMAGE),
         ("IMEX channel check image", IMEX_CHECK_IMAGE),
-        ("NCCL tests image (arm64)", NCCL_TESTS_IMAGE),
     ):
         rows.append(f"| {what} | - | `{image}` | - | - |")
+    rows.append(
+        "| NCCL tests image (arm64) | - | none pinned: build "
+        f"[nccl-tests-gb200.Dockerfile]({NCCL_TESTS_DOCKERFILE}) and pass `--nccl-image` | - | - |"
+    )
     rows.append(f"| API versions | - | `{COMPUTE_DOMAIN_API_VERSION}`, `{MPIJOB_API_VERSION}` | - | - |")
     return "\n".join(rows) + "\n"

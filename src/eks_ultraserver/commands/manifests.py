@@ -28,11 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Write the workload charts of the environment described by cdk.json as Kubernetes "
             "YAML: DIR/validation/ (IMEX channel check and nvbandwidth job per UltraServer; "
-            "apply the directory) and DIR/benchmarks/ (NCCL all-reduce jobs; apply one at a "
-            "time). Existing *.yaml files in those two directories are replaced."
+            "apply the directory) and, with --nccl-image, DIR/benchmarks/ (NCCL all-reduce jobs; "
+            "apply one at a time). Existing *.yaml files in those two directories are replaced."
         ),
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+    parser.add_argument(
+        "--nccl-image",
+        metavar="IMAGE",
+        help=(
+            "arm64 nccl-tests image of the NCCL benchmarks, as a version tag or a digest "
+            "(no default: none is published with a version); without it benchmarks/ is not written"
+        ),
+    )
     add_context_arguments(parser, aws=False)
     parser.set_defaults(func=run)
 
@@ -64,16 +72,20 @@ def run(args: argparse.Namespace) -> int:
     from eks_ultraserver.charts.manifests import BENCHMARK_DIR, VALIDATION_DIR, write_manifests
 
     try:
-        written = write_manifests(config, args.out)
+        written = write_manifests(config, args.out, nccl_image=args.nccl_image)
     except ConfigurationError as err:
         print(err, file=sys.stderr)
         return EXIT_USAGE
     for path in written:
         print(path)
     out = Path(args.out)
+    benchmarks = (
+        f"Run one NCCL benchmark:    kubectl apply -f {out / BENCHMARK_DIR}/<file>.yaml  (one at a time)"
+        if args.nccl_image
+        else "NCCL benchmarks not written: pass --nccl-image IMAGE (a version tag or a digest)"
+    )
     print(
-        f"\nRun the validation jobs:   kubectl apply -f {out / VALIDATION_DIR}/\n"
-        f"Run one NCCL benchmark:    kubectl apply -f {out / BENCHMARK_DIR}/<file>.yaml  (one at a time)",
+        f"\nRun the validation jobs:   kubectl apply -f {out / VALIDATION_DIR}/\n{benchmarks}",
         file=sys.stderr,
     )
     return EXIT_OK
