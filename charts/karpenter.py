@@ -97,7 +97,6 @@ __all__ = [
     "NODE_POOL_API_VERSION",
     "RESERVED_POOL",
     "KarpenterGpuCapacityChart",
-    "burst_efa_types",
     "burst_node_pool",
     "ec2_node_class",
     "efa_network_interfaces",
@@ -166,35 +165,6 @@ def efa_network_interfaces(instance_type: GpuInstanceType) -> list[dict[str, Any
 def efa_pool_name(pool: str, instance_type: str) -> str:
     """The NodePool / EC2NodeClass name of one EFA instance type: ``gpu-burst-p5-48xlarge``."""
     return f"{pool}-{instance_type.replace('.', '-')}"
-
-
-def burst_efa_types(spec: BurstCapacitySpec) -> tuple[GpuInstanceType, ...]:
-    """The instance types of ``capacity.INSTANCE_TYPES`` with an EFA layout that the burst
-    pool can pick (family in ``instance_families``, size in ``instance_sizes`` or any size),
-    by name."""
-    sizes = set(spec.instance_sizes)
-    return tuple(
-        sorted(
-            (
-                t
-                for t in INSTANCE_TYPES.values()
-                if t.efa
-                and t.family in spec.instance_families
-                and (not sizes or t.name.split(".", 1)[1] in sizes)
-            ),
-            key=lambda t: t.name,
-        )
-    )
-
-
-def _only_efa_types(spec: BurstCapacitySpec, efa_types: Sequence[GpuInstanceType]) -> bool:
-    """True when every family x size the burst pool names is an EFA type (then the plain
-    pool would have nothing left to launch). Without sizes: never (families have sizes the
-    table does not list)."""
-    if not spec.instance_sizes:
-        return False
-    names = {t.name for t in efa_types}
-    return all(f"{f}.{s}" in names for f in spec.instance_families for s in spec.instance_sizes)
 
 
 def ec2_node_class(
@@ -442,7 +412,7 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
                     "reservation only from a subnet in the reservation's zone: give the zone "
                     "(reservedCapacity[].availabilityZone in cdk.json)"
                 )
-        efa_types = burst_efa_types(burst) if burst is not None else ()
+        efa_types = burst.efa_instance_types() if burst is not None else ()
         reserved_types = {
             r.instance_type
             for r in karpenter_reserved
@@ -464,7 +434,7 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
         self.burst_pools: list[str] = []
         if burst is not None:
             layouts: list[tuple[str, GpuInstanceType | None]] = []
-            if not _only_efa_types(burst, efa_types):
+            if burst.has_plain_pool():
                 layouts.append((BURST_POOL, None))
             layouts += [(efa_pool_name(BURST_POOL, t.name), t) for t in efa_types]
             for name, efa_type in layouts:

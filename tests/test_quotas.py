@@ -104,21 +104,35 @@ def by_check(findings, subject_part, check):
 
 def test_vcpu_demand_counts_odcrs_on_demand_and_burst_on_both_quotas():
     """GIVEN 2 x p5.48xlarge in an ODCR, a Capacity Block, and a burst pool of 64 GPUs over
-    g6e and p5 WHEN the demand is computed THEN the ODCR's 384 vCPUs and the pool's bound
-    (64 GPUs x 24 vCPUs per GPU for P, x 64 for G) count On-Demand; Spot only the pool's;
-    the Capacity Block counts nowhere."""
+    g6e and p5 WHEN the demand is computed THEN the ODCR's 384 vCPUs and the pools' bounds
+    count On-Demand (the plain pool: 64 GPUs x 64 vCPUs per GPU for G, x 24 for P; the
+    p5.48xlarge pool with its EFA interfaces has limits of its own: 64 GPUs x 24 more);
+    Spot only the pools'; the Capacity Block counts nowhere."""
     demand = {(d.group, d.spot): d for d in vcpu_demand(reserved=[ODCR, BLOCK], burst=BURST)}
     assert {k: d.vcpus for k, d in demand.items()} == {
         (QuotaGroup.G_VT, False): 64 * 64,
         (QuotaGroup.G_VT, True): 64 * 64,
-        (QuotaGroup.P, False): 2 * 192 + 64 * 24,
-        (QuotaGroup.P, True): 64 * 24,
+        (QuotaGroup.P, False): 2 * 192 + 2 * 64 * 24,
+        (QuotaGroup.P, True): 2 * 64 * 24,
     }
     assert demand[(QuotaGroup.P, False)].code == "L-417A185B"
     assert demand[(QuotaGroup.P, True)].code == "L-7212CCBC"
     assert demand[(QuotaGroup.G_VT, False)].code == "L-DB2E81BA"
     assert demand[(QuotaGroup.G_VT, True)].code == "L-3819A6DF"
     assert any("reservedCapacity eval: 2 x 192" in p for p in demand[(QuotaGroup.P, False)].parts)
+
+
+def test_vcpu_demand_of_a_pool_of_only_efa_types_counts_each_type_pool():
+    """GIVEN only p5.48xlarge and p5en.48xlarge (each an EFA type: one NodePool each, no plain
+    pool) WHEN the demand is computed THEN it is both pools' bounds."""
+    burst = BurstCapacitySpec(
+        instance_families=("p5", "p5en"), instance_sizes=("48xlarge",), max_gpus=16, spot=False
+    )
+    assert not burst.has_plain_pool()
+    assert [t.name for t in burst.efa_instance_types()] == ["p5.48xlarge", "p5en.48xlarge"]
+    assert [(d.group, d.spot, d.vcpus) for d in vcpu_demand(burst=burst)] == [
+        (QuotaGroup.P, False, 2 * 16 * 24)
+    ]
 
 
 def test_vcpu_demand_on_demand_only_pool_and_explicit_cpu_limit():
@@ -155,10 +169,10 @@ def test_quotas_zero_blocks_low_warns_enough_passes():
     assert g_od.severity is Severity.OK
     assert by_check(findings, "L-3819A6DF", "G and VT Spot vCPUs").severity is Severity.NOTE
     p_od = by_check(findings, "L-417A185B", "P On-Demand vCPUs")
-    assert p_od.severity is Severity.BLOCKING and "is 0" in p_od.message and "1920 vCPUs" in p_od.message
-    assert "--quota-code L-417A185B --desired-value 1920" in p_od.fix
+    assert p_od.severity is Severity.BLOCKING and "is 0" in p_od.message and "3456 vCPUs" in p_od.message
+    assert "--quota-code L-417A185B --desired-value 3456" in p_od.fix
     p_spot = by_check(findings, "L-7212CCBC", "P Spot vCPUs")
-    assert p_spot.severity is Severity.WARNING and "500" in p_spot.message and "1536" in p_spot.message
+    assert p_spot.severity is Severity.WARNING and "500" in p_spot.message and "3072" in p_spot.message
 
 
 def test_quota_read_denied_is_a_note_not_a_failure():
@@ -292,7 +306,7 @@ def test_preflight_command_runs_the_capacity_checks(tmp_path, monkeypatch, capsy
         stubs[0].assert_no_pending_responses()
     assert code == 1
     assert "reservedCapacity eval" in out
-    assert "quota L-417A185B" in out and "768 vCPUs" in out
+    assert "quota L-417A185B" in out and "1152 vCPUs" in out
     assert "GPU vCPU quotas" in err
 
 

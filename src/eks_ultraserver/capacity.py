@@ -430,20 +430,64 @@ class BurstCapacitySpec:
     def capacity_types(self) -> tuple[str, ...]:
         return ("spot", "on-demand") if self.spot else ("on-demand",)
 
+    def efa_instance_types(self) -> tuple[GpuInstanceType, ...]:
+        """The instance types of :data:`INSTANCE_TYPES` with an EFA layout that the pool can
+        pick (family in ``instance_families``, size in ``instance_sizes`` or any size), by
+        name. Each gets a NodePool and EC2NodeClass of its own (its efa-only interfaces fit
+        no other type), with the same ``max_gpus`` / ``max_vcpus`` limits: Karpenter's
+        limits apply per NodePool."""
+        sizes = set(self.instance_sizes)
+        return tuple(
+            sorted(
+                (
+                    t
+                    for t in INSTANCE_TYPES.values()
+                    if t.efa
+                    and t.family in self.instance_families
+                    and (not sizes or t.name.split(".", 1)[1] in sizes)
+                ),
+                key=lambda t: t.name,
+            )
+        )
+
+    def has_plain_pool(self) -> bool:
+        """Whether anything is left for the pool without EFA interfaces: False only when
+        every family x size named is an EFA type. Without sizes, always (families have sizes
+        the table does not list)."""
+        if not self.instance_sizes:
+            return True
+        names = {t.name for t in self.efa_instance_types()}
+        return not all(f"{f}.{s}" in names for f in self.instance_families for s in self.instance_sizes)
+
     def vcpu_demand(self) -> dict[QuotaGroup, int]:
-        """The most vCPUs the pool can run in each quota group at its limits: ``max_gpus``
-        times the family's most vCPUs per GPU (:data:`BURST_FAMILIES`), capped by
-        ``max_vcpus``. A family outside the table counts ``max_vcpus`` (required then)."""
+        """The most vCPUs the pools can run in each quota group at their limits, summed over
+        the pools (each NodePool has its own limits):
+
+        - the plain pool: ``max_gpus`` times the family's most vCPUs per GPU
+          (:data:`BURST_FAMILIES`), the largest over its families of one group; a family
+          outside the table counts ``max_vcpus`` (required then);
+        - each EFA instance type's pool: ``max_gpus`` times that type's vCPUs per GPU;
+
+        each capped by ``max_vcpus``."""
+
+        def capped(bound: int) -> int:
+            return min(bound, self.max_vcpus) if self.max_vcpus is not None else bound
+
         out: dict[QuotaGroup, int] = {}
-        for family in self.instance_families:
-            group = quota_group_of(family)
-            if group is None:
-                continue
-            per_gpu = BURST_FAMILIES.get(family)
-            bound = self.max_gpus * per_gpu if per_gpu else (self.max_vcpus or 0)
-            if self.max_vcpus is not None:
-                bound = min(bound, self.max_vcpus)
-            out[group] = max(out.get(group, 0), bound)
+        if self.has_plain_pool():
+            plain: dict[QuotaGroup, int] = {}
+            for family in self.instance_families:
+                group = quota_group_of(family)
+                if group is None:
+                    continue
+                per_gpu = BURST_FAMILIES.get(family)
+                bound = capped(self.max_gpus * per_gpu if per_gpu else (self.max_vcpus or 0))
+                plain[group] = max(plain.get(group, 0), bound)
+            out.update(plain)
+        for itype in self.efa_instance_types():
+            group = quota_group_of(itype.family)
+            if group is not None:
+                out[group] = out.get(group, 0) + capped(self.max_gpus * itype.vcpus // itype.gpus)
         return out
 
 
