@@ -580,15 +580,19 @@ class UltraServerEnvironment(Construct):
         - ``overwrite``: creating applies, so objects already applied from the exported
           ``validation/`` directory (same names) are adopted rather than failing the create.
         """
+        from typing import cast
+
         import cdk8s
 
         from eks_ultraserver.charts.manifests import validation_charts
 
+        # (cast: the jsii stubs do not see that Cluster implements ICluster)
+        cluster = cast(eks.ICluster, self.cluster)
         for chart in validation_charts(cdk8s.App(), config):
             manifest = eks.KubernetesManifest(
                 self.cluster,
                 chart.node.id,
-                cluster=self.cluster,
+                cluster=cluster,
                 manifest=chart.to_json(),
                 overwrite=True,
             )
