@@ -560,6 +560,20 @@ class Karpenter(Construct):
             "on within seconds and is worthless after the 5-minute retention; a dead-letter "
             "queue would keep stale events (Karpenter's own template has none).",
         )
+        suppress(
+            self.controller_policies["ResourceDiscovery"],
+            "AwsSolutions-IAM5",
+            "Karpenter's ResourceDiscovery statements, as in Karpenter's own CloudFormation "
+            "template (getting-started, cloudformation.yaml): EC2 Describe* and pricing calls "
+            "accept no resource ARN (limited to the stack's Region by aws:RequestedRegion); "
+            "the AMI comes from the public SSM parameters under /aws/service/; and "
+            "instance-profile reads cannot be scoped by tag before the profile is known.",
+            [
+                "Resource::*",
+                "Resource::arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/*",
+                "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:instance-profile/*",
+            ],
+        )
 
     def add_gpu_capacity(
         self,

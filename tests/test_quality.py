@@ -63,6 +63,35 @@ MATRIX = {
         "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin",
         "account": "123456789012",
         "region": "us-east-1",
+        # every kind of other GPU capacity: an ODCR node group in another zone, a Capacity
+        # Block node group, a Karpenter-run ODCR and the burst pool (Karpenter installed)
+        "reservedCapacity": [
+            {
+                "name": "eval",
+                "instanceType": "p5.48xlarge",
+                "instanceCount": 2,
+                "capacityType": "odcr",
+                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1",
+                "availabilityZone": "us-east-1a",
+            },
+            {
+                "name": "ft",
+                "instanceType": "p6-b200.48xlarge",
+                "instanceCount": 1,
+                "capacityType": "capacity-block",
+                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2",
+                "availabilityZone": "us-east-1-dfw-2a",
+            },
+            {
+                "name": "kp",
+                "instanceType": "p5.48xlarge",
+                "instanceCount": 2,
+                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3",
+                "availabilityZone": "us-east-1-dfw-2a",
+                "provisioner": "karpenter",
+            },
+        ],
+        "burstCapacity": {"instanceFamilies": ["g6e", "p5"], "maxGpus": 64, "spot": True},
     },
 }
 
