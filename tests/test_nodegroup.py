@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import email
 import json
 
@@ -18,7 +19,7 @@ from eks_ultraserver import (
     UltraServerNodeGroup,
 )
 
-from conftest import ACCOUNT, LOCAL_ZONE, REGION, template_of
+from conftest import ACCOUNT, LOCAL_ZONE, REGION, cfn_lint_errors, template_of
 
 RID_72 = "cr-0123456789abcdef0"
 RID_36 = "cr-0fedcba9876543210"
@@ -45,7 +46,8 @@ def _stack(version=eks.KubernetesVersion.V1_34):
 @pytest.fixture(scope="module")
 def synth():
     """GIVEN a cluster with two UltraServers (72 and 36 GPUs, the second with
-    all-odd-cards EFA and a shared EFA group) WHEN synthesized (once for the module)."""
+    all-odd-cards EFA, a shared EFA group and max_unavailable=9) WHEN synthesized (once for
+    the module)."""
     stack, cluster, subnet = _stack()
     shared = UltraServerNodeGroup(
         stack,
@@ -70,6 +72,7 @@ def synth():
         efa_security_group=shared.efa_security_group,
         node_role=shared.node_role,
         scaled_to_zero=True,
+        max_unavailable=9,
     )
     template = template_of(stack)
     return stack, template, template.to_json()
@@ -236,6 +239,107 @@ def test_scaled_to_zero_keeps_max_size(synth):
     )
 
 
+def test_updates_terminate_first_one_node_at_a_time_by_default(synth):
+    """THEN a launch-template change can roll a full Capacity Block: MINIMAL terminates
+    before it launches (EKS API reference, NodegroupUpdateConfig), one node by default."""
+    _, template, _ = synth
+    template.has_resource_properties(
+        "AWS::EKS::Nodegroup",
+        {
+            "Labels": Match.object_like({"eks-ultraserver.io/ultraserver": "us-a"}),
+            "UpdateConfig": {"UpdateStrategy": "MINIMAL", "MaxUnavailable": 1},
+        },
+    )
+
+
+def test_max_unavailable_can_be_the_whole_ultraserver(synth):
+    _, template, _ = synth
+    template.has_resource_properties(
+        "AWS::EKS::Nodegroup",
+        {
+            "Labels": Match.object_like({"eks-ultraserver.io/ultraserver": "us-b"}),
+            "UpdateConfig": {"UpdateStrategy": "MINIMAL", "MaxUnavailable": 9},
+        },
+    )
+
+
+def test_cfn_lint_accepts_the_template_and_checks_update_config(synth):
+    """THEN cfn-lint (its AWS::EKS::Nodegroup schema knows UpdateStrategy) finds no error,
+    and would find one in a strategy EKS does not have."""
+    _, _, tpl = synth
+    assert cfn_lint_errors(tpl) == []
+    broken = copy.deepcopy(tpl)
+    for resource in broken["Resources"].values():
+        if resource["Type"] == "AWS::EKS::Nodegroup":
+            resource["Properties"]["UpdateConfig"]["UpdateStrategy"] = "TERMINATE_FIRST"
+    assert any("TERMINATE_FIRST" in e for e in cfn_lint_errors(broken))
+
+
+@pytest.fixture(scope="module")
+def tagged():
+    """GIVEN an UltraServer node group and tags applied with Tags.of: one on the app, one
+    only for launch templates, one excluded from them WHEN synthesized."""
+    stack, cluster, subnet = _stack()
+    UltraServerNodeGroup(
+        stack,
+        "Us",
+        cluster=cluster,
+        capacity_reservation_id=RID_72,
+        ultraserver_type="u-p6e-gb200x72",
+        subnets=[subnet],
+        name="us-a",
+    )
+    app = stack.node.root
+    cdk.Tags.of(app).add("cost-center", "ml-42")
+    cdk.Tags.of(app).add("lt-only", "yes", include_resource_types=["AWS::EC2::LaunchTemplate"])
+    cdk.Tags.of(app).add("not-on-lt", "yes", exclude_resource_types=["AWS::EC2::LaunchTemplate"])
+    return template_of(stack)
+
+
+def test_tags_of_the_app_reach_the_node_group(tagged):
+    tagged.has_resource_properties(
+        "AWS::EKS::Nodegroup",
+        {
+            "Tags": {
+                "cost-center": "ml-42",
+                "not-on-lt": "yes",
+                "eks-ultraserver:ultraserver": "us-a",
+                "eks-ultraserver:ultraserver-type": "u-p6e-gb200x72",
+                "eks-ultraserver:capacity-reservation-id": RID_72,
+            }
+        },
+    )
+
+
+def test_tags_of_the_app_reach_the_launch_template_and_what_it_launches(tagged):
+    """THEN the launch template carries them (TagSpecifications, launch-template) and tags
+    the instances, volumes and network interfaces it launches (LaunchTemplateData.
+    TagSpecifications): EKS copies no node group tag there, and cost allocation needs them
+    on the instances. Include/exclude by resource type work as for any CDK resource."""
+    tags = [
+        {"Key": "cost-center", "Value": "ml-42"},
+        {"Key": "eks-ultraserver:capacity-reservation-id", "Value": RID_72},
+        {"Key": "eks-ultraserver:ultraserver", "Value": "us-a"},
+        {"Key": "eks-ultraserver:ultraserver-type", "Value": "u-p6e-gb200x72"},
+        {"Key": "lt-only", "Value": "yes"},
+    ]
+    tagged.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "TagSpecifications": [{"ResourceType": "launch-template", "Tags": tags}],
+            "LaunchTemplateData": Match.object_like(
+                {
+                    "TagSpecifications": [
+                        {"ResourceType": "instance", "Tags": tags},
+                        {"ResourceType": "volume", "Tags": tags},
+                        {"ResourceType": "network-interface", "Tags": tags},
+                    ]
+                }
+            ),
+        },
+    )
+
+
 def test_snapshot(synth, snapshot_json):
     _, _, tpl = synth
     assert tpl == snapshot_json
@@ -322,6 +426,20 @@ def test_rejects_bad_taint_and_label():
     msg = _bad(taints=[Taint(key="nvidia.com/gpu", effect="Sometimes")], labels={"bad key!": "x"})
     assert "taints[0].effect: 'Sometimes'" in msg
     assert "labels: key 'bad key!'" in msg
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [(0, "1 to 18"), (19, "1 to 18"), (-1, "1 to 18"), (True, "1 to 18"), ("2", "1 to 18"), (2.5, "1 to 18")],
+)
+def test_rejects_max_unavailable_outside_1_to_the_node_count(value, allowed):
+    msg = _bad(max_unavailable=value)
+    assert f"max_unavailable: {value!r} is out of range; use an integer from {allowed}" in msg
+    assert "the node group has 18 nodes" in msg
+
+
+def test_max_unavailable_is_bounded_by_the_smaller_ultraserver():
+    assert "use an integer from 1 to 9" in _bad(ultraserver_type="u-p6e-gb200x36", max_unavailable=10)
 
 
 def test_lists_every_problem_in_one_error():
