@@ -22,7 +22,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: synth test lint install bench clean
+.PHONY: synth test lint install bench clean docs docs-serve
 
 # Sizes the synthesis benchmark prints figures for (it is not a timed test).
 BENCH_SIZES ?= 1 10 100 1000
@@ -41,6 +41,14 @@ lint: $(PY_STAMP)
 
 bench: $(PY_STAMP)
 	$(PY) bench/synth.py $(BENCH_SIZES)
+
+# The documentation site (mkdocs.yml, docs/): a strict build into site/ fails on a broken
+# link; docs-serve rebuilds on every change at http://127.0.0.1:8000.
+docs: $(PY_STAMP)
+	$(PY) -m mkdocs build --strict
+
+docs-serve: $(PY_STAMP)
+	$(PY) -m mkdocs serve
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
