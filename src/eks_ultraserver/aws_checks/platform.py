@@ -192,7 +192,7 @@ def check_kubernetes_version(eks: Any, kubernetes_version: str) -> list[Finding]
                 check="eks version",
                 severity=Severity.WARNING,
                 message="in extended support (the cluster costs more per hour)",
-                fix="upgrade kubernetesVersion to a version in standard support (README, Upgrades)",
+                fix="upgrade kubernetesVersion to a version in standard support (docs/operations.md, Upgrading)",
             )
         )
     else:
