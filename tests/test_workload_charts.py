@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cdk8s
 import jsonschema
@@ -160,7 +161,7 @@ def validate_object(obj: dict, crds, line: DraDriverLine) -> None:
 def test_strict_schemas_catch_unknown_fields(crds):
     """GIVEN the strict CRD schemas and kubernetes-validate WHEN a field is misspelt
     THEN both reject it (the check below is not vacuous)."""
-    cd = {
+    cd: dict[str, Any] = {
         "apiVersion": "resource.nvidia.com/v1beta1",
         "kind": "ComputeDomain",
         "metadata": {"name": "x"},
@@ -172,7 +173,7 @@ def test_strict_schemas_catch_unknown_fields(crds):
     no_nodes = {**cd, "spec": {"channel": cd["spec"]["channel"]}}
     assert _errors(crds[("ComputeDomain", DraDriverLine.NGC)], no_nodes), "25.8 requires numNodes"
     assert _errors(crds[("ComputeDomain", DraDriverLine.KUBERNETES_SIGS)], no_nodes) == []
-    pod = {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "p"},
@@ -191,11 +192,11 @@ def test_strict_schemas_catch_unknown_fields(crds):
 # Environments: one app per configuration, built once
 # --------------------------------------------------------------------------------------
 
-DEFAULT_CONTEXT = {
+DEFAULT_CONTEXT: dict[str, Any] = {
     "ultraServers": [{"capacityReservationId": RID[0], "type": "u-p6e-gb200x72", "name": "us-1"}],
     "availabilityZone": "us-east-1-dfw-2a",
 }
-TWO_CONTEXT = {
+TWO_CONTEXT: dict[str, Any] = {
     "ultraServers": [
         {"capacityReservationId": RID[0], "type": "u-p6e-gb200x72", "name": "us-a"},
         {"capacityReservationId": RID[1], "type": "u-p6e-gb200x36", "name": "us-b"},
@@ -498,8 +499,8 @@ def test_nccl_job_fails_rather_than_fall_back_to_sockets(default_env, two_env):
     no_efa = UltraServerTarget(name="us-n", type=UltraServerType.U_P6E_GB200X36, efa_layout=EfaLayout.NONE)
     job = NcclAllReduceJob(cdk8s.App(), "n", ultraservers=[no_efa], image=NCCL_IMAGE)
     launcher = _one(job.to_json(), "MPIJob")["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]
-    env = {e["name"] for e in launcher["containers"][0]["env"]}
-    assert not env & set(NCCL_EFA_ENV), "no EFA devices: NVLink only, nothing to force"
+    names = {e["name"] for e in launcher["containers"][0]["env"]}
+    assert not names & set(NCCL_EFA_ENV), "no EFA devices: NVLink only, nothing to force"
 
 
 @pytest.mark.parametrize(
@@ -556,7 +557,7 @@ def test_ngc_line_always_writes_num_nodes(two_env):
 
 
 def _user_job(app, **overrides):
-    args = {
+    args: dict[str, Any] = {
         "name": "train-llm",
         "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1.0",
         "command": ["python", "/app/train.py", "--epochs", "3"],
@@ -716,7 +717,11 @@ def test_dra_driver_target_from_addons():
         (
             {
                 "efa_devices": 1,
-                "ultraservers": [UltraServerTarget(name="x", type="u-p6e-gb200x36", efa_layout="none")],
+                "ultraservers": [
+                    UltraServerTarget(
+                        name="x", type=UltraServerType.U_P6E_GB200X36, efa_layout=EfaLayout.NONE
+                    )
+                ],
                 "workers": 2,
             },
             r"efa_devices: 1 is more than the 0 EFA devices per node that EFA layout 'none' provides",
@@ -827,9 +832,10 @@ def test_ultraserver_target_validation():
     with pytest.raises(
         ConfigurationError, match=r"type: 'p6e-gb200\.36xlarge' is not an UltraServer type"
     ) as err:
-        UltraServerTarget(name="US 1", type="p6e-gb200.36xlarge", efa_layout="lots")
+        UltraServerTarget(name="US 1", type="p6e-gb200.36xlarge", efa_layout="lots")  # type: ignore[arg-type]
     assert len(err.value.problems) == 3
-    assert UltraServerTarget(name="x", type="u-p6e-gb200x36").nodes == 9
+    # a string (as read from cdk.json) names the type
+    assert UltraServerTarget(name="x", type="u-p6e-gb200x36").nodes == 9  # type: ignore[arg-type]
 
 
 def test_validation_chart_and_nccl_argument_errors():
