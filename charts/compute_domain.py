@@ -23,7 +23,8 @@ import cdk8s
 
 from constructs import Construct
 from eks_ultraserver.config import AddonsConfig, DraDriverLine
-from eks_ultraserver.model import ConfigurationError, Problems, is_dns1123_label
+from eks_ultraserver.model import ConfigurationError, Problems, parse_enum
+from eks_ultraserver.patterns import is_dns1123_label, is_dns1123_subdomain
 from eks_ultraserver.versions import COMPUTE_DOMAIN_API_VERSION, DRA_DRIVER, DRA_DRIVER_LEGACY
 
 #: Name of the pod-level claim (``spec.resourceClaims[].name``) every workload of this
@@ -40,8 +41,6 @@ IMEX_DNS_NAMES_GATE = "IMEXDaemonsWithDNSNames"
 
 #: First NGC chart version that has the gate above (and so accepts ``numNodes: 0``).
 _NGC_ELASTIC_SINCE = (25, 8)
-
-_DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 class ChannelAllocationMode(enum.StrEnum):
@@ -142,16 +141,10 @@ def compute_domain_problems(
             f"{dra_driver.describe()}, which holds every pod until numNodes IMEX daemons have "
             "joined; give the number of nodes the workload runs on"
         )
-    try:
-        ChannelAllocationMode(allocation_mode)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in ChannelAllocationMode)
-        out.append(f"{where}allocation_mode: {allocation_mode!r} is not allowed; use one of {allowed}")
-    if not (
-        isinstance(resource_claim_template_name, str)
-        and 0 < len(resource_claim_template_name) <= 253
-        and _DNS1123_SUBDOMAIN_RE.match(resource_claim_template_name)
-    ):
+    problems = Problems()
+    parse_enum(f"{where}allocation_mode", allocation_mode, ChannelAllocationMode, problems)
+    out.extend(problems)
+    if not is_dns1123_subdomain(resource_claim_template_name):
         out.append(
             f"{where}resource_claim_template_name: {resource_claim_template_name!r} is not a "
             "valid Kubernetes object name (DNS-1123 subdomain: lowercase letters, digits, '-' and '.')"

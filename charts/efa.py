@@ -34,10 +34,11 @@ from eks_ultraserver.charts.helm_values import (
 from eks_ultraserver.model import GPU_PRESENT_LABEL, ConfigurationError
 from eks_ultraserver.versions import (
     DRANET,
+    DRANET_MIN_KUBERNETES,
     DRANET_MIN_KUBERNETES_VERSION,
     EFA_DEVICE_PLUGIN,
     ChartVersion,
-    parse_kubernetes_version,
+    KubernetesVersion,
 )
 
 __all__ = ["DranetValues", "EfaDevicePluginValues"]
@@ -112,22 +113,18 @@ class DranetValues:
             problems.append(
                 f"addonVersions.dranet: {self.version!r} is not a chart version like {DRANET.version!r}"
             )
-        try:
-            too_old = parse_kubernetes_version(self.kubernetes_version) < parse_kubernetes_version(
-                DRANET_MIN_KUBERNETES_VERSION
-            )
-        except ValueError:
+        version = KubernetesVersion.of(self.kubernetes_version)
+        if version is None:
             problems.append(
                 f"kubernetes_version: {self.kubernetes_version!r} is not a Kubernetes version like '1.35'"
             )
-        else:
-            if too_old:
-                problems.append(
-                    f"efaMode: 'dranet' needs Kubernetes {DRANET_MIN_KUBERNETES_VERSION} or later "
-                    f"(EKS user guide, device-management-efa), but kubernetesVersion is "
-                    f"{self.kubernetes_version!r}; use -c efaMode=device-plugin or -c "
-                    f"kubernetesVersion={DRANET_MIN_KUBERNETES_VERSION}"
-                )
+        elif version < DRANET_MIN_KUBERNETES:
+            problems.append(
+                f"efaMode: 'dranet' needs Kubernetes {DRANET_MIN_KUBERNETES_VERSION} or later "
+                f"(EKS user guide, device-management-efa), but kubernetesVersion is "
+                f"{self.kubernetes_version!r}; use -c efaMode=device-plugin or -c "
+                f"kubernetesVersion={DRANET_MIN_KUBERNETES_VERSION}"
+            )
         if problems:
             raise ConfigurationError(problems, subject="DRANET configuration")
 

@@ -73,7 +73,6 @@ import cdk8s
 
 from constructs import Construct
 from eks_ultraserver.capacity import (
-    INSTANCE_TYPES,
     ULTRASERVER_FAMILY,
     ULTRASERVER_INSTANCE_TYPE,
     BurstCapacitySpec,
@@ -413,11 +412,11 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
                     "(reservedCapacity[].availabilityZone in cdk.json)"
                 )
         efa_types = burst.efa_instance_types() if burst is not None else ()
-        reserved_types = {
-            r.instance_type
-            for r in karpenter_reserved
-            if r.instance_type in INSTANCE_TYPES and INSTANCE_TYPES[r.instance_type].efa
+        # each spec resolves its type in the table it was checked against (instance_types)
+        reserved_gpu_types = {
+            t.name: t for r in karpenter_reserved if (t := r.gpu_type) is not None and t.efa
         }
+        reserved_types = set(reserved_gpu_types)
         for type_name in sorted({t.name for t in efa_types} | reserved_types):
             longest = efa_pool_name(RESERVED_POOL, type_name)
             if len(longest) > MAX_POOL_NAME:
@@ -481,7 +480,7 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
                         capacity=CapacityClass.RESERVED,
                         security_group_ids=security_group_ids,
                         capacity_reservation_ids=[r.capacity_reservation_id or "" for r in groups[key]],
-                        network_interfaces=efa_network_interfaces(INSTANCE_TYPES[key]) if key else (),
+                        network_interfaces=efa_network_interfaces(reserved_gpu_types[key]) if key else (),
                         subnet_ids=reserved_subnet_ids,
                     ),
                 )

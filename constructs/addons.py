@@ -42,14 +42,14 @@ from eks_ultraserver.charts.mpi_operator import (
     load_manifest,
     write_chart,
 )
-from eks_ultraserver.config import ADDON_KEYS, AddonsConfig, DraDriverLine, EfaMode
-from eks_ultraserver.model import ConfigurationError, Problems, parse_enum
+from eks_ultraserver.config import AddonsConfig, DraDriverLine, EfaMode
+from eks_ultraserver.model import ConfigurationError, Problems
 from eks_ultraserver.versions import (
     GPU_OPERATOR,
+    MIN_KUBERNETES,
     MPI_OPERATOR,
-    SUPPORTED_KUBERNETES_VERSIONS,
     ChartVersion,
-    parse_kubernetes_version,
+    KubernetesVersion,
 )
 
 __all__ = ["AddonsPlan", "GpuPlatformAddons"]
@@ -168,28 +168,26 @@ class GpuPlatformAddons(Construct):
         the plan to the constructor.
         """
         problems = Problems()
+        # The AddonsConfig checked its own fields (line, mode, component keys, no settings
+        # for the EFA component the mode leaves out) when it was built: trust it.
         addons = addons if addons is not None else AddonsConfig()
-        line = parse_enum("draDriverLine", addons.dra_driver_line, DraDriverLine, problems)
-        efa_mode = parse_enum("efaMode", addons.efa_mode, EfaMode, problems)
-        versions = dict(addons.versions or {})
-        values = dict(addons.values or {})
-        for key, given in (("addonVersions", versions), ("addonValues", values)):
-            for component in sorted(set(given) - set(ADDON_KEYS)):
-                problems.add(f"{key}: unknown component {component!r}; use one of {', '.join(ADDON_KEYS)}")
-        try:
-            k8s_too_old = parse_kubernetes_version(kubernetes_version) < parse_kubernetes_version(
-                SUPPORTED_KUBERNETES_VERSIONS[0]
+        if not isinstance(addons, AddonsConfig):
+            raise ConfigurationError(
+                [f"addons: {addons!r} is not a config.AddonsConfig"], subject=f"GpuPlatformAddons {id!r}"
             )
-        except ValueError:
+        line, efa_mode = addons.dra_driver_line, addons.efa_mode
+        versions = dict(addons.versions)
+        values = dict(addons.values)
+        version = KubernetesVersion.of(kubernetes_version)
+        if version is None:
             problems.add(
                 f"kubernetes_version: {kubernetes_version!r} is not a Kubernetes version like '1.35'"
             )
-        else:
-            if k8s_too_old:
-                problems.add(
-                    f"kubernetes_version: {kubernetes_version!r} is too old; DRA (ComputeDomains) "
-                    f"needs Kubernetes {SUPPORTED_KUBERNETES_VERSIONS[0]} or later on EKS"
-                )
+        elif version < MIN_KUBERNETES:
+            problems.add(
+                f"kubernetes_version: {kubernetes_version!r} is too old; DRA (ComputeDomains) "
+                f"needs Kubernetes {MIN_KUBERNETES} or later on EKS"
+            )
 
         def build(factory):
             try:
@@ -198,62 +196,46 @@ class GpuPlatformAddons(Construct):
                 problems.extend(err.problems)
                 return None
 
-        scheduling = {
-            "system_node_selector": system_node_selector,
-            "system_node_tolerations": system_node_tolerations,
-        }
         gpu = build(
             lambda: GpuOperatorValues(
                 version=versions.get("gpuOperator", GPU_OPERATOR.version),
                 with_dra_driver_chart=True,
                 extra_values=values.get("gpuOperator", {}),
-                **scheduling,
+                system_node_selector=system_node_selector,
+                system_node_tolerations=system_node_tolerations,
             )
         )
-        dra = None
-        if line is not None:
-            dra = build(
-                lambda: DraDriverValues(
-                    line=line,
-                    version=versions.get("draDriver"),
-                    extra_values=values.get("draDriver", {}),
-                    **scheduling,
-                )
+        dra = build(
+            lambda: DraDriverValues(
+                line=line,
+                version=versions.get("draDriver"),
+                extra_values=values.get("draDriver", {}),
+                system_node_selector=system_node_selector,
+                system_node_tolerations=system_node_tolerations,
             )
+        )
         efa: EfaDevicePluginValues | DranetValues | None = None
-        if efa_mode is not None:
-            # One of the two, cluster-wide: they cannot share a node (EKS user guide,
-            # device-management-efa). Settings for the other one mean a mix-up: refuse.
-            active, other = (
-                ("efaDevicePlugin", "dranet")
-                if efa_mode is EfaMode.DEVICE_PLUGIN
-                else ("dranet", "efaDevicePlugin")
+        if efa_mode is EfaMode.DEVICE_PLUGIN:
+            efa = build(
+                lambda: EfaDevicePluginValues(
+                    extra_values=values.get("efaDevicePlugin", {}),
+                    **({"version": versions["efaDevicePlugin"]} if "efaDevicePlugin" in versions else {}),
+                )
             )
-            for key, given in (("addonVersions", versions), ("addonValues", values)):
-                if other in given:
-                    problems.add(
-                        f"{key}.{other}: given, but efaMode is {efa_mode.value!r}, which installs "
-                        f"{active} only; the EFA device plugin and DRANET never run together "
-                        f"(they would hand the same EFA devices to two pods). Remove {key}.{other} "
-                        f"or switch with -c efaMode={'dranet' if other == 'dranet' else 'device-plugin'}"
-                    )
-            if efa_mode is EfaMode.DEVICE_PLUGIN:
-                efa = build(
-                    lambda: EfaDevicePluginValues(
-                        extra_values=values.get("efaDevicePlugin", {}),
-                        **({"version": versions["efaDevicePlugin"]} if "efaDevicePlugin" in versions else {}),
-                    )
+        else:
+            efa = build(
+                lambda: DranetValues(
+                    kubernetes_version=kubernetes_version,
+                    extra_values=values.get("dranet", {}),
+                    **({"version": versions["dranet"]} if "dranet" in versions else {}),
                 )
-            else:
-                efa = build(
-                    lambda: DranetValues(
-                        kubernetes_version=kubernetes_version,
-                        extra_values=values.get("dranet", {}),
-                        **({"version": versions["dranet"]} if "dranet" in versions else {}),
-                    )
-                )
+            )
         mpi_values = build(
-            lambda: MpiOperatorValues(extra_values=values.get("mpiOperator", {}), **scheduling)
+            lambda: MpiOperatorValues(
+                extra_values=values.get("mpiOperator", {}),
+                system_node_selector=system_node_selector,
+                system_node_tolerations=system_node_tolerations,
+            )
         )
         mpi_chart: MpiOperatorChart | None = None
         release = build(lambda: MpiOperatorRelease.resolve(versions.get("mpiOperator")))

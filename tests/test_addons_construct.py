@@ -326,29 +326,32 @@ def test_every_problem_is_reported_at_once_and_nothing_is_built(unsynthesized, t
     stack, cluster = unsynthesized
     tampered = tmp_path / "mpi.yaml"
     tampered.write_text("kind: Namespace\n")
+    # an unknown component is the AddonsConfig's own problem: refused when it is built
+    with pytest.raises(ConfigurationError, match="addonVersions: unknown component 'gpuOprator'"):
+        AddonsConfig(versions={"gpuOprator": "v1"})
     config = AddonsConfig(
         efa_mode=EfaMode.DRANET,
-        versions={"gpuOperator": "v26.7.0", "gpuOprator": "v1"},
+        versions={"gpuOperator": "v26.7.0"},
         mpi_operator_manifest=str(tampered),
     )
     with pytest.raises(ConfigurationError) as err:
         GpuPlatformAddons(stack, "Bad", cluster=cluster, addons=config, kubernetes_version="1.33")
     text = str(err.value)
-    assert "addonVersions: unknown component 'gpuOprator'" in text
     assert "ships the ComputeDomain CRD" in text
     assert "'dranet' needs Kubernetes 1.34 or later" in text
     assert "has SHA-256" in text
-    assert len(err.value.problems) == 4
+    assert len(err.value.problems) == 3
     assert stack.node.try_find_child("Bad") is None
 
 
 def test_refuses_settings_for_both_efa_components(unsynthesized):
     stack, cluster = unsynthesized
-    config = AddonsConfig(values={"dranet": {"verbosity": 2}}, mpi_operator_manifest=MPI_MANIFEST)
+    # the AddonsConfig refuses it when it is built, before any construct sees it
     with pytest.raises(
         ConfigurationError,
         match=r"addonValues\.dranet: given, but efaMode is 'device-plugin'.*never run together",
     ):
+        config = AddonsConfig(values={"dranet": {"verbosity": 2}}, mpi_operator_manifest=MPI_MANIFEST)
         GpuPlatformAddons(stack, "Both", cluster=cluster, addons=config, kubernetes_version="1.35")
 
 

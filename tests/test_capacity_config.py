@@ -15,7 +15,7 @@ from eks_ultraserver.capacity import (
     GpuInstanceType,
     ReservationKind,
     ReservedProvisioner,
-    register_instance_type,
+    with_instance_types,
 )
 from eks_ultraserver.config import EnvironmentConfig
 from eks_ultraserver.model import ConfigurationError
@@ -27,10 +27,12 @@ RID = "cr-0aaaaaaaaaaaaaaa1"
 ARN = "arn:aws:resource-groups:us-east-1:123456789012:group/my-odcrs"
 
 
-def _config(**overrides):
+def _config(instance_types=INSTANCE_TYPES, **overrides):
     ctx = {k: v for k, v in BASE.items() if k not in ("reservedCapacity", "burstCapacity")}
     ctx.update(overrides)
-    return EnvironmentConfig.from_mapping({k: v for k, v in ctx.items() if v is not None})
+    return EnvironmentConfig.from_mapping(
+        {k: v for k, v in ctx.items() if v is not None}, instance_types=instance_types
+    )
 
 
 def _reserved(**entry):
@@ -114,7 +116,7 @@ def test_every_reservation_shape():
         ),
         (
             {"instanceType": "g6e.48xlarge"},
-            r"instanceType: 'g6e.48xlarge' has no EFA layout.*register_instance_type",
+            r"instanceType: 'g6e.48xlarge' has no EFA layout.*with_instance_types",
         ),
         ({"instanceCount": 0}, r"instanceCount: 0 is not an integer from 1 to 1000"),
         (
@@ -245,22 +247,30 @@ def test_documented_efa_layouts():
     assert Architecture.ARM64.ami_type == "AL2023_ARM_64_NVIDIA"
 
 
-def test_register_an_instance_type_makes_it_configurable():
-    g6e = register_instance_type(
-        GpuInstanceType(
-            name="g6e.48xlarge",
-            architecture=Architecture.X86_64,
-            gpus=8,
-            vcpus=192,
-            network_cards=4,
-            efa=tuple(EfaInterface(card=c) for c in range(1, 4)),
-        )
+def test_an_extended_table_makes_an_instance_type_configurable():
+    """GIVEN a table extended with g6e.48xlarge WHEN the reader gets it THEN a reservedCapacity
+    entry of that type reads, and the spec resolves the type from that table; the library's
+    table is left as it was (read-only, no global registry)."""
+    g6e = GpuInstanceType(
+        name="g6e.48xlarge",
+        architecture=Architecture.X86_64,
+        gpus=8,
+        vcpus=192,
+        network_cards=4,
+        efa=tuple(EfaInterface(card=c) for c in range(1, 4)),
     )
-    try:
-        config = _config(reservedCapacity=_reserved(instanceType="g6e.48xlarge"))
-        assert config.reserved_capacity[0].instance_type == "g6e.48xlarge" and g6e.efa_devices == 3
-    finally:
-        INSTANCE_TYPES.pop("g6e.48xlarge")
+    table = with_instance_types(g6e)
+    config = _config(instance_types=table, reservedCapacity=_reserved(instanceType="g6e.48xlarge"))
+    (spec,) = config.reserved_capacity
+    assert spec.instance_type == "g6e.48xlarge" and spec.gpu_type is g6e and g6e.efa_devices == 3
+    assert "g6e.48xlarge" not in INSTANCE_TYPES and set(table) == set(INSTANCE_TYPES) | {"g6e.48xlarge"}
+    with pytest.raises(ConfigurationError, match="has no EFA layout"):
+        _config(reservedCapacity=_reserved(instanceType="g6e.48xlarge"))
+
+
+def test_the_instance_type_table_is_read_only():
+    with pytest.raises(TypeError):
+        INSTANCE_TYPES["x.big"] = INSTANCE_TYPES["p5.48xlarge"]  # type: ignore[index]
 
 
 def test_an_impossible_layout_is_refused():

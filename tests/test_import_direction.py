@@ -17,7 +17,17 @@ import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "src" / "eks_ultraserver"
-MODEL = ("versions", "model", "config", "capacity")
+MODEL = (
+    "versions",
+    "model",
+    "patterns",
+    "context",
+    "settings",
+    "config",
+    "instance_types",
+    "quotas",
+    "capacity",
+)
 SOURCES = {
     "constructs": REPO / "constructs",
     "charts": REPO / "charts",

@@ -412,20 +412,6 @@ def test_chart_snapshot(chart_objects, snapshot_json):
             {
                 "reserved": [
                     ReservedCapacitySpec(
-                        name="grp",
-                        instance_type="p5.48xlarge",
-                        instance_count=1,
-                        resource_group_arn="arn:aws:resource-groups:us-east-1:123456789012:group/x",
-                        provisioner=ReservedProvisioner.KARPENTER,
-                    )
-                ]
-            },
-            r"Karpenter selects reservations by id",
-        ),
-        (
-            {
-                "reserved": [
-                    ReservedCapacitySpec(
                         name="nozone",
                         instance_type="p5.48xlarge",
                         instance_count=1,
@@ -444,6 +430,19 @@ def test_chart_validation(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ConfigurationError, match=match):
         KarpenterGpuCapacityChart(cdk8s.App(), "c", **args)
+
+
+def test_a_karpenter_reservation_by_resource_group_is_refused_by_the_spec():
+    """The spec checks itself: Karpenter selects reservations by id, never by resource group,
+    so no chart ever receives such a reservation."""
+    with pytest.raises(ConfigurationError, match=r"Karpenter selects reservations by id or tags"):
+        ReservedCapacitySpec(
+            name="grp",
+            instance_type="p5.48xlarge",
+            instance_count=1,
+            resource_group_arn="arn:aws:resource-groups:us-east-1:123456789012:group/x",
+            provisioner=ReservedProvisioner.KARPENTER,
+        )
 
 
 def test_builders_alone_validate_too(schemas):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -13,6 +14,7 @@ from eks_ultraserver.config import (
     misspelt_context_keys,
     read_context_files,
 )
+from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
 from eks_ultraserver.model import ConfigurationError
 
 STACK_NAME = "UltraServerEnvironment"
@@ -36,8 +38,15 @@ def local_context(directory: str | os.PathLike = ".") -> dict:
     return read_context_files(cdk_json) if cdk_json.is_file() else {}
 
 
-def build_app(app: cdk.App, *, stack_name: str | None = None):
+def build_app(
+    app: cdk.App,
+    *,
+    stack_name: str | None = None,
+    instance_types: Mapping[str, GpuInstanceType] = INSTANCE_TYPES,
+):
     """Reads the configuration from ``app``'s context and adds the environment stack.
+    ``instance_types``: the table ``reservedCapacity`` entries may use
+    (``instance_types.with_instance_types(GpuInstanceType(...))`` for your own types).
 
     Raises ``ConfigurationError`` (one message, every problem) before adding anything.
     An unknown top-level context key close to a known one (``kubernetesVerison``) is a
@@ -56,7 +65,9 @@ def build_app(app: cdk.App, *, stack_name: str | None = None):
         looked_up = resolve_reservations(get, account=get("account"), region=get("region"))
     hints = [misspelling_message(key, meant) for key, meant in misspelt.items()]
     try:
-        config = EnvironmentConfig.from_context(lambda key: looked_up.get(key, get(key)))
+        config = EnvironmentConfig.from_context(
+            lambda key: looked_up.get(key, get(key)), instance_types=instance_types
+        )
     except ConfigurationError as err:
         if not hints:
             raise

@@ -8,11 +8,15 @@ Facts and their sources (EC2 and EKS user guides) are summarised next to each va
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-import re
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Self, TypeVar
+
+from eks_ultraserver import patterns
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -54,7 +58,7 @@ class Problems:
     def __len__(self) -> int:
         return len(self._items)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 
     def raise_if_any(self, subject: str = "configuration") -> None:
@@ -202,34 +206,14 @@ GPU_TAINT = Taint(key="nvidia.com/gpu", value="true", effect="NoSchedule")
 # Validation helpers
 # --------------------------------------------------------------------------------------
 
-#: ``cr-`` followed by 17 hexadecimal digits.
-RESERVATION_ID_RE = re.compile(r"^cr-[0-9a-f]{17}$")
-_DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
-_DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def is_reservation_id(value: object) -> bool:
-    return isinstance(value, str) and bool(RESERVATION_ID_RE.match(value))
-
-
-def is_dns1123_label(value: object, max_length: int = 63) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= max_length and bool(_DNS1123_LABEL_RE.match(value))
-
-
-def is_label_value(value: object) -> bool:
-    return isinstance(value, str) and (
-        value == "" or (len(value) <= 63 and bool(_LABEL_NAME_RE.match(value)))
-    )
-
-
-def is_label_key(value: object) -> bool:
-    if not isinstance(value, str) or not value:
-        return False
-    prefix, slash, name = value.rpartition("/")
-    if slash and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME_RE.match(name))
+# The patterns and their predicates live in patterns.py (one copy of each); re-exported
+# here, where the rest of the library has always found them.
+RESERVATION_ID_RE = patterns.RESERVATION_ID_RE
+is_reservation_id = patterns.is_reservation_id
+is_dns1123_label = patterns.is_dns1123_label
+is_dns1123_subdomain = patterns.is_dns1123_subdomain
+is_label_value = patterns.is_label_value
+is_label_key = patterns.is_label_key
 
 
 def describe_reservation_id_problem(where: str, value: object) -> str:
@@ -270,3 +254,119 @@ def parse_enum(where: str, value: object, enum_type: type[E], problems: Problems
         allowed = ", ".join(repr(t.value) for t in enum_type)
         problems.add(f"{where}: {value!r} is not allowed; use one of {allowed}")
     return found
+
+
+# --------------------------------------------------------------------------------------
+# Value objects that validate themselves
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """How a value object's problems name its fields.
+
+    Direct Python use (the default): the field names, e.g. ``instance_count``. The cdk.json
+    reader: the context keys under the entry's path, e.g.
+    ``reservedCapacity[0].instanceCount``, with an example ``-c`` flag where one helps.
+    """
+
+    #: the path of the object itself, e.g. ``reservedCapacity[0]``; empty in Python use
+    where: str = ""
+    #: field -> the key shown; fields not listed show as themselves
+    keys: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    #: True when reading cdk.json context (messages then show ``-c`` examples)
+    context: bool = False
+
+    def key(self, field: str) -> str:
+        """The bare key of ``field`` (no path)."""
+        return self.keys.get(field, field)
+
+    def __call__(self, field: str) -> str:
+        """The full name of ``field``: the path and the key."""
+        key = self.key(field)
+        return f"{self.where}.{key}" if self.where else key
+
+    def entry(self, *fields: str) -> str:
+        """What a problem of several fields together is reported under: the object's path,
+        or (Python use) the fields' names."""
+        return self.where or " / ".join(self.key(f) for f in fields)
+
+    def example(self, key: str, value: object) -> str:
+        """``"; e.g. -c key='value'"`` when reading context, else nothing; a value that is
+        not a string is written as compact JSON."""
+        if not self.context:
+            return ""
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        return f"; e.g. -c {key}='{text}'"
+
+
+class SelfValidating:
+    """Mixin of the frozen value objects that check their own fields, once.
+
+    A subclass implements :meth:`_checked`: check every field, add each problem (named
+    through the :class:`Naming` it gets), return the fields normalised (enum members for
+    their values, tuples for lists). Two ways in, one set of rules:
+
+    - ``Cls(...)`` (direct Python use): ``__post_init__`` runs the check and raises one
+      :class:`ConfigurationError` naming the fields (``subject`` is the class name);
+    - ``Cls.parse(where, **fields)`` (the cdk.json reader): returns ``(object, [])``, or
+      ``(None, problems)`` with the problems named after the context keys under ``where``,
+      so the reader can go on and report every key in one error.
+
+    A field given as :data:`INVALID` was already reported by the reader (e.g. an entry of
+    a list that failed): its checks are skipped. Such an object is never built.
+    """
+
+    __slots__ = ()
+
+    #: field -> cdk.json key of the field
+    CONTEXT_KEYS: ClassVar[Mapping[str, str]] = MappingProxyType({})
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any], name: Naming, problems: Problems) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def _python_naming(cls) -> Naming:
+        return Naming()
+
+    def __post_init__(self) -> None:
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        problems = Problems()
+        checked = type(self)._checked(dict(given), type(self)._python_naming(), problems)
+        problems.raise_if_any(type(self).__name__)
+        for key, value in checked.items():
+            if value is not given[key]:
+                object.__setattr__(self, key, value)
+
+    @classmethod
+    def parse(cls, where: str = "", /, **fields: Any) -> tuple[Self | None, list[str]]:
+        """The object from ``fields`` (missing ones take their defaults), or ``None`` and
+        every problem, named after the context keys under ``where``."""
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in fields:
+                continue
+            if f.default is not dataclasses.MISSING:
+                fields[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                fields[f.name] = f.default_factory()
+            else:
+                fields[f.name] = None
+        problems = Problems()
+        checked = cls._checked(dict(fields), Naming(where, cls.CONTEXT_KEYS, context=True), problems)
+        if problems or any(v is INVALID for v in checked.values()):
+            return None, list(problems)
+        return cls(**checked), []
+
+
+class _Invalid:
+    """The type of :data:`INVALID`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+#: A field value the reader already reported as a problem (see :class:`SelfValidating`).
+INVALID: Any = _Invalid()

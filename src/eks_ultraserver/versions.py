@@ -65,23 +65,58 @@ DRANET_MIN_KUBERNETES_VERSION = "1.34"
 MIN_AMI_RELEASE_DATE = "20251103"
 
 
-def kubectl_layer_module(kubernetes_version: str) -> str:
+@dataclass(frozen=True, order=True, slots=True)
+class KubernetesVersion:
+    """A Kubernetes ``major.minor`` version, parsed once: compares as numbers (1.9 < 1.34),
+    prints as written (``str(v) == "1.34"``)."""
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, value: object) -> KubernetesVersion:
+        """``"1.34"`` (or a ``KubernetesVersion``) -> ``KubernetesVersion(1, 34)``; raises
+        ``ValueError`` for anything else."""
+        if isinstance(value, KubernetesVersion):
+            return value
+        major, _, minor = str(value).partition(".")
+        if not (major.isdigit() and minor.isdigit()):
+            raise ValueError(f"not a Kubernetes version: {value!r}")
+        return cls(int(major), int(minor))
+
+    @classmethod
+    def of(cls, value: object) -> KubernetesVersion | None:
+        """:meth:`parse`, or ``None`` for anything that is not a version."""
+        try:
+            return cls.parse(value)
+        except ValueError:
+            return None
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+#: The oldest supported version and the oldest with DRANET, as values.
+MIN_KUBERNETES = KubernetesVersion.parse(SUPPORTED_KUBERNETES_VERSIONS[0])
+DRANET_MIN_KUBERNETES = KubernetesVersion.parse(DRANET_MIN_KUBERNETES_VERSION)
+
+
+def kubectl_layer_module(kubernetes_version: str | KubernetesVersion) -> str:
     """Python module of the kubectl Lambda layer for a Kubernetes version."""
-    major, minor = parse_kubernetes_version(kubernetes_version)
-    return f"aws_cdk.lambda_layer_kubectl_v{minor}" if major == 1 else ""
+    version = KubernetesVersion.parse(kubernetes_version)
+    return f"aws_cdk.lambda_layer_kubectl_v{version.minor}" if version.major == 1 else ""
 
 
-def kubectl_layer_class(kubernetes_version: str) -> str:
+def kubectl_layer_class(kubernetes_version: str | KubernetesVersion) -> str:
     """Class name of the kubectl Lambda layer for a Kubernetes version (``KubectlV35Layer``)."""
-    return f"KubectlV{parse_kubernetes_version(kubernetes_version)[1]}Layer"
+    return f"KubectlV{KubernetesVersion.parse(kubernetes_version).minor}Layer"
 
 
 def parse_kubernetes_version(value: str) -> tuple[int, int]:
-    """``"1.34"`` -> ``(1, 34)``; raises ``ValueError`` for anything else."""
-    major, _, minor = str(value).partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        raise ValueError(f"not a Kubernetes version: {value!r}")
-    return int(major), int(minor)
+    """``"1.34"`` -> ``(1, 34)``; raises ``ValueError`` for anything else. Kept for callers
+    that compare tuples; new code uses :class:`KubernetesVersion`."""
+    version = KubernetesVersion.parse(value)
+    return version.major, version.minor
 
 
 #: EKS managed add-ons of every environment. ``None`` means "EKS's default version for the

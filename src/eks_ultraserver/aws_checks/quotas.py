@@ -20,7 +20,6 @@ from eks_ultraserver.aws_checks.errors import (
 from eks_ultraserver.aws_checks.findings import Finding, Severity, iso_time
 from eks_ultraserver.aws_checks.reservations import describe_reservation
 from eks_ultraserver.capacity import (
-    INSTANCE_TYPES,
     QUOTAS,
     BurstCapacitySpec,
     QuotaGroup,
@@ -203,7 +202,7 @@ def vcpu_demand(
     for spec in reserved:
         if spec.kind is not ReservationKind.ODCR:
             continue
-        itype = INSTANCE_TYPES.get(spec.instance_type)
+        itype = spec.gpu_type
         group = quota_group_of(spec.instance_type.split(".")[0])
         if itype is None or group is None:
             continue

@@ -1,0 +1,550 @@
+"""The typed configuration of an environment: value objects that check their own fields.
+
+``UltraServerSpec``, ``AddonsConfig`` and ``EnvironmentConfig`` validate themselves once
+(``model.SelfValidating``): built directly in Python they raise one ``ConfigurationError``
+naming the fields; built by the cdk.json reader (``config.py``, through ``parse``) their
+problems name the context keys and join every other key's problems in one error. Code that
+receives one of these objects can trust it. Part of the shared model: imports neither
+aws_cdk nor cdk8s. Import the names from ``eks_ultraserver.config``.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec
+from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
+from eks_ultraserver.model import (
+    INVALID,
+    EfaLayout,
+    Naming,
+    Problems,
+    SelfValidating,
+    UltraServerType,
+    describe_reservation_id_problem,
+    parse_enum,
+    parse_ultraserver_type,
+)
+from eks_ultraserver.patterns import (
+    ACCOUNT_RE,
+    AVAILABILITY_ZONE_RE,
+    EKS_CLUSTER_NAME_RE,
+    EMAIL_RE,
+    IAM_PRINCIPAL_ARN_RE,
+    REGION_RE,
+    VPC_ID_RE,
+    is_dns1123_label,
+    is_reservation_id,
+    matches,
+)
+from eks_ultraserver.versions import (
+    DEFAULT_KUBERNETES_VERSION,
+    DRANET_MIN_KUBERNETES,
+    DRANET_MIN_KUBERNETES_VERSION,
+    MIN_KUBERNETES,
+    SUPPORTED_KUBERNETES_VERSIONS,
+    KubernetesVersion,
+)
+
+#: The reservation id shipped in cdk.json so that synth works on a fresh machine.
+EXAMPLE_RESERVATION_ID = "cr-0123456789abcdef0"
+#: ``ultraServers`` as an example ``-c`` value.
+EXAMPLE_ULTRASERVERS = json.dumps(
+    [{"capacityReservationId": EXAMPLE_RESERVATION_ID, "type": "u-p6e-gb200x72", "name": "us-1"}],
+    separators=(",", ":"),
+)
+
+
+class DraDriverLine(enum.StrEnum):
+    """The two NVIDIA DRA driver chart lines users meet today."""
+
+    #: ``dra-driver-nvidia-gpu`` 0.4.x from oci://registry.k8s.io/dra-driver-nvidia/charts.
+    KUBERNETES_SIGS = "dra-driver-nvidia-gpu"
+    #: ``nvidia-dra-driver-gpu`` 25.8.x from the NGC repository (what the EKS guide installs).
+    NGC = "nvidia-dra-driver-gpu"
+
+
+class EfaMode(enum.StrEnum):
+    """How EFA devices reach pods."""
+
+    #: The AWS EFA Kubernetes device plugin (``vpc.amazonaws.com/efa`` extended resource).
+    DEVICE_PLUGIN = "device-plugin"
+    #: The EFA DRA driver (aws-dranet, DeviceClass ``efa.networking.k8s.aws``); 1.34+.
+    DRANET = "dranet"
+
+
+class EndpointAccess(enum.StrEnum):
+    PRIVATE = "private"
+    PUBLIC = "public"
+    PUBLIC_AND_PRIVATE = "public-and-private"
+
+    @property
+    def public(self) -> bool:
+        return self is not EndpointAccess.PRIVATE
+
+
+#: Component keys of ``addonVersions`` / ``addonValues``.
+ADDON_KEYS = ("gpuOperator", "draDriver", "efaDevicePlugin", "dranet", "mpiOperator")
+
+
+def _ultraserver_problems(
+    naming: Naming, reservation_id: object, us_type: object, name: object, problems: Problems
+) -> UltraServerType | None:
+    """The rules of one UltraServer entry; returns the parsed type."""
+    if not is_reservation_id(reservation_id):
+        problems.add(describe_reservation_id_problem(naming("capacity_reservation_id"), reservation_id))
+    found = parse_ultraserver_type(naming("type"), us_type, problems)
+    if not is_dns1123_label(name, max_length=40):
+        problems.add(
+            f"{naming('name')}: {name!r} is not a DNS-1123 label of at most 40 characters "
+            "(lowercase letters, digits, '-')"
+        )
+    return found
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UltraServerSpec(SelfValidating):
+    """One Capacity Block: ``{"capacityReservationId": ..., "type": ..., "name": ...}``.
+
+    Checks itself: the reservation id (``cr-`` and 17 hex digits), the type (an
+    ``UltraServerType`` or its value, stored as the member) and the name (a DNS-1123 label
+    of at most 40 characters)."""
+
+    CONTEXT_KEYS: ClassVar[Mapping[str, str]] = {
+        "capacity_reservation_id": "capacityReservationId",
+        "type": "type",
+        "name": "name",
+    }
+
+    capacity_reservation_id: str
+    type: UltraServerType
+    name: str
+
+    @property
+    def instance_count(self) -> int:
+        return self.type.instance_count
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any], name: Naming, problems: Problems) -> dict[str, Any]:
+        found = _ultraserver_problems(
+            name, fields["capacity_reservation_id"], fields["type"], fields["name"], problems
+        )
+        return {**fields, "type": found if found is not None else fields["type"]}
+
+
+def ultraserver_entry_problems(
+    where: str,
+    *,
+    reservation_id: object,
+    type: object,
+    name: object,
+    keys: tuple[str, str, str],
+    problems: Problems,
+) -> UltraServerType | None:
+    """Checks one UltraServer entry (reservation id, type, name of at most 40 characters),
+    adding each problem under ``where`` and the given key names; returns the parsed type.
+    The rules of :class:`UltraServerSpec`, for callers that hold the three values apart."""
+    naming = Naming(where, dict(zip(("capacity_reservation_id", "type", "name"), keys, strict=True)))
+    return _ultraserver_problems(naming, reservation_id, type, name, problems)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AddonsConfig(SelfValidating):
+    """GPU platform add-ons (GPU Operator, DRA driver, EFA, MPI operator).
+
+    Checks itself: the DRA driver line and EFA mode (members or their values), the component
+    keys of ``versions`` / ``values`` (:data:`ADDON_KEYS`), versions as strings and values
+    as objects, no settings for the EFA component the mode leaves out (the EFA device plugin
+    and DRANET never run together), and the manifest path. Its problems name the cdk.json
+    keys (``addonVersions``, ``efaMode``, ...) in Python use too, as the chart builders' do.
+    """
+
+    CONTEXT_KEYS: ClassVar[Mapping[str, str]] = {
+        "dra_driver_line": "draDriverLine",
+        "efa_mode": "efaMode",
+        "versions": "addonVersions",
+        "values": "addonValues",
+        "mpi_operator_manifest": "mpiOperatorManifest",
+    }
+
+    dra_driver_line: DraDriverLine = DraDriverLine.KUBERNETES_SIGS
+    efa_mode: EfaMode = EfaMode.DEVICE_PLUGIN
+    #: component key -> chart version override, e.g. {"gpuOperator": "v25.3.4"}
+    versions: Mapping[str, str] = field(default_factory=dict)
+    #: component key -> extra Helm values, deep-merged over the library's
+    values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: a local copy of the MPI operator release manifest (instead of downloading it)
+    mpi_operator_manifest: str | None = None
+
+    @classmethod
+    def _python_naming(cls) -> Naming:
+        return Naming(keys=cls.CONTEXT_KEYS)
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any], name: Naming, problems: Problems) -> dict[str, Any]:
+        out = dict(fields)
+        line = parse_enum(name("dra_driver_line"), fields["dra_driver_line"], DraDriverLine, problems)
+        mode = parse_enum(name("efa_mode"), fields["efa_mode"], EfaMode, problems)
+        out["dra_driver_line"] = line or fields["dra_driver_line"]
+        out["efa_mode"] = mode or fields["efa_mode"]
+        for attr, kind in (("versions", str), ("values", dict)):
+            key = name("versions" if kind is str else "values")
+            example = (
+                '{"gpuOperator":"v25.3.4"}'
+                if kind is str
+                else '{"gpuOperator":{"dcgmExporter":{"enabled":false}}}'
+            )
+            given = fields[attr]
+            if given is INVALID:
+                continue
+            if not isinstance(given, Mapping):
+                problems.add(f"{key}: {given!r} is not an object" + (name.example(key, example) or ""))
+                continue
+            for component, v in given.items():
+                if component not in ADDON_KEYS:
+                    problems.add(
+                        f"{key}: unknown component {component!r}; use one of {', '.join(ADDON_KEYS)}"
+                    )
+                elif not isinstance(v, kind):
+                    problems.add(
+                        f"{key}.{component}: {v!r} is not a {'string' if kind is str else 'object'}"
+                        + name.example(key, example)
+                    )
+            if mode is not None:
+                # One of the two, cluster-wide: they cannot share a node (EKS user guide,
+                # device-management-efa). Settings for the other one mean a mix-up: refuse.
+                active, other = (
+                    ("efaDevicePlugin", "dranet")
+                    if mode is EfaMode.DEVICE_PLUGIN
+                    else ("dranet", "efaDevicePlugin")
+                )
+                if other in given:
+                    problems.add(
+                        f"{key}.{other}: given, but efaMode is {mode.value!r}, which installs "
+                        f"{active} only; the EFA device plugin and DRANET never run together "
+                        f"(they would hand the same EFA devices to two pods). Remove {key}.{other} "
+                        f"or switch with -c efaMode={'dranet' if other == 'dranet' else 'device-plugin'}"
+                    )
+        manifest = fields["mpi_operator_manifest"]
+        if manifest is not None and (not isinstance(manifest, str) or not manifest):
+            problems.add(f"{name('mpi_operator_manifest')}: {manifest!r} is not a file path")
+        return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnvironmentConfig(SelfValidating):
+    """Everything ``app.py`` reads from context. Build with :meth:`from_context`, or
+    directly in Python (it then checks its fields and raises one ``ConfigurationError``)."""
+
+    CONTEXT_KEYS: ClassVar[Mapping[str, str]] = {
+        "ultraservers": "ultraServers",
+        "availability_zone": "availabilityZone",
+        "kubernetes_version": "kubernetesVersion",
+        "efa_layout": "efaLayout",
+        "vpc_id": "vpcId",
+        "admin_principal_arn": "adminPrincipalArn",
+        "endpoint_access": "endpointAccess",
+        "public_access_cidrs": "publicAccessCidrs",
+        "region": "region",
+        "account": "account",
+        "cluster_name": "clusterName",
+        "validation_jobs": "validationJobs",
+        "notification_email": "notificationEmail",
+        "reserved_capacity": "reservedCapacity",
+        "burst_capacity": "burstCapacity",
+    }
+
+    ultraservers: tuple[UltraServerSpec, ...]
+    availability_zone: str
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    efa_layout: EfaLayout = EfaLayout.PER_GPU
+    vpc_id: str | None = None
+    admin_principal_arn: str | None = None
+    endpoint_access: EndpointAccess = EndpointAccess.PUBLIC_AND_PRIVATE
+    #: ``publicAccessCidrs``: IPv4 CIDRs allowed to the public endpoint; ``None``: EKS's
+    #: default, every address (0.0.0.0/0; synth warns).
+    public_access_cidrs: tuple[str, ...] | None = None
+    region: str | None = None
+    account: str | None = None
+    cluster_name: str | None = None
+    addons: AddonsConfig = field(default_factory=AddonsConfig)
+    validation_jobs: bool = False
+    notification_email: str | None = None
+    #: ``reservedCapacity``: ODCRs and Capacity Blocks of other GPU types (capacity.py).
+    reserved_capacity: tuple[ReservedCapacitySpec, ...] = ()
+    #: ``burstCapacity``: Karpenter's Spot-first GPU pool; ``None`` when not configured.
+    burst_capacity: BurstCapacitySpec | None = None
+
+    @property
+    def uses_example_reservation(self) -> bool:
+        return any(u.capacity_reservation_id == EXAMPLE_RESERVATION_ID for u in self.ultraservers)
+
+    @classmethod
+    def from_context(
+        cls,
+        get: Callable[[str], Any],
+        *,
+        instance_types: Mapping[str, GpuInstanceType] = INSTANCE_TYPES,
+    ) -> EnvironmentConfig:
+        """Reads the configuration with ``get(key)`` (e.g. ``app.node.try_get_context``).
+        ``instance_types``: the table ``reservedCapacity`` entries are checked against and
+        resolved from (``instance_types.with_instance_types(...)`` for your own types)."""
+        from eks_ultraserver.config import read_environment
+
+        return read_environment(get, instance_types=instance_types)
+
+    @classmethod
+    def from_mapping(
+        cls,
+        context: Mapping[str, Any],
+        *,
+        instance_types: Mapping[str, GpuInstanceType] = INSTANCE_TYPES,
+    ) -> EnvironmentConfig:
+        return cls.from_context(context.get, instance_types=instance_types)
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any], name: Naming, problems: Problems) -> dict[str, Any]:
+        out = dict(fields)
+        for attr in ("vpc_id", "admin_principal_arn", "region", "account", "notification_email"):
+            if out[attr] == "":
+                out[attr] = None
+        for attr in ("ultraservers", "reserved_capacity", "public_access_cidrs"):
+            if isinstance(out[attr], list):
+                out[attr] = tuple(out[attr])
+        if isinstance(out["kubernetes_version"], KubernetesVersion):
+            out["kubernetes_version"] = str(out["kubernetes_version"])
+        version = _check_kubernetes_version(out["kubernetes_version"], name, problems)
+        _check_zone(out["availability_zone"], name, problems)
+        _check_list(out["ultraservers"], UltraServerSpec, name("ultraservers"), problems, required=True)
+        if out["ultraservers"] is not INVALID and isinstance(out["ultraservers"], tuple):
+            if not out["ultraservers"]:
+                problems.add(
+                    f"{name('ultraservers')}: the list is empty; give at least one Capacity Block"
+                    + name.example(name("ultraservers"), EXAMPLE_ULTRASERVERS)
+                )
+            inner = UltraServerSpec.CONTEXT_KEYS if name.context else {}
+            _check_unique(
+                [u for u in out["ultraservers"] if isinstance(u, UltraServerSpec)],
+                name("ultraservers"),
+                {inner.get(a, a): a for a in ("capacity_reservation_id", "name")},
+                "each Capacity Block is listed once, with a unique name",
+                problems,
+            )
+        for attr, enum_type in (("efa_layout", EfaLayout), ("endpoint_access", EndpointAccess)):
+            found = parse_enum(name(attr), out[attr], enum_type, problems)
+            out[attr] = found or out[attr]
+        access = out["endpoint_access"] if isinstance(out["endpoint_access"], EndpointAccess) else None
+        if out["public_access_cidrs"] is not INVALID:
+            public_access_cidr_problems(
+                out["public_access_cidrs"],
+                endpoint_access=access,
+                keys=(name("public_access_cidrs"), name.key("endpoint_access")),
+                problems=problems,
+            )
+        for attr, pattern, example in (
+            ("vpc_id", VPC_ID_RE, "vpc-0123456789abcdef0"),
+            ("admin_principal_arn", IAM_PRINCIPAL_ARN_RE, "arn:aws:iam::123456789012:role/Admin"),
+            ("region", REGION_RE, "us-east-1"),
+            ("account", ACCOUNT_RE, "123456789012"),
+            ("notification_email", EMAIL_RE, "ops@example.com"),
+        ):
+            value = out[attr]
+            if value is not None and not matches(pattern, value):
+                problems.add(f"{name(attr)}: {value!r} is not valid" + name.example(name(attr), example))
+        cluster_name = out["cluster_name"]
+        if cluster_name is not None and not matches(EKS_CLUSTER_NAME_RE, cluster_name):
+            problems.add(
+                f"{name('cluster_name')}: {cluster_name!r} is not a valid EKS cluster name (1-100 "
+                "letters, digits, '-', '_', starting with a letter or digit)"
+            )
+        if out["validation_jobs"] is not INVALID and not isinstance(out["validation_jobs"], bool):
+            problems.add(
+                f"{name('validation_jobs')}: {out['validation_jobs']!r} is not a boolean"
+                + name.example(name("validation_jobs"), "true")
+            )
+        addons = out["addons"]
+        if addons is not INVALID and not isinstance(addons, AddonsConfig):
+            problems.add(f"{name('addons')}: {addons!r} is not an AddonsConfig")
+        elif (
+            isinstance(addons, AddonsConfig)
+            and addons.efa_mode is EfaMode.DRANET
+            and version is not None
+            and version < DRANET_MIN_KUBERNETES
+        ):
+            if name.context:
+                fix = f"use efaMode 'device-plugin' or -c kubernetesVersion={DRANET_MIN_KUBERNETES_VERSION}"
+            else:
+                fix = f"use efa_mode 'device-plugin' or kubernetes_version {DRANET_MIN_KUBERNETES_VERSION!r}"
+            problems.add(
+                f"{'efaMode' if name.context else 'addons.efa_mode'}: 'dranet' needs Kubernetes "
+                f"{DRANET_MIN_KUBERNETES_VERSION} or later, but {name.key('kubernetes_version')} is "
+                f"{out['kubernetes_version']!r}; {fix}"
+            )
+        _check_list(out["reserved_capacity"], ReservedCapacitySpec, name("reserved_capacity"), problems)
+        if isinstance(out["reserved_capacity"], tuple):
+            _check_unique(
+                [r for r in out["reserved_capacity"] if isinstance(r, ReservedCapacitySpec)],
+                name("reserved_capacity"),
+                {"name": "name", "reservation": "target"},
+                "list each reservation once, with a unique name",
+                problems,
+            )
+        burst = out["burst_capacity"]
+        if burst is not None and burst is not INVALID and not isinstance(burst, BurstCapacitySpec):
+            problems.add(f"{name('burst_capacity')}: {burst!r} is not a BurstCapacitySpec")
+        return out
+
+
+def _check_kubernetes_version(value: object, name: Naming, problems: Problems) -> KubernetesVersion | None:
+    """The version when supported; else a problem saying why (too old, or too new)."""
+    if value in SUPPORTED_KUBERNETES_VERSIONS:
+        return KubernetesVersion.parse(value)
+    version = KubernetesVersion.of(value)
+    why = ""
+    if version is not None:
+        why = (
+            f" (DRA needs {MIN_KUBERNETES} or later)"
+            if version < MIN_KUBERNETES
+            else (" (newer than this release of the library knows)")
+        )
+    problems.add(
+        f"{name('kubernetes_version')}: {value!r} is not supported{why}; use one of "
+        f"{', '.join(SUPPORTED_KUBERNETES_VERSIONS)}"
+        + name.example(name("kubernetes_version"), DEFAULT_KUBERNETES_VERSION)
+    )
+    return None
+
+
+def _check_zone(zone: object, name: Naming, problems: Problems) -> None:
+    key = name("availability_zone")
+    if zone is None or zone == "":
+        problems.add(
+            f"{key}: missing; give the zone of the Capacity Blocks (a Local Zone such as "
+            "us-east-1-dfw-2a is allowed)" + name.example(key, "us-east-1-dfw-2a")
+        )
+    elif zone is not INVALID and not matches(AVAILABILITY_ZONE_RE, zone):
+        problems.add(
+            f"{key}: {zone!r} is not an Availability Zone or Local Zone name"
+            + name.example(key, "us-east-1-dfw-2a")
+        )
+
+
+def _check_list(value: object, kind: type, key: str, problems: Problems, *, required: bool = False) -> None:
+    """A tuple of ``kind`` objects (the reader passes INVALID for a list it reported)."""
+    if value is INVALID or (value is None and not required):
+        return
+    if not isinstance(value, tuple):
+        problems.add(f"{key}: {value!r} is not a list of {kind.__name__}")
+        return
+    for i, item in enumerate(value):
+        if not isinstance(item, kind):
+            problems.add(f"{key}[{i}]: {item!r} is not a {kind.__name__}")
+
+
+def _check_unique(
+    items: list[Any], key: str, attrs: Mapping[str, str], hint: str, problems: Problems
+) -> None:
+    """Each of ``attrs`` (shown name -> attribute) has a different value in every item."""
+    for label, attr in attrs.items():
+        seen: dict[object, int] = {}
+        for i, item in enumerate(items):
+            v = getattr(item, attr)
+            if v in seen:
+                problems.add(
+                    f"{key}: {label} {v!r} appears more than once (entries {seen[v]} and {i}); {hint}"
+                )
+            seen.setdefault(v, i)
+
+
+#: Ranges whose addresses never reach a public endpoint (RFC 6890 special-purpose IPv4
+#: ranges): the EKS user guide (cluster-endpoint, config-cluster-endpoint) says a public
+#: access CIDR block cannot include reserved addresses; the VPC reaches the private endpoint.
+_NOT_PUBLIC_RANGES = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
+#: What an endpoint open to the world looks like in ``publicAccessCidrs``.
+OPEN_TO_THE_WORLD = "0.0.0.0/0"
+
+
+def public_access_cidr_problems(
+    cidrs: object,
+    *,
+    endpoint_access: EndpointAccess | None,
+    keys: tuple[str, str],
+    problems: Problems,
+) -> None:
+    """Checks the CIDRs allowed to the public endpoint, adding each problem under the given
+    key names (``(cidrs_key, endpoint_access_key)``). ``cidrs`` is ``None`` when not set.
+
+    Shared by the cdk.json reader (camelCase keys) and ``UltraServerEnvironment``
+    (argument names). Rules: IPv4 CIDR blocks written as network/prefix, none inside a
+    private or reserved range, at least one when given, and only with private access on
+    as well: aws_eks_v2 restricts the public endpoint only for ``public-and-private``
+    (``EndpointAccess.only_from``), because its kubectl handler then runs in the VPC and
+    reaches the private endpoint."""
+    key, access_key = keys
+    if cidrs is None:
+        return
+    example = '["203.0.113.0/24"]'
+    if isinstance(cidrs, str) or not isinstance(cidrs, (list, tuple)):
+        problems.add(f"{key}: {cidrs!r} is not a list of IPv4 CIDR blocks, e.g. {example}")
+        return
+    if endpoint_access is EndpointAccess.PRIVATE:
+        problems.add(
+            f"{key}: given, but {access_key} is 'private' (there is no public endpoint); "
+            f"remove {key} or use {access_key} 'public-and-private'"
+        )
+    elif endpoint_access is EndpointAccess.PUBLIC:
+        problems.add(
+            f"{key}: restricting the public endpoint needs private access too (CDK's kubectl "
+            f"handler then reaches the cluster from the VPC); use {access_key} "
+            "'public-and-private'"
+        )
+    if not cidrs and endpoint_access is not EndpointAccess.PRIVATE:
+        problems.add(
+            f"{key}: the list is empty, so nobody could reach the public endpoint; give at "
+            f"least one IPv4 CIDR block, e.g. {example}, or use {access_key} 'private'"
+        )
+    for i, cidr in enumerate(cidrs):
+        where = f"{key}[{i}]"
+        if not isinstance(cidr, str) or "/" not in cidr:
+            problems.add(
+                f"{where}: {cidr!r} is not an IPv4 CIDR block (address/prefix, e.g. "
+                "'203.0.113.0/24' or '203.0.113.5/32')"
+            )
+            continue
+        try:
+            network = ipaddress.IPv4Network(cidr)
+        except ipaddress.AddressValueError:
+            problems.add(f"{where}: {cidr!r} is not an IPv4 CIDR block (IPv4 clusters accept only IPv4)")
+            continue
+        except ValueError:
+            try:
+                fixed = ipaddress.IPv4Network(cidr, strict=False)
+            except ValueError:
+                problems.add(f"{where}: {cidr!r} is not an IPv4 CIDR block, e.g. '203.0.113.0/24'")
+            else:
+                problems.add(f"{where}: {cidr!r} has host bits set; write the network, {str(fixed)!r}")
+            continue
+        reserved = next((r for r in _NOT_PUBLIC_RANGES if network.subnet_of(r)), None)
+        if reserved is not None:
+            problems.add(
+                f"{where}: {cidr!r} lies in the private or reserved range {reserved}, which never "
+                "reaches the public endpoint (EKS refuses reserved addresses); clients in the "
+                "VPC use the private endpoint"
+            )
