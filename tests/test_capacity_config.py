@@ -11,9 +11,11 @@ from eks_ultraserver.capacity import (
     EXAMPLE_RESERVED,
     INSTANCE_TYPES,
     Architecture,
+    BurstCapacitySpec,
     EfaInterface,
     GpuInstanceType,
     ReservationKind,
+    ReservedCapacitySpec,
     ReservedProvisioner,
     with_instance_types,
 )
@@ -288,3 +290,56 @@ def test_an_impossible_layout_is_refused():
     assert "card 0, device 0 is the primary interface" in text
     assert "efa[1].card: 5 is not a card of 2" in text
     assert "card 5 already has an efa-only interface" in text
+
+
+# --------------------------------------------------------------------------------------
+# The specs check themselves when built in Python
+# --------------------------------------------------------------------------------------
+
+
+def test_a_reserved_spec_built_in_python_names_its_fields():
+    """GIVEN a ReservedCapacitySpec built directly WHEN a field is bad THEN one error names
+    every bad field (Python names, not cdk.json keys), and enum values become members."""
+    with pytest.raises(ConfigurationError) as err:
+        ReservedCapacitySpec(
+            name="Bad_Name",
+            instance_type="p5.48xlarge",
+            instance_count=0,
+            kind="spot",
+            capacity_reservation_id="cr-123",
+        )
+    assert str(err.value).startswith("invalid ReservedCapacitySpec (4 problems):")
+    assert "name: 'Bad_Name' is not a DNS-1123 label" in str(err.value)
+    assert "instance_count: 0 is not an integer from 1 to 1000" in str(err.value)
+    assert "kind: 'spot' is not allowed; use one of 'odcr', 'capacity-block'" in str(err.value)
+    assert "capacity_reservation_id: 'cr-123' is not a Capacity Reservation id" in str(err.value)
+    spec = ReservedCapacitySpec(
+        name="cb",
+        instance_type="p5.48xlarge",
+        instance_count=1,
+        kind="capacity-block",
+        capacity_reservation_id=RID,
+    )
+    assert spec.kind is ReservationKind.CAPACITY_BLOCK and spec.gpu_type is INSTANCE_TYPES["p5.48xlarge"]
+    # the zone may be left to the environment in Python (cdk.json must give it)
+    assert spec.availability_zone is None
+
+
+def test_a_reserved_spec_needs_one_target_and_a_table_entry_for_a_node_group():
+    with pytest.raises(ConfigurationError) as err:
+        ReservedCapacitySpec(name="x", instance_type="g6e.48xlarge", instance_count=1)
+    text = str(err.value)
+    assert "capacity_reservation_id / resource_group_arn: give capacity_reservation_id" in text
+    assert "instance_type: 'g6e.48xlarge' has no EFA layout" in text
+
+
+def test_a_burst_spec_built_in_python_checks_itself_and_keeps_tuples():
+    with pytest.raises(ConfigurationError) as err:
+        BurstCapacitySpec(instance_families=["p6e-gb200"], max_gpus=0, spot="maybe")
+    text = str(err.value)
+    assert "instance_families: 'p6e-gb200' is the UltraServer family" in text
+    assert "max_gpus: 0 is not an integer from 1 to 100000" in text
+    assert "spot: 'maybe' is not a boolean" in text
+    assert "-c " not in text  # no cdk.json example in Python use
+    burst = BurstCapacitySpec(instance_families=["p5"], instance_sizes=["48xlarge"], max_gpus=8)
+    assert burst.instance_families == ("p5",) and burst.instance_sizes == ("48xlarge",)

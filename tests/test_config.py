@@ -8,9 +8,11 @@ import pytest
 
 from eks_ultraserver.config import (
     EXAMPLE_RESERVATION_ID,
+    AddonsConfig,
     DraDriverLine,
     EfaMode,
     EnvironmentConfig,
+    UltraServerSpec,
 )
 from eks_ultraserver.model import ConfigurationError, EfaLayout, UltraServerType
 
@@ -280,3 +282,85 @@ def test_context_files_are_read_as_the_cli_hands_them_to_the_app(tmp_path):
     (tmp_path / "cdk.context.json").write_text("{broken")
     with pytest.raises(ConfigurationError, match=r"cdk\.context\.json: not valid JSON"):
         app.local_context(tmp_path)
+
+
+# ---------------------------------------------------------------- objects built in Python
+
+
+def test_an_ultraserver_spec_built_in_python_refuses_a_bad_field():
+    """GIVEN UltraServerSpec built directly with a bad id, type and name THEN it raises one
+    error naming each field; a type given as its value becomes the member."""
+    with pytest.raises(ConfigurationError) as err:
+        UltraServerSpec(capacity_reservation_id="bad", type="p6e-gb200.36xlarge", name="B_")
+    text = str(err.value)
+    assert text.startswith("invalid UltraServerSpec (3 problems):")
+    assert "capacity_reservation_id: 'bad' is not a Capacity Reservation id" in text
+    assert "type: 'p6e-gb200.36xlarge' is not an UltraServer type" in text
+    assert "name: 'B_' is not a DNS-1123 label of at most 40 characters" in text
+    spec = UltraServerSpec(capacity_reservation_id=EXAMPLE_RESERVATION_ID, type="u-p6e-gb200x36", name="a")
+    assert spec.type is UltraServerType.U_P6E_GB200X36 and spec.instance_count == 9
+
+
+def test_an_environment_config_built_in_python_checks_its_fields():
+    good = UltraServerSpec(capacity_reservation_id=EXAMPLE_RESERVATION_ID, type="u-p6e-gb200x72", name="a")
+    with pytest.raises(ConfigurationError) as err:
+        EnvironmentConfig(
+            ultraservers=(good, good),
+            availability_zone="east",
+            kubernetes_version="1.32",
+            endpoint_access="sideways",
+            notification_email="nobody",
+            addons=AddonsConfig(efa_mode="dranet"),
+        )
+    text = str(err.value)
+    assert text.startswith("invalid EnvironmentConfig (")
+    assert "availability_zone: 'east' is not an Availability Zone or Local Zone name" in text
+    assert "kubernetes_version: '1.32' is not supported (DRA needs 1.33 or later)" in text
+    assert "ultraservers: capacity_reservation_id 'cr-0123456789abcdef0' appears more than once" in text
+    assert "endpoint_access: 'sideways' is not allowed" in text
+    assert "notification_email: 'nobody' is not valid" in text
+    assert "-c " not in text
+    config = EnvironmentConfig(ultraservers=[good], availability_zone="us-east-1-dfw-2a", efa_layout="none")
+    assert config.ultraservers == (good,) and config.efa_layout is EfaLayout.NONE
+    with pytest.raises(ConfigurationError, match=r"addons\.efa_mode: 'dranet' needs Kubernetes 1\.34"):
+        EnvironmentConfig(
+            ultraservers=[good],
+            availability_zone="us-east-1-dfw-2a",
+            kubernetes_version="1.33",
+            addons=AddonsConfig(efa_mode=EfaMode.DRANET),
+        )
+
+
+def test_addons_config_owns_its_component_keys_and_the_efa_mix_up():
+    """The AddonsConfig refuses what GpuPlatformAddons.plan used to re-check, in the same
+    words; from cdk.json the same problems come with the other keys'."""
+    with pytest.raises(ConfigurationError) as err:
+        AddonsConfig(efa_mode="dranet", versions={"gpu-operator": "v1", "efaDevicePlugin": "v0.5.30"})
+    text = str(err.value)
+    assert "addonVersions: unknown component 'gpu-operator'" in text
+    assert "addonVersions.efaDevicePlugin: given, but efaMode is 'dranet'" in text
+    assert AddonsConfig(dra_driver_line="nvidia-dra-driver-gpu").dra_driver_line is DraDriverLine.NGC
+    msg = _error(addonValues='{"dranet": {}}', clusterName="bad name")
+    assert "addonValues.dranet: given, but efaMode is 'device-plugin'" in msg
+    assert "clusterName: 'bad name' is not a valid EKS cluster name" in msg
+
+
+def test_one_decoder_for_every_key():
+    """-c text of every JSON kind decodes the same way for every key (context.decode)."""
+    from eks_ultraserver.context import decode
+
+    assert decode(' {"a": 1} ') == {"a": 1} and decode("[1]") == [1] and decode("true") is True
+    assert decode("-3") == -3 and decode("us-east-1a") == "us-east-1a" and decode(5) == 5
+    config = _config(burstCapacity='{"instanceFamilies":["p5"],"maxGpus":8}', validationJobs="false")
+    assert config.burst_capacity.max_gpus == 8 and config.validation_jobs is False
+
+
+def test_kubernetes_version_value_type():
+    from eks_ultraserver.versions import KubernetesVersion, kubectl_layer_class
+
+    v = KubernetesVersion.parse("1.9")
+    assert v < KubernetesVersion.parse("1.34") and str(v) == "1.9" and v.minor == 9
+    assert KubernetesVersion.of("one.two") is None and KubernetesVersion.parse(v) is v
+    assert kubectl_layer_class(KubernetesVersion(1, 35)) == "KubectlV35Layer"
+    with pytest.raises(ValueError, match="not a Kubernetes version"):
+        KubernetesVersion.parse("1")
