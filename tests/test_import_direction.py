@@ -27,6 +27,7 @@ MODEL = (
     "instance_types",
     "quotas",
     "capacity",
+    "capacity_reader",
 )
 SOURCES = {
     "constructs": REPO / "constructs",

@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from eks_ultraserver.context import decoded, example_flag
 from eks_ultraserver.instance_types import (
     INSTANCE_TYPES,
     ULTRASERVER_FAMILY,
@@ -37,7 +36,6 @@ from eks_ultraserver.instance_types import (
 )
 from eks_ultraserver.model import (
     CAPACITY_TYPE_LABEL,
-    INVALID,
     RESERVED_CAPACITY_LABEL,
     Naming,
     Problems,
@@ -114,8 +112,13 @@ class ReservedProvisioner(enum.StrEnum):
     KARPENTER = "karpenter"
 
 
-def _table(value: object) -> Mapping[str, GpuInstanceType]:
-    return value if isinstance(value, Mapping) else INSTANCE_TYPES
+def _table(value: object, problems: Problems | None = None) -> Mapping[str, GpuInstanceType]:
+    """``value`` when it is an instance-type table (else the library's, and a problem)."""
+    if isinstance(value, Mapping):
+        return value
+    if problems is not None:
+        problems.add(f"instance_types: {value!r} is not a mapping of instance type names")
+    return INSTANCE_TYPES
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -177,9 +180,7 @@ class ReservedCapacitySpec(SelfValidating):
         kind = parse_enum(name("kind"), fields["kind"], ReservationKind, problems)
         provisioner = parse_enum(name("provisioner"), fields["provisioner"], ReservedProvisioner, problems)
         out["kind"], out["provisioner"] = kind or fields["kind"], provisioner or fields["provisioner"]
-        table = fields["instance_types"]
-        if not isinstance(table, Mapping):
-            problems.add(f"instance_types: {table!r} is not a mapping of instance type names")
+        table = _table(fields["instance_types"], problems)
         itype = fields["instance_type"]
         if not matches(INSTANCE_TYPE_RE, itype):
             problems.add(f"{name('instance_type')}: {itype!r} is not an EC2 instance type like 'p5.48xlarge'")
@@ -189,7 +190,7 @@ class ReservedCapacitySpec(SelfValidating):
                 "Blocks in ultraServers instead"
             )
         elif provisioner is ReservedProvisioner.NODEGROUP:
-            gpu_instance_type(itype, name("instance_type"), problems, _table(table))
+            gpu_instance_type(itype, name("instance_type"), problems, table)
         count = fields["instance_count"]
         if isinstance(count, str) and count.isdigit():
             out["instance_count"] = count = int(count)
@@ -360,10 +361,7 @@ class BurstCapacitySpec(SelfValidating):
         after = fields["consolidate_after"]
         if not matches(DURATION_RE, after):
             problems.add(f"{name('consolidate_after')}: {after!r} is not a duration like '10m' or '1h'")
-        if not isinstance(fields["instance_types"], Mapping):
-            problems.add(
-                f"instance_types: {fields['instance_types']!r} is not a mapping of instance type names"
-            )
+        _table(fields["instance_types"], problems)
         return out
 
     @property
@@ -455,98 +453,10 @@ def read_capacity(
     *,
     instance_types: Mapping[str, GpuInstanceType] = INSTANCE_TYPES,
 ) -> tuple[Any, Any]:
-    """Reads ``reservedCapacity`` and ``burstCapacity`` with ``get(key)``, adding every
-    problem to ``problems`` (each naming the key, the value, what is allowed and an example
-    ``-c`` flag). Returns the reserved specs (a tuple: those that are good) and the burst
-    spec (or ``None``); ``model.INVALID`` for a key whose problems are recorded.
-    ``kubernetes_version`` is accepted for rules that depend on it; ``instance_types`` is
-    the table reserved entries are checked against."""
-    del kubernetes_version  # no version-dependent rule yet; the signature is the contract
-    return _read_reserved(get, problems, instance_types), _read_burst(get, problems, instance_types)
+    """``capacity_reader.read_capacity``: reads ``reservedCapacity`` and ``burstCapacity``."""
+    from eks_ultraserver.capacity_reader import read_capacity as read
 
-
-def _unknown_keys(where: str, entry: Mapping[str, Any], allowed: tuple[str, ...], problems: Problems) -> bool:
-    unknown = sorted(set(entry) - set(allowed))
-    if unknown:
-        problems.add(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
-            + ", ".join(map(repr, allowed))
-        )
-    return bool(unknown)
-
-
-def _read_reserved(
-    get: Callable[[str], Any], problems: Problems, instance_types: Mapping[str, GpuInstanceType]
-) -> Any:
-    key = "reservedCapacity"
-    raw = get(key)
-    if raw is None or raw == "":
-        return ()
-    value = decoded(key, raw, EXAMPLE_RESERVED, problems)
-    if value is INVALID:
-        return INVALID
-    if not isinstance(value, list):
-        problems.add(f"{key}: {value!r} is not a list of reservations; {example_flag(key, EXAMPLE_RESERVED)}")
-        return INVALID
-    keys = ReservedCapacitySpec.CONTEXT_KEYS
-    out: list[ReservedCapacitySpec] = []
-    for i, entry in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(entry, dict):
-            problems.add(f"{where}: {entry!r} is not an object; {example_flag(key, EXAMPLE_RESERVED)}")
-            continue
-        unknown = _unknown_keys(where, entry, tuple(keys.values()), problems)
-        fields = {attr: entry[k] for attr, k in keys.items() if k in entry}
-        fields.setdefault("kind", ReservationKind.ODCR)
-        fields.setdefault("provisioner", ReservedProvisioner.NODEGROUP)
-        spec, found = ReservedCapacitySpec.parse(where, instance_types=instance_types, **fields)
-        problems.extend(found)
-        missing_zone = _missing_zone(where, entry, problems)
-        if spec is not None and not unknown and not missing_zone:
-            out.append(spec)
-    return tuple(out)
-
-
-def _missing_zone(where: str, entry: Mapping[str, Any], problems: Problems) -> bool:
-    """cdk.json states each reservation's zone (a Python spec may leave it to the
-    environment): not guessed (the UltraServers' zone) nor looked up, because the zone is a
-    fact of the reservation, and a wrong one leaves the nodes without a subnet."""
-    if entry.get("availabilityZone") is not None:
-        return False
-    provisioner = entry.get("provisioner", "nodegroup")
-    if provisioner == ReservedProvisioner.NODEGROUP:
-        problems.add(
-            f"{where}.availabilityZone: missing; a node group of a reservation needs subnets in "
-            'the reservation\'s zone, e.g. "availabilityZone": "us-east-1a"'
-        )
-    elif provisioner == ReservedProvisioner.KARPENTER:
-        problems.add(
-            f"{where}.availabilityZone: missing; Karpenter launches into a reservation only "
-            "from a subnet in the reservation's zone, and the environment places that subnet "
-            'from this key: give the reservation\'s zone, e.g. "availabilityZone": "us-east-1a"'
-        )
-    return True
-
-
-def _read_burst(
-    get: Callable[[str], Any], problems: Problems, instance_types: Mapping[str, GpuInstanceType]
-) -> Any:
-    key = "burstCapacity"
-    raw = get(key)
-    if raw is None or raw == "" or raw is False or raw == "false":
-        return None
-    value = decoded(key, raw, EXAMPLE_BURST, problems)
-    if value is INVALID:
-        return INVALID
-    if not isinstance(value, dict):
-        problems.add(f"{key}: {value!r} is not an object; {example_flag(key, EXAMPLE_BURST)}")
-        return INVALID
-    keys = BurstCapacitySpec.CONTEXT_KEYS
-    unknown = _unknown_keys(key, value, tuple(keys.values()), problems)
-    fields = {attr: value[k] for attr, k in keys.items() if k in value}
-    spec, found = BurstCapacitySpec.parse(key, instance_types=instance_types, **fields)
-    problems.extend(found)
-    return spec if spec is not None and not unknown else INVALID
+    return read(get, problems, kubernetes_version, instance_types=instance_types)
 
 
 def _positive_int(value: Any, where: str, problems: Problems, *, required: bool, why: str) -> int | None:

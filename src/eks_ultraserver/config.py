@@ -20,7 +20,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from eks_ultraserver.capacity import read_capacity
+from eks_ultraserver.capacity_reader import read_capacity
 from eks_ultraserver.context import decoded, example_flag, read_context_files
 from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
 from eks_ultraserver.model import INVALID, ConfigurationError, Problems
