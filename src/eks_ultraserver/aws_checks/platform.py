@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,10 +16,10 @@ from eks_ultraserver.aws_checks.errors import (
     is_optional_failure,
 )
 from eks_ultraserver.aws_checks.findings import Finding, Severity
+from eks_ultraserver.patterns import AMI_RELEASE_VERSION_RE
 from eks_ultraserver.versions import MIN_AMI_RELEASE_DATE, SUPPORTED_KUBERNETES_VERSIONS
 
 _AMI_PARAMETER = "/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/arm64/nvidia/recommended/{leaf}"
-_RELEASE_VERSION_RE = re.compile(r"^(\d+\.\d+)\.\d+-(\d{8})$")
 
 
 def ami_parameter_name(kubernetes_version: str, leaf: str = "image_id") -> str:
@@ -52,7 +51,7 @@ def describe_ami(ssm: Any, kubernetes_version: str) -> AmiFacts:
 
 def release_date(release_version: str) -> str | None:
     """``"1.35.6-20260728"`` -> ``"20260728"``; ``None`` when it is not a release version."""
-    match = _RELEASE_VERSION_RE.match(release_version or "")
+    match = AMI_RELEASE_VERSION_RE.match(release_version or "")
     return match.group(2) if match else None
 
 
