@@ -86,7 +86,6 @@ from eks_ultraserver.model import (
     GPU_TAINT,
     ConfigurationError,
     Problems,
-    is_reservation_id,
 )
 
 __all__ = [
@@ -399,12 +398,7 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
                 f"discovery: {discovery!r} must be a plain, non-empty string (the "
                 f"{DISCOVERY_TAG} tag value of the subnets and security groups)"
             )
-        for r in karpenter_reserved:
-            if not r.capacity_reservation_id or not is_reservation_id(r.capacity_reservation_id):
-                problems.add(
-                    f"reserved[{r.name!r}]: Karpenter selects reservations by id; give "
-                    "capacity_reservation_id"
-                )
+        for r in karpenter_reserved:  # ReservedCapacitySpec guarantees a Karpenter entry's id
             if not r.availability_zone:
                 problems.add(
                     f"reserved[{r.name!r}].availability_zone: missing; Karpenter launches into a "

@@ -25,7 +25,6 @@ rules, each pattern within that size.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 
 import aws_cdk as cdk
@@ -38,6 +37,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 
 from constructs import Construct
 from eks_ultraserver.model import Problems, describe_reservation_id_problem, is_reservation_id
+from eks_ultraserver.patterns import EMAIL_RE
 
 #: ``detail-type`` of the event sent when a Capacity Block starts (both documented spellings).
 DELIVERED_DETAIL_TYPES: tuple[str, ...] = (
@@ -50,7 +50,6 @@ EXPIRATION_WARNING_DETAIL_TYPES: tuple[str, ...] = (
     "Capacity Block Reservation Expiration Warning",
 )
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 #: EventBridge's default quota on the size of an event pattern, in characters (Amazon
 #: EventBridge quotas, "Event pattern size").
@@ -119,7 +118,7 @@ class CapacityBlockNotifications(Construct):
             for i, rid in enumerate(ids):
                 if not Token.is_unresolved(rid) and not is_reservation_id(rid):
                     problems.add(describe_reservation_id_problem(f"reservation_ids[{i}]", rid))
-        if email is not None and not Token.is_unresolved(email) and not _EMAIL_RE.match(email):
+        if email is not None and not Token.is_unresolved(email) and not EMAIL_RE.match(email):
             problems.add(f"email: {email!r} is not an e-mail address, e.g. 'ops@example.com'")
         problems.raise_if_any(f"CapacityBlockNotifications {id!r}")
 
