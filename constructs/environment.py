@@ -1,39 +1,33 @@
 """``UltraServerEnvironment``: VPC, EKS cluster, system nodes, add-ons and UltraServers.
 
 The equivalent of the EKS guide's eksctl ``cluster-config.yaml`` for P6e-GB200 plus what the
-guide then does by hand, as one construct that any CDK app can place in its own stack.
+guide then does by hand, as one construct that any CDK app can place in its own stack. Each
+concern is a private method of the constructor; the larger ones live in modules of their own:
 
-- Networking: a new VPC (two regular AZs: public subnets with NAT, private subnets for the
-  control plane and system nodes) or an existing one; a private subnet in the
-  reservations' zone for the UltraServers. That zone may be a Local Zone (the AWS blog uses
-  ``us-east-1-dfw-2a``), which ``ec2.Vpc`` never places subnets in by itself, so the
-  construct adds the subnet explicitly, routed through the VPC's NAT gateway (NAT gateways
-  and interface endpoints cannot live in a Local Zone; their traffic crosses to the parent
-  Region). VPC endpoints for S3 (gateway), ECR and STS keep image pulls off NAT.
-- Cluster: ``aws_eks_v2``, Kubernetes 1.33+, access entries, control-plane logging,
-  KMS-encrypted secrets, configurable endpoint access (public access restricted to given
-  CIDRs). No Auto Mode and no Karpenter for the GPU nodes: DRA supports neither.
-- A small on-demand Graviton system node group for controllers.
-- EKS managed add-ons: VPC CNI, CoreDNS, kube-proxy, EKS Pod Identity Agent.
-- One ``UltraServerNodeGroup`` per Capacity Block, sharing one EFA security group (EFA
-  traffic between UltraServers) and one node role.
-- Every Helm release and Kubernetes manifest depends on the managed add-ons and the system
-  node group, so that stack deletion removes the releases (``helm uninstall`` and its hooks
-  need nodes, CoreDNS and pod networking) before them.
+- network.py: a new VPC (or an existing one) and a private subnet in the reservations'
+  zone, which may be a Local Zone, routed through NAT and the S3 gateway endpoint;
+- cluster.py: the ``aws_eks_v2`` cluster (Kubernetes 1.33+, access entries, control-plane
+  logs, KMS-encrypted secrets, endpoint access), the Graviton system node group and the
+  EKS managed add-ons. No Auto Mode and no Karpenter for the GPU nodes: DRA supports neither;
+- shards.py: the nested stacks that hold one ``UltraServerNodeGroup`` per Capacity Block
+  (sharing one EFA security group and one node role);
+- validation_jobs.py, environment_warnings.py, environment_checks.py: the validation
+  manifests, the synth warnings and the checks of the arguments.
+
+Every Helm release and Kubernetes manifest depends on the managed add-ons and the system
+node group, so that stack deletion removes the releases (``helm uninstall`` and its hooks
+need nodes, CoreDNS and pod networking) before them.
 """
 
 from __future__ import annotations
 
-import importlib
-import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 
 from constructs import Construct, DependencyGroup
 from eks_ultraserver.capacity import (
@@ -42,78 +36,49 @@ from eks_ultraserver.capacity import (
     ReservedCapacitySpec,
     ReservedProvisioner,
 )
-from eks_ultraserver.config import (
-    OPEN_TO_THE_WORLD,
-    AddonsConfig,
-    EndpointAccess,
-    EnvironmentConfig,
-    UltraServerSpec,
-    public_access_cidr_problems,
-    ultraserver_entry_problems,
+from eks_ultraserver.config import AddonsConfig, EndpointAccess, EnvironmentConfig, UltraServerSpec
+from eks_ultraserver.constructs.addons import AddonsPlan, GpuPlatformAddons
+from eks_ultraserver.constructs.cluster import (
+    SYSTEM_NODE_SELECTOR,
+    eks_cluster,
+    managed_addons,
+    system_nodegroup,
 )
-from eks_ultraserver.constructs.addons import GpuPlatformAddons
 from eks_ultraserver.constructs.efa import EfaSecurityGroup
+from eks_ultraserver.constructs.environment_checks import check_environment
+from eks_ultraserver.constructs.environment_warnings import MANAGED_NODEGROUPS_QUOTA, environment_warnings
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.nag import suppress_cluster_findings, suppress_node_role
+from eks_ultraserver.constructs.network import ULTRASERVER_SUBNET_CIDR, UltraServerNetwork
 from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
-from eks_ultraserver.model import (
-    SYSTEM_NODE_LABEL,
-    SYSTEM_NODE_LABEL_VALUE,
-    ConfigurationError,
-    EfaLayout,
-    Problems,
+from eks_ultraserver.constructs.shards import (
+    MAX_ULTRASERVERS_PER_SHARD,
+    ULTRASERVER_SHARDS,
+    shard_stack,
+    ultraserver_shard,
 )
-from eks_ultraserver.versions import (
-    DEFAULT_KUBERNETES_VERSION,
-    EKS_MANAGED_ADDONS,
-    SUPPORTED_KUBERNETES_VERSIONS,
-    extended_support_warning,
-    kubectl_layer_class,
-    kubectl_layer_module,
-)
+from eks_ultraserver.constructs.validation_jobs import ValidationTargets, validation_manifests
+from eks_ultraserver.model import EfaLayout
+from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
 
 if TYPE_CHECKING:  # imported where used: most environments have neither (faster synth)
     from eks_ultraserver.constructs.karpenter import Karpenter
     from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 
-#: EKS's default quota of managed node groups per cluster (Service Quotas L-6D54EA21).
-MANAGED_NODEGROUPS_QUOTA = 30
+__all__ = [
+    "MANAGED_NODEGROUPS_QUOTA",
+    "MAX_NODEGROUP_OUTPUTS",
+    "MAX_ULTRASERVERS_PER_SHARD",
+    "ULTRASERVER_SHARDS",
+    "UltraServerEnvironment",
+    "ValidationTargets",
+    "ultraserver_shard",
+]
 
-#: UltraServer node groups live in nested stacks, at most this many. Each UltraServer's
-#: shard is a hash of its name, so adding or removing one never moves another (its logical
-#: id and its nested stack stay put), and the parent stack stays far from CloudFormation's
-#: 500-resource and 1 MB limits however many UltraServers there are.
-ULTRASERVER_SHARDS = 16
-#: UltraServers one shard may hold: 2 resources and about 5 KB of template each keeps a
-#: nested stack well under 500 resources and 1 MB.
-MAX_ULTRASERVERS_PER_SHARD = 150
 #: Above this many UltraServers, no per-UltraServer stack output (CloudFormation allows
 #: 200 outputs per stack); ``aws eks list-nodegroups`` lists them instead.
 MAX_NODEGROUP_OUTPUTS = 100
-
-
-def _reserved_subnet_slot(zone: str) -> str:
-    """Slot 0-7 of a reserved-capacity subnet in 10.0.128.0/18 (/21 each), from the zone's
-    last letter: stable whatever other zones are configured."""
-    return str((ord(zone[-1]) - ord("a")) % 8)
-
-
-def ultraserver_shard(name: str) -> int:
-    """The nested stack (0..ULTRASERVER_SHARDS-1) that holds an UltraServer's node group."""
-    return zlib.crc32(name.encode()) % ULTRASERVER_SHARDS
-
-
-_ENDPOINT_ACCESS = {
-    EndpointAccess.PRIVATE: eks.EndpointAccess.PRIVATE,
-    EndpointAccess.PUBLIC: eks.EndpointAccess.PUBLIC,
-    EndpointAccess.PUBLIC_AND_PRIVATE: eks.EndpointAccess.PUBLIC_AND_PRIVATE,
-}
-
-
-def _is_local_zone(zone: str) -> bool:
-    """``us-east-1-dfw-2a`` is a Local Zone; ``us-east-1a`` is a regular AZ."""
-    return zone.count("-") > 2
 
 
 class UltraServerEnvironment(Construct):
@@ -166,6 +131,9 @@ class UltraServerEnvironment(Construct):
         UltraServer instance types). Default: no Karpenter.
     """
 
+    #: The reserved-capacity subnets added to a new VPC, by zone.
+    reserved_subnets: dict[str, ec2.ISubnet]
+
     def __init__(
         self,
         scope: Construct,
@@ -177,7 +145,7 @@ class UltraServerEnvironment(Construct):
         efa_layout: EfaLayout | str = EfaLayout.PER_GPU,
         vpc: ec2.IVpc | None = None,
         ultraserver_subnets: Sequence[ec2.ISubnet] | None = None,
-        ultraserver_subnet_cidr: str = "10.0.192.0/18",
+        ultraserver_subnet_cidr: str = ULTRASERVER_SUBNET_CIDR,
         admin_principal_arn: str | None = None,
         endpoint_access: EndpointAccess | str = EndpointAccess.PUBLIC_AND_PRIVATE,
         public_access_cidrs: Sequence[str] | None = None,
@@ -193,347 +161,63 @@ class UltraServerEnvironment(Construct):
         reserved_capacity: Sequence[ReservedCapacitySpec] = (),
         burst_capacity: BurstCapacitySpec | None = None,
     ) -> None:
-        problems = Problems()
-        if kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
-            problems.add(
-                f"kubernetes_version: {kubernetes_version!r} is not supported; use one of "
-                + ", ".join(SUPPORTED_KUBERNETES_VERSIONS)
-            )
-        if not ultraservers:
-            problems.add("ultraservers: empty; give at least one Capacity Block")
-        for i, u in enumerate(ultraservers):
-            # checked here as well as in each node group, so a bad entry stops everything
-            ultraserver_entry_problems(
-                f"ultraservers[{i}]",
-                reservation_id=u.capacity_reservation_id,
-                type=u.type,
-                name=u.name,
-                keys=("capacity_reservation_id", "type", "name"),
-                problems=problems,
-            )
-        for attr in ("capacity_reservation_id", "name"):
-            values = [getattr(u, attr) for u in ultraservers]
-            dupes = sorted({v for v in values if values.count(v) > 1})
-            if dupes:
-                problems.add(f"ultraservers: duplicate {attr} {', '.join(map(repr, dupes))}")
-        if vpc is not None and not ultraserver_subnets:
-            problems.add(
-                "ultraserver_subnets: required with an existing vpc; give subnets in "
-                f"{availability_zone!r} routed to a NAT gateway"
-            )
-        if not (1 <= system_nodes <= 50):
-            problems.add(f"system_nodes: {system_nodes!r} is out of range; use 1 to 50")
-        if not (1 <= nat_gateways <= 2):
-            problems.add(f"nat_gateways: {nat_gateways!r} is out of range; use 1 or 2")
-        access: EndpointAccess | None = None
-        try:
-            access = endpoint_access = EndpointAccess(endpoint_access)
-        except ValueError:
-            problems.add(
-                f"endpoint_access: {endpoint_access!r} is not allowed; use one of "
-                + ", ".join(repr(e.value) for e in EndpointAccess)
-            )
-        public_access_cidr_problems(
-            list(public_access_cidrs)
-            if public_access_cidrs is not None and not isinstance(public_access_cidrs, str)
-            else public_access_cidrs,
-            endpoint_access=access,
-            keys=("public_access_cidrs", "endpoint_access"),
-            problems=problems,
+        addons = addons or AddonsConfig()
+        ultraservers = tuple(ultraservers)
+        reserved_capacity = tuple(reserved_capacity)
+        addons_plan = check_environment(
+            f"UltraServerEnvironment {id!r}",
+            ultraservers=ultraservers,
+            availability_zone=availability_zone,
+            kubernetes_version=kubernetes_version,
+            efa_layout=efa_layout,
+            vpc=vpc,
+            ultraserver_subnets=ultraserver_subnets,
+            endpoint_access=endpoint_access,
+            public_access_cidrs=public_access_cidrs,
+            system_nodes=system_nodes,
+            nat_gateways=nat_gateways,
+            addons=addons,
+            reserved_capacity=reserved_capacity,
         )
-        try:
-            efa_layout = EfaLayout(efa_layout)
-        except ValueError:
-            problems.add(
-                f"efa_layout: {efa_layout!r} is not allowed; use one of "
-                + ", ".join(repr(e.value) for e in EfaLayout)
-            )
-        shard_sizes: dict[int, int] = {}
-        for u in ultraservers:
-            shard_sizes[ultraserver_shard(u.name)] = shard_sizes.get(ultraserver_shard(u.name), 0) + 1
-        for shard, count in sorted(shard_sizes.items()):
-            if count > MAX_ULTRASERVERS_PER_SHARD:
-                problems.add(
-                    f"ultraservers: {count} UltraServers hash to nested stack "
-                    f"UltraServers{shard:02d}, more than {MAX_ULTRASERVERS_PER_SHARD}; split "
-                    "the fleet over two environments (clusters)"
-                )
-        reserved_zones: dict[str, str] = {}
-        for i, spec in enumerate(reserved_capacity):
-            zone = spec.availability_zone or availability_zone
-            if zone == availability_zone:
-                continue
-            if vpc is not None:
-                problems.add(
-                    f"reservedCapacity[{i}].availabilityZone: {zone!r} differs from the "
-                    f"UltraServers' zone {availability_zone!r}; with an existing VPC, reserved "
-                    "capacity must share the UltraServers' subnets (or use your own "
-                    "ReservedGpuNodeGroup with your subnets)"
-                )
-                continue
-            slot = _reserved_subnet_slot(zone)
-            other = reserved_zones.get(slot)
-            if other is not None and other != zone:
-                problems.add(
-                    f"reservedCapacity[{i}].availabilityZone: {zone!r} and {other!r} end in the "
-                    "same letter and would share a subnet range; put these reservations in "
-                    "one zone or use your own ReservedGpuNodeGroup with your subnets"
-                )
-            reserved_zones[slot] = zone
-
-        # The add-ons' own validation (values, versions, the MPI operator manifest) runs
-        # here too, so that bad input leaves nothing half-built.
-        system_selector = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
-        addons_plan = None
-        try:
-            addons_plan = GpuPlatformAddons.plan(
-                addons=addons or AddonsConfig(),
-                kubernetes_version=kubernetes_version,
-                system_node_selector=system_selector,
-                id="GpuPlatform",
-            )
-        except ConfigurationError as err:
-            problems.extend(err.problems)
-        problems.raise_if_any(f"UltraServerEnvironment {id!r}")
+        efa_layout = EfaLayout(efa_layout)
+        endpoint_access = EndpointAccess(endpoint_access)
 
         super().__init__(scope, id)
-        stack = cdk.Stack.of(self)
         self.availability_zone = availability_zone
         self.kubernetes_version = kubernetes_version
-
-        # ------------------------------------------------------------------ networking
-        if vpc is None:
-            vpc = self._new_vpc(nat_gateways=nat_gateways, vpc_endpoints=vpc_endpoints)
-            self.ultraserver_subnets: list[ec2.ISubnet] = [
-                self._zone_subnet(vpc, "UltraServerSubnet", availability_zone, ultraserver_subnet_cidr)
-            ]
-        else:
-            self.ultraserver_subnets = list(ultraserver_subnets or [])
-        self.vpc = vpc
-
-        # ------------------------------------------------------------------ cluster
-        layer_module = importlib.import_module(kubectl_layer_module(kubernetes_version))
-        layer_class = getattr(layer_module, kubectl_layer_class(kubernetes_version))
-        self.secrets_key = kms.Key(
-            self,
-            "SecretsKey",
-            enable_key_rotation=True,
-            description="EKS secrets envelope encryption (eks-ultraserver)",
-        )
-        endpoint_access = EndpointAccess(endpoint_access)
-        cluster_access = _ENDPOINT_ACCESS[endpoint_access]
-        if public_access_cidrs:
-            cluster_access = cluster_access.only_from(*public_access_cidrs)
-        self.cluster = eks.Cluster(
-            self,
-            "Cluster",
-            version=eks.KubernetesVersion.of(kubernetes_version),
-            cluster_name=cluster_name,
+        self._network(
             vpc=vpc,
-            vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
-            default_capacity=0,
-            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
-            endpoint_access=cluster_access,
-            cluster_logging=[
-                eks.ClusterLoggingTypes.API,
-                eks.ClusterLoggingTypes.AUDIT,
-                eks.ClusterLoggingTypes.AUTHENTICATOR,
-                eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
-                eks.ClusterLoggingTypes.SCHEDULER,
-            ],
-            secrets_encryption_key=self.secrets_key,
-            kubectl_provider_options=eks.KubectlProviderOptions(
-                kubectl_layer=layer_class(self, "KubectlLayer"),
-            ),
+            ultraserver_subnets=ultraserver_subnets,
+            ultraserver_subnet_cidr=ultraserver_subnet_cidr,
+            nat_gateways=nat_gateways,
+            vpc_endpoints=vpc_endpoints,
         )
-        if admin_principal_arn:
-            self.cluster.grant_access(
-                "Admin",
-                admin_principal_arn,
-                [
-                    eks.AccessPolicy.from_access_policy_name(
-                        "AmazonEKSClusterAdminPolicy",
-                        access_scope_type=eks.AccessScopeType.CLUSTER,
-                    )
-                ],
-            )
-
-        # ------------------------------------------------------------------ system nodes
-        self.system_nodegroup = self._system_nodes(system_instance_type, system_nodes)
-
-        # ------------------------------------------------------------------ EKS add-ons
-        self.eks_addons: dict[str, eks.CfnAddon] = {}
-        for name, version in EKS_MANAGED_ADDONS.items():
-            addon = eks.CfnAddon(
-                self,
-                f"Addon-{name}",
-                cluster_name=self.cluster.cluster_name,
-                addon_name=name,
-                addon_version=version,
-                # The cluster bootstraps vpc-cni, kube-proxy and CoreDNS as self-managed
-                # add-ons; OVERWRITE adopts them as managed add-ons.
-                resolve_conflicts="OVERWRITE",
-            )
-            # CoreDNS needs nodes to run on before it reports ACTIVE.
-            addon.node.add_dependency(self.system_nodegroup)
-            self.eks_addons[name] = addon
-
-        # ------------------------------------------------------------------ GPU platform
-        # Controllers run on the system nodes; node agents tolerate the GPU taint.
-        self.addons = GpuPlatformAddons(
-            self,
-            "GpuPlatform",
-            cluster=self.cluster,
-            addons=addons or AddonsConfig(),
-            kubernetes_version=kubernetes_version,
-            system_node_selector=system_selector,
-            plan=addons_plan,
-        )
-        self.addons.node.add_dependency(self.system_nodegroup)
-
-        # ------------------------------------------------------------------ UltraServers
-        self.node_role = node_role(self, "GpuNodeRole")
-        self.efa_security_group = (
-            EfaSecurityGroup(self, "EfaSecurityGroup", vpc=vpc).security_group
-            if efa_layout is not EfaLayout.NONE
-            else None
-        )
-        self.ultraserver_nodegroups: dict[str, UltraServerNodeGroup] = {}
-        self.ultraserver_stacks: dict[int, cdk.NestedStack] = {}
-        self._nodegroup_outputs = len(ultraservers) <= MAX_NODEGROUP_OUTPUTS
-        for spec in ultraservers:
-            self.add_ultraserver(spec, efa_layout=efa_layout)
-
-        # ------------------------------------------------------------------ reserved & burst
-        self.reserved_subnets: dict[str, ec2.ISubnet] = {}
-        self.reserved_nodegroups: dict[str, ReservedGpuNodeGroup] = {}
-        for spec in reserved_capacity:
-            if spec.provisioner is not ReservedProvisioner.NODEGROUP:
-                continue
-            from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
-
-            group = ReservedGpuNodeGroup.from_spec(
-                self,
-                f"Reserved-{spec.name}",
-                cluster=self.cluster,
-                spec=spec,
-                subnets=self._reserved_subnets(spec.availability_zone or availability_zone),
-                node_role=self.node_role,
-                efa_security_group=self.efa_security_group,
-            )
-            for addon in self.eks_addons.values():
-                group.node.add_dependency(addon)
-            self.reserved_nodegroups[spec.name] = group
-        self.karpenter: Karpenter | None = None
-        if burst_capacity is not None or any(
-            s.provisioner is ReservedProvisioner.KARPENTER for s in reserved_capacity
-        ):
-            from eks_ultraserver.constructs.karpenter import Karpenter
-
-            self.karpenter = Karpenter(
-                self,
-                "Karpenter",
-                cluster=self.cluster,
-                subnets=vpc.private_subnets,
-                discovery=cluster_name,
-            )
-            self.karpenter.node.add_dependency(
-                self.eks_addons["eks-pod-identity-agent"], self.system_nodegroup
-            )
-            # Karpenter's reservations, in their zone (none given: the UltraServers', as for
-            # node groups); their classes select the subnets of those zones by id.
-            from dataclasses import replace
-
-            karpenter_reserved = [
-                replace(s, availability_zone=s.availability_zone or availability_zone)
-                for s in reserved_capacity
-                if s.provisioner is ReservedProvisioner.KARPENTER
-            ]
-            self.karpenter.add_gpu_capacity(
-                burst=burst_capacity,
-                reserved=karpenter_reserved,
-                reserved_subnets=[
-                    subnet
-                    for zone in sorted({s.availability_zone or "" for s in karpenter_reserved})
-                    for subnet in self._reserved_subnets(zone)
-                ],
-            )
-
-        self._access_warnings(
+        self._cluster(
+            cluster_name=cluster_name,
             endpoint_access=endpoint_access,
             public_access_cidrs=public_access_cidrs,
             admin_principal_arn=admin_principal_arn,
         )
-        extended = extended_support_warning(kubernetes_version)
-        if extended:
-            cdk.Annotations.of(self).add_warning_v2("eks-ultraserver:extended-support", extended)
-
-        nodegroups = len(ultraservers) + len(self.reserved_nodegroups) + 1
-        if nodegroups > MANAGED_NODEGROUPS_QUOTA:
-            cdk.Annotations.of(self).add_warning_v2(
-                "eks-ultraserver:nodegroup-quota",
-                f"{nodegroups} managed node groups exceed EKS's default quota of "
-                f"{MANAGED_NODEGROUPS_QUOTA} per cluster (Service Quotas: Amazon EKS, "
-                "'Managed node groups per cluster', L-6D54EA21): request an increase "
-                "before deploying.",
-            )
-
-        # ------------------------------------------------------------------ validation jobs
+        self._system_nodes(system_instance_type, system_nodes)
+        self._addons(addons, addons_plan)
+        self._ultraservers(ultraservers, efa_layout)
+        self._capacity(reserved_capacity, burst_capacity, cluster_name)
+        self._warnings(
+            endpoint_access=endpoint_access,
+            public_access_cidrs=public_access_cidrs,
+            admin_principal_arn=admin_principal_arn,
+        )
         self.validation_manifests: list[eks.KubernetesManifest] = []
         if validation_jobs:
-            self._validation_jobs(
-                EnvironmentConfig(
-                    ultraservers=tuple(ultraservers),
-                    availability_zone=availability_zone,
-                    kubernetes_version=kubernetes_version,
-                    efa_layout=efa_layout,
-                    addons=addons or AddonsConfig(),
-                    validation_jobs=True,
-                )
+            self._validation(
+                ValidationTargets(ultraservers=ultraservers, efa_layout=efa_layout, addons=addons)
             )
-
-        # ------------------------------------------------------------------ notifications
-        # Every Capacity Block of the configuration: the UltraServers' and those listed in
-        # reserved_capacity (node group or Karpenter alike); ODCRs send no such events.
-        capacity_blocks = [u.capacity_reservation_id for u in ultraservers] + [
-            spec.capacity_reservation_id
-            for spec in reserved_capacity
-            if spec.kind is ReservationKind.CAPACITY_BLOCK and spec.capacity_reservation_id
-        ]
-        self.notifications = (
-            CapacityBlockNotifications(
-                self,
-                "CapacityBlockEvents",
-                reservation_ids=list(dict.fromkeys(capacity_blocks)),
-                email=notification_email,
-            )
-            if notifications
-            else None
-        )
-
-        # ------------------------------------------------------------------ deletion order
+        self._notifications(ultraservers, reserved_capacity, notification_email, notifications)
         self.kubernetes_base = self._kubernetes_objects_after_base()
-
-        # ------------------------------------------------------------------ cdk-nag
         suppress_cluster_findings(self.cluster)
         suppress_node_role(self.node_role)
         suppress_node_role(self.system_nodegroup.role)
-
-        # ------------------------------------------------------------------ outputs
-        cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
-        cdk.CfnOutput(
-            self,
-            "UpdateKubeconfigCommand",
-            value=cdk.Fn.join(
-                "",
-                [
-                    "aws eks update-kubeconfig --name ",
-                    self.cluster.cluster_name,
-                    " --region ",
-                    stack.region,
-                ],
-            ),
-        )
+        self._outputs()
 
     # ---------------------------------------------------------------------- public
 
@@ -545,7 +229,7 @@ class UltraServerEnvironment(Construct):
         group = UltraServerNodeGroup(
             self._shard(ultraserver_shard(spec.name)),
             f"UltraServer-{spec.name}",
-            cluster=self.cluster,
+            cluster=self._icluster,
             capacity_reservation_id=spec.capacity_reservation_id,
             ultraserver_type=spec.type,
             name=spec.name,
@@ -560,68 +244,14 @@ class UltraServerEnvironment(Construct):
         self.ultraserver_nodegroups[spec.name] = group
         return group
 
-    def _validation_jobs(self, config: EnvironmentConfig) -> None:
-        """The IMEX channel check and nvbandwidth job of each UltraServer: the same charts
-        ``python -m eks_ultraserver manifests`` writes (charts/manifests.py), one
-        Kubernetes manifest per chart.
-
-        Why they cannot block a stack update or delete:
-
-        - each manifest waits for the add-ons (the CRDs) and for the node group of the
-          UltraServer it checks (in its nested stack), so it is never applied to a cluster
-          that has no such nodes yet;
-        - the checks are a Job and an MPIJob that delete themselves a day after they
-          finish (``ttlSecondsAfterFinished``), never bare pods;
-        - every object name, and the manifest's construct id, ends in a digest of the
-          chart's content: a changed check is a new manifest resource with new objects
-          (CloudFormation creates it, then deletes the old one, whose ``kubectl delete``
-          ignores objects already gone), never an in-place update of an immutable
-          ComputeDomain or Job spec;
-        - ``overwrite``: creating applies, so objects already applied from the exported
-          ``validation/`` directory (same names) are adopted rather than failing the create.
-        """
-        from typing import cast
-
-        import cdk8s
-
-        from eks_ultraserver.charts.manifests import validation_charts
-
-        # (cast: the jsii stubs do not see that Cluster implements ICluster)
-        cluster = cast(eks.ICluster, self.cluster)
-        for chart in validation_charts(cdk8s.App(), config):
-            manifest = eks.KubernetesManifest(
-                self.cluster,
-                chart.node.id,
-                cluster=cluster,
-                manifest=chart.to_json(),
-                overwrite=True,
-            )
-            # The ComputeDomain and MPIJob CRDs come with the DRA driver and MPI operator.
-            manifest.node.add_dependency(self.addons.ready)
-            for target in getattr(chart, "ultraservers", ()):
-                manifest.node.add_dependency(self.ultraserver_nodegroups[target.name])
-            self.validation_manifests.append(manifest)
-
-    def _shard(self, index: int) -> cdk.NestedStack:
-        shard = self.ultraserver_stacks.get(index)
-        if shard is None:
-            shard = cdk.NestedStack(
-                self,
-                f"UltraServers{index:02d}",
-                description=f"UltraServer node groups, shard {index:02d} (eks-ultraserver)",
-            )
-            # Start the GPU nodes once the add-ons they need (VPC CNI) are managed.
-            for addon in self.eks_addons.values():
-                shard.node.add_dependency(addon)
-            self.ultraserver_stacks[index] = shard
-        return shard
-
     @classmethod
-    def from_config(cls, scope: Construct, id: str, config: EnvironmentConfig, **kwargs):
-        """Builds the environment from an ``EnvironmentConfig`` (cdk.json context)."""
-        vpc = None
-        if config.vpc_id:
-            vpc = ec2.Vpc.from_lookup(scope, f"{id}Vpc", vpc_id=config.vpc_id)
+    def from_config(
+        cls, scope: Construct, id: str, config: EnvironmentConfig, **kwargs
+    ) -> UltraServerEnvironment:
+        """Builds the environment from an ``EnvironmentConfig`` (cdk.json context): each
+        field to the argument of the same name, ``vpc_id`` to ``vpc`` (looked up). Not
+        mapped: ``region`` and ``account``, which are the stack's environment. ``kwargs``:
+        the arguments cdk.json has no key for (``system_nodes``, ``nat_gateways``, ...)."""
         return cls(
             scope,
             id,
@@ -629,7 +259,7 @@ class UltraServerEnvironment(Construct):
             availability_zone=config.availability_zone,
             kubernetes_version=config.kubernetes_version,
             efa_layout=config.efa_layout,
-            vpc=vpc,
+            vpc=ec2.Vpc.from_lookup(scope, f"{id}Vpc", vpc_id=config.vpc_id) if config.vpc_id else None,
             admin_principal_arn=config.admin_principal_arn,
             endpoint_access=config.endpoint_access,
             public_access_cidrs=config.public_access_cidrs,
@@ -642,7 +272,204 @@ class UltraServerEnvironment(Construct):
             **kwargs,
         )
 
-    # ---------------------------------------------------------------------- private
+    # ---------------------------------------------------------------------- concerns
+
+    @property
+    def _icluster(self) -> eks.ICluster:
+        """``cluster`` as an ``aws_eks_v2.ICluster``, which every construct of this library
+        takes. (A cast: ``Cluster`` is ``@jsii.implements(ICluster)``, but its Python stub
+        lacks the ``kubectl_provider_options`` property that ``ICluster`` declares, so mypy
+        does not see it as one.)"""
+        return cast(eks.ICluster, self.cluster)
+
+    def _network(
+        self,
+        *,
+        vpc: ec2.IVpc | None,
+        ultraserver_subnets: Sequence[ec2.ISubnet] | None,
+        ultraserver_subnet_cidr: str,
+        nat_gateways: int,
+        vpc_endpoints: bool,
+    ) -> None:
+        """The VPC and zone subnets, as children of the environment (see network.py)."""
+        self.network = UltraServerNetwork(
+            self,
+            availability_zone=self.availability_zone,
+            vpc=vpc,
+            ultraserver_subnets=ultraserver_subnets,
+            ultraserver_subnet_cidr=ultraserver_subnet_cidr,
+            nat_gateways=nat_gateways,
+            vpc_endpoints=vpc_endpoints,
+        )
+        self.vpc = self.network.vpc
+        self.ultraserver_subnets = self.network.ultraserver_subnets
+        self.reserved_subnets = self.network.zone_subnets
+
+    def _cluster(
+        self,
+        *,
+        cluster_name: str | None,
+        endpoint_access: EndpointAccess,
+        public_access_cidrs: Sequence[str] | None,
+        admin_principal_arn: str | None,
+    ) -> None:
+        """The EKS cluster and its secrets key (see cluster.py)."""
+        self.cluster, self.secrets_key = eks_cluster(
+            self,
+            kubernetes_version=self.kubernetes_version,
+            vpc=self.vpc,
+            cluster_name=cluster_name,
+            endpoint_access=endpoint_access,
+            public_access_cidrs=public_access_cidrs,
+            admin_principal_arn=admin_principal_arn,
+        )
+
+    def _system_nodes(self, instance_type: str, size: int) -> None:
+        """The on-demand Graviton node group for controllers (see cluster.py)."""
+        self.system_nodegroup = system_nodegroup(self, self.cluster, instance_type=instance_type, size=size)
+
+    def _addons(self, addons: AddonsConfig, plan: AddonsPlan) -> None:
+        """The EKS managed add-ons, then the GPU platform (controllers on the system nodes;
+        node agents tolerate the GPU taint)."""
+        self.eks_addons = managed_addons(self, self.cluster, after=self.system_nodegroup)
+        self.addons = GpuPlatformAddons(
+            self,
+            "GpuPlatform",
+            cluster=self._icluster,
+            addons=addons,
+            kubernetes_version=self.kubernetes_version,
+            system_node_selector=SYSTEM_NODE_SELECTOR,
+            plan=plan,
+        )
+        self.addons.node.add_dependency(self.system_nodegroup)
+
+    def _ultraservers(self, ultraservers: Sequence[UltraServerSpec], efa_layout: EfaLayout) -> None:
+        """The GPU node role and EFA security group they share, and one node group per
+        UltraServer."""
+        self.node_role = node_role(self, "GpuNodeRole")
+        self.efa_security_group = (
+            EfaSecurityGroup(self, "EfaSecurityGroup", vpc=self.vpc).security_group
+            if efa_layout is not EfaLayout.NONE
+            else None
+        )
+        self.ultraserver_nodegroups: dict[str, UltraServerNodeGroup] = {}
+        self.ultraserver_stacks: dict[int, cdk.NestedStack] = {}
+        self._nodegroup_outputs = len(ultraservers) <= MAX_NODEGROUP_OUTPUTS
+        for spec in ultraservers:
+            self.add_ultraserver(spec, efa_layout=efa_layout)
+
+    def _shard(self, index: int) -> cdk.NestedStack:
+        shard = self.ultraserver_stacks.get(index)
+        if shard is None:
+            shard = self.ultraserver_stacks[index] = shard_stack(self, index)
+            # Start the GPU nodes once the add-ons they need (VPC CNI) are managed.
+            for addon in self.eks_addons.values():
+                shard.node.add_dependency(addon)
+        return shard
+
+    def _capacity(
+        self,
+        reserved_capacity: Sequence[ReservedCapacitySpec],
+        burst_capacity: BurstCapacitySpec | None,
+        cluster_name: str | None,
+    ) -> None:
+        """Reserved capacity of other GPU types (a node group each, or Karpenter's
+        ``gpu-reserved`` pool) and the burst pool; Karpenter only when one needs it."""
+        self.reserved_nodegroups: dict[str, ReservedGpuNodeGroup] = {}
+        for spec in reserved_capacity:
+            if spec.provisioner is not ReservedProvisioner.NODEGROUP:
+                continue
+            from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
+
+            group = ReservedGpuNodeGroup.from_spec(
+                self,
+                f"Reserved-{spec.name}",
+                cluster=self._icluster,
+                spec=spec,
+                subnets=self.network.reserved_subnets(spec.availability_zone or self.availability_zone),
+                node_role=self.node_role,
+                efa_security_group=self.efa_security_group,
+            )
+            for addon in self.eks_addons.values():
+                group.node.add_dependency(addon)
+            self.reserved_nodegroups[spec.name] = group
+        self.karpenter: Karpenter | None = None
+        # Karpenter's reservations, in their zone (none given: the UltraServers', as for
+        # node groups); their classes select the subnets of those zones by id.
+        karpenter_reserved = [
+            replace(spec, availability_zone=spec.availability_zone or self.availability_zone)
+            for spec in reserved_capacity
+            if spec.provisioner is ReservedProvisioner.KARPENTER
+        ]
+        if burst_capacity is None and not karpenter_reserved:
+            return
+        from eks_ultraserver.constructs.karpenter import Karpenter
+
+        self.karpenter = Karpenter(
+            self,
+            "Karpenter",
+            cluster=self._icluster,
+            subnets=self.vpc.private_subnets,
+            discovery=cluster_name,
+        )
+        self.karpenter.node.add_dependency(self.eks_addons["eks-pod-identity-agent"], self.system_nodegroup)
+        self.karpenter.add_gpu_capacity(
+            burst=burst_capacity,
+            reserved=karpenter_reserved,
+            reserved_subnets=[
+                subnet
+                for zone in sorted({spec.availability_zone or "" for spec in karpenter_reserved})
+                for subnet in self.network.reserved_subnets(zone)
+            ],
+        )
+
+    def _warnings(
+        self,
+        *,
+        endpoint_access: EndpointAccess,
+        public_access_cidrs: Sequence[str] | None,
+        admin_principal_arn: str | None,
+    ) -> None:
+        """Synth warnings: who can reach the API, extended support, the node group quota."""
+        environment_warnings(
+            self,
+            kubernetes_version=self.kubernetes_version,
+            endpoint_access=endpoint_access,
+            public_access_cidrs=public_access_cidrs,
+            admin_principal_arn=admin_principal_arn,
+            # the system node group, one per UltraServer, one per reserved node group
+            nodegroups=1 + len(self.ultraserver_nodegroups) + len(self.reserved_nodegroups),
+        )
+
+    def _validation(self, targets: ValidationTargets) -> None:
+        """The IMEX channel check and nvbandwidth job of each UltraServer, each after the
+        add-ons and its node group (see validation_jobs.py)."""
+        self.validation_manifests = validation_manifests(
+            self.cluster, targets, addons_ready=self.addons.ready, nodegroups=self.ultraserver_nodegroups
+        )
+
+    def _notifications(
+        self,
+        ultraservers: Sequence[UltraServerSpec],
+        reserved_capacity: Sequence[ReservedCapacitySpec],
+        email: str | None,
+        enabled: bool,
+    ) -> None:
+        """The Capacity Block events topic, for every Capacity Block of the environment:
+        the UltraServers' and those of the reserved capacity (node group or Karpenter
+        alike); ODCRs send no such events."""
+        capacity_blocks = [u.capacity_reservation_id for u in ultraservers] + [
+            spec.capacity_reservation_id
+            for spec in reserved_capacity
+            if spec.kind is ReservationKind.CAPACITY_BLOCK and spec.capacity_reservation_id
+        ]
+        self.notifications = (
+            CapacityBlockNotifications(
+                self, "CapacityBlockEvents", reservation_ids=list(dict.fromkeys(capacity_blocks)), email=email
+            )
+            if enabled
+            else None
+        )
 
     def _kubernetes_objects_after_base(self) -> DependencyGroup:
         """Makes every Helm release and Kubernetes manifest of the environment (the GPU
@@ -660,162 +487,9 @@ class UltraServerEnvironment(Construct):
                 construct.node.add_dependency(base)
         return base
 
-    def _access_warnings(
-        self,
-        *,
-        endpoint_access: EndpointAccess,
-        public_access_cidrs: Sequence[str] | None,
-        admin_principal_arn: str | None,
-    ) -> None:
-        """Synth warnings about who can reach and use the Kubernetes API."""
-        if endpoint_access.public and (not public_access_cidrs or OPEN_TO_THE_WORLD in public_access_cidrs):
-            cdk.Annotations.of(self).add_warning_v2(
-                "eks-ultraserver:endpoint-open-to-the-world",
-                "The cluster's public API endpoint accepts connections from every address "
-                "(0.0.0.0/0; IAM authentication still applies). Restrict it to your networks "
-                "with publicAccessCidrs (cdk.json context, e.g. -c "
-                "publicAccessCidrs='[\"203.0.113.0/24\"]'; construct argument "
-                "public_access_cidrs), or use endpointAccess 'private'.",
-            )
-        if not admin_principal_arn:
-            cdk.Annotations.of(self).add_warning_v2(
-                "eks-ultraserver:no-admin-principal",
-                "No adminPrincipalArn: only the role CloudFormation deploys with (EKS makes "
-                "the cluster creator admin) and CDK's kubectl handler have access entries, so "
-                "after `aws eks update-kubeconfig` kubectl is refused for everyone else. Set "
-                "adminPrincipalArn to the IAM role or user you run kubectl as (cdk.json "
-                "context, e.g. -c adminPrincipalArn=arn:aws:iam::123456789012:role/Admin; "
-                "construct argument admin_principal_arn).",
-            )
-
-    def _new_vpc(self, *, nat_gateways: int, vpc_endpoints: bool) -> ec2.Vpc:
-        vpc = ec2.Vpc(
-            self,
-            "Vpc",
-            ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
-            max_azs=2,
-            nat_gateways=nat_gateways,
-            subnet_configuration=[
-                ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(
-                    name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20
-                ),
-            ],
-            flow_logs={
-                "FlowLog": ec2.FlowLogOptions(
-                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-                        logs.LogGroup(self, "FlowLogGroup", retention=logs.RetentionDays.ONE_MONTH)
-                    ),
-                    traffic_type=ec2.FlowLogTrafficType.REJECT,
-                )
-            },
-        )
-        if vpc_endpoints:
-            vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
-            for name, service in (
-                ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
-                ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
-                ("Sts", ec2.InterfaceVpcEndpointAwsService.STS),
-            ):
-                vpc.add_interface_endpoint(
-                    name,
-                    service=service,
-                    subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-                    private_dns_enabled=True,
-                )
-        return vpc
-
-    def _reserved_subnets(self, zone: str) -> list[ec2.ISubnet]:
-        """Subnets for reserved capacity in ``zone``: the UltraServers' own when it is their
-        zone, else one new private subnet per zone (validated in the constructor)."""
-        if zone == self.availability_zone:
-            return self.ultraserver_subnets
-        subnet = self.reserved_subnets.get(zone)
-        if subnet is None:
-            slot = _reserved_subnet_slot(zone)
-            subnet = self._zone_subnet(
-                self.vpc, f"ReservedSubnet-{zone}", zone, f"10.0.{128 + 8 * int(slot)}.0/21"
-            )
-            self.reserved_subnets[zone] = subnet
-        return [subnet]
-
-    def _zone_subnet(self, vpc: ec2.Vpc, id: str, zone: str, cidr: str) -> ec2.ISubnet:
-        """A private subnet in the reservations' zone (Local Zone or regular AZ), with a
-        default route through the VPC's first NAT gateway and the S3 gateway endpoint."""
-        subnet = ec2.PrivateSubnet(
-            self,
-            id,
-            availability_zone=zone,
-            cidr_block=cidr,
-            vpc_id=vpc.vpc_id,
-            map_public_ip_on_launch=False,
-        )
-        nat = next(
-            (c for c in vpc.public_subnets[0].node.children if isinstance(c, ec2.CfnNatGateway)),
-            None,
-        )
-        if nat is not None:
-            subnet.add_route(
-                "DefaultRoute",
-                router_id=nat.ref,
-                router_type=ec2.RouterType.NAT_GATEWAY,
-                enables_internet_connectivity=True,
-            )
-        # cfn-lint W3010 (hard-coded zone) is right in general and wrong here: a Capacity
-        # Block or ODCR lives in one named zone, so its subnet must name it.
-        cfn_subnet = subnet.node.default_child
-        if isinstance(cfn_subnet, cdk.CfnResource):
-            cfn_subnet.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3010"]}})
-        cdk.Tags.of(subnet).add(
-            "eks-ultraserver:subnet", "ultraservers" if id == "UltraServerSubnet" else "reserved"
-        )
-        if _is_local_zone(zone):
-            cdk.Tags.of(subnet).add("eks-ultraserver:local-zone", zone)
-        # Route S3 through the gateway endpoint from this subnet too (and the ones before).
-        self._zone_route_tables = [
-            *getattr(self, "_zone_route_tables", []),
-            subnet.route_table.route_table_id,
-        ]
-        for child in vpc.node.children:
-            if isinstance(child, ec2.GatewayVpcEndpoint):
-                cfn = child.node.default_child
-                if isinstance(cfn, ec2.CfnVPCEndpoint):
-                    cfn.add_property_override(
-                        "RouteTableIds",
-                        [s.route_table.route_table_id for s in vpc.private_subnets] + self._zone_route_tables,
-                    )
-        return subnet
-
-    def _system_nodes(self, instance_type: str, size: int) -> eks.Nodegroup:
-        template = ec2.CfnLaunchTemplate(
-            self,
-            "SystemLaunchTemplate",
-            launch_template_data=ec2.CfnLaunchTemplate.LaunchTemplateDataProperty(
-                metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
-                    http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-                ),
-                block_device_mappings=[
-                    ec2.CfnLaunchTemplate.BlockDeviceMappingProperty(
-                        device_name="/dev/xvda",
-                        ebs=ec2.CfnLaunchTemplate.EbsProperty(
-                            volume_size=50, volume_type="gp3", encrypted=True, delete_on_termination=True
-                        ),
-                    )
-                ],
-            ),
-        )
-        return self.cluster.add_nodegroup_capacity(
-            "SystemNodes",
-            instance_types=[ec2.InstanceType(instance_type)],
-            ami_type=eks.NodegroupAmiType.AL2023_ARM_64_STANDARD,
-            capacity_type=eks.CapacityType.ON_DEMAND,
-            min_size=size,
-            desired_size=size,
-            max_size=size * 2,
-            labels={SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE},
-            subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            node_role=node_role(self, "SystemNodeRole"),
-            launch_template_spec=eks.LaunchTemplateSpec(
-                id=template.ref, version=template.attr_latest_version_number
-            ),
-        )
+    def _outputs(self) -> None:
+        """The cluster's name and the command that writes its kubeconfig."""
+        cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        region = cdk.Stack.of(self).region
+        command = ["aws eks update-kubeconfig --name ", self.cluster.cluster_name, " --region ", region]
+        cdk.CfnOutput(self, "UpdateKubeconfigCommand", value=cdk.Fn.join("", command))

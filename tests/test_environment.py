@@ -769,3 +769,156 @@ def test_a_misspelt_key_is_named_in_the_configuration_error():
         build_app(cdk.App(context=context, builtin_cloud_formation_validation=False))
     assert "ultraServers: missing" in str(err.value)
     assert "'ultraServer' is ignored" in str(err.value) and "did you mean 'ultraServers'?" in str(err.value)
+
+
+# ---------------------------------------------------------------- the network on its own
+
+
+def _network_stack():
+    """GIVEN an UltraServerNetwork added to a plain construct 'Net' of a stack."""
+    import aws_cdk as cdk
+
+    from constructs import Construct
+    from eks_ultraserver.constructs.network import UltraServerNetwork
+
+    stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
+    scope = Construct(stack, "Net")
+    return stack, UltraServerNetwork(scope, availability_zone="us-east-1-dfw-2a")
+
+
+def test_network_alone_adds_the_zone_subnets_to_its_scope():
+    """GIVEN the network alone WHEN a reservation zone's subnets are asked for (twice) THEN
+    the UltraServer subnet is in the Local Zone (default CIDR, NAT route), the reserved
+    subnet of us-east-1b is the /21 of slot 1, made once, and the S3 gateway endpoint
+    serves both; every resource is a child of the given scope (no construct of its own)."""
+    from conftest import template_of
+
+    stack, network = _network_stack()
+    reserved = network.reserved_subnets("us-east-1b")
+    assert network.reserved_subnets("us-east-1b") == reserved
+    assert network.reserved_subnets("us-east-1-dfw-2a") == network.ultraserver_subnets
+    assert network.zone_subnets == {"us-east-1b": reserved[0]}
+    assert network.vpc.node.path == "S/Net/Vpc"
+    assert network.ultraserver_subnets[0].node.path == "S/Net/UltraServerSubnet"
+    assert reserved[0].node.path == "S/Net/ReservedSubnet-us-east-1b"
+
+    template = template_of(stack)
+    zone_subnets = {
+        v["Properties"]["AvailabilityZone"]: v["Properties"]["CidrBlock"]
+        for k, v in template.find_resources("AWS::EC2::Subnet").items()
+        if k.startswith(("NetUltraServerSubnet", "NetReservedSubnet"))
+    }
+    assert zone_subnets == {
+        "us-east-1-dfw-2a": "10.0.192.0/18",
+        "us-east-1b": "10.0.136.0/21",
+    }
+    template.has_resource_properties(
+        "AWS::EC2::Route",
+        {
+            "DestinationCidrBlock": "0.0.0.0/0",
+            "NatGatewayId": Match.any_value(),
+            "RouteTableId": {"Ref": Match.string_like_regexp("^NetUltraServerSubnetRouteTable")},
+        },
+    )
+    (endpoint,) = template.find_resources(
+        "AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Gateway"}}
+    ).values()
+    served = sorted(ref["Ref"] for ref in endpoint["Properties"]["RouteTableIds"])
+    zone_tables = [r for r in served if r.startswith(("NetUltraServerSubnet", "NetReservedSubnet"))]
+    assert [t.rstrip("0123456789ABCDEF") for t in zone_tables] == [
+        "NetReservedSubnetuseast1bRouteTable",
+        "NetUltraServerSubnetRouteTable",
+    ]
+    assert len(served) == 4, "the two private subnets of the VPC and the two zone subnets"
+
+
+def test_network_with_an_existing_vpc_needs_subnets_and_adds_none():
+    """GIVEN an existing VPC WHEN no UltraServer subnets are given THEN one
+    ConfigurationError names ultraserver_subnets; WHEN they are THEN they are used, and a
+    reservation in another zone is refused (an existing VPC gets no new subnets)."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_ec2 as ec2
+
+    from eks_ultraserver.constructs.network import UltraServerNetwork
+    from eks_ultraserver.model import ConfigurationError
+
+    stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
+    vpc = ec2.Vpc(stack, "Mine", max_azs=2)
+    with pytest.raises(ConfigurationError, match="ultraserver_subnets: required with an existing vpc"):
+        UltraServerNetwork(stack, availability_zone="us-east-1-dfw-2a", vpc=vpc)
+    subnet = ec2.Subnet.from_subnet_attributes(
+        stack, "Lz", subnet_id="subnet-0abc", availability_zone="us-east-1-dfw-2a"
+    )
+    network = UltraServerNetwork(
+        stack, availability_zone="us-east-1-dfw-2a", vpc=vpc, ultraserver_subnets=[subnet]
+    )
+    assert network.vpc is vpc and network.ultraserver_subnets == [subnet]
+    assert network.reserved_subnets("us-east-1-dfw-2a") == [subnet]
+    with pytest.raises(
+        ConfigurationError, match=r"'us-east-1a' differs .* an existing VPC gets no new subnets"
+    ):
+        network.reserved_subnets("us-east-1a")
+
+
+def test_network_problems_name_each_bad_argument():
+    """GIVEN three NAT gateways and two reservation zones that end in the same letter THEN
+    each is one problem (the environment reports them with its other problems)."""
+    from eks_ultraserver.constructs.network import network_problems, reserved_subnet_cidr
+    from eks_ultraserver.model import Problems
+
+    problems = Problems()
+    network_problems(
+        availability_zone="us-east-1-dfw-2a",
+        vpc=None,
+        ultraserver_subnets=None,
+        nat_gateways=3,
+        reserved_zones=[None, "us-east-1b", "us-east-1-atl-2b"],
+        problems=problems,
+    )
+    assert list(problems) == [
+        "nat_gateways: 3 is out of range; use 1 or 2",
+        "reservedCapacity[2].availabilityZone: 'us-east-1-atl-2b' and 'us-east-1b' end in the same "
+        "letter and would share a subnet range; put these reservations in one zone or use your own "
+        "ReservedGpuNodeGroup with your subnets",
+    ]
+    assert reserved_subnet_cidr("us-east-1a") == "10.0.128.0/21"
+    assert reserved_subnet_cidr("us-east-1-atl-2b") == "10.0.136.0/21"
+
+
+def test_environment_network_keeps_the_construct_paths_of_its_resources(default_env):
+    """GIVEN the shipped cdk.json THEN the environment's network resources are its own
+    children, as before the network had a module of its own (so their logical ids, and a
+    deployed stack's VPC, stay put)."""
+    env = default_env.stack.ultraserver_environment
+    assert env.network.vpc is env.vpc and env.network.ultraserver_subnets is env.ultraserver_subnets
+    assert env.vpc.node.path == f"{env.node.path}/Vpc"
+    assert [s.node.path for s in env.ultraserver_subnets] == [f"{env.node.path}/UltraServerSubnet"]
+    vpcs = _of_type(default_env, "AWS::EC2::VPC")
+    assert [k[:-8] for k in vpcs] == ["EnvironmentVpc"]
+
+
+def test_validation_targets_give_the_charts_of_the_configuration():
+    """GIVEN two UltraServers and the legacy DRA driver line WHEN the validation charts are
+    built from ValidationTargets (what the environment passes) and from the whole
+    EnvironmentConfig THEN they are the same charts, object for object."""
+    from typing import cast
+
+    import cdk8s
+
+    from eks_ultraserver.charts.manifests import validation_charts
+    from eks_ultraserver.config import EnvironmentConfig
+    from eks_ultraserver.constructs.validation_jobs import ValidationTargets
+
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    config = EnvironmentConfig.from_mapping(
+        context
+        | {"ultraServers": THREE, "efaLayout": "all-odd-cards", "draDriverLine": "nvidia-dra-driver-gpu"}
+    )
+    targets = ValidationTargets(
+        ultraservers=config.ultraservers, efa_layout=config.efa_layout, addons=config.addons
+    )
+    from_targets = validation_charts(cdk8s.App(), cast(EnvironmentConfig, targets))
+    from_config = validation_charts(cdk8s.App(), config)
+    assert [c.node.id for c in from_targets] == [c.node.id for c in from_config]
+    assert len(from_targets) == 6
+    assert [c.to_json() for c in from_targets] == [c.to_json() for c in from_config]

@@ -1,0 +1,154 @@
+"""The EKS side of an ``UltraServerEnvironment``: the ``aws_eks_v2`` cluster, the system
+node group its controllers run on, and the EKS managed add-ons.
+
+Functions, not constructs: each adds its resources to the scope it is given (the
+environment), under the construct ids (``SecretsKey``, ``Cluster``, ``KubectlLayer``,
+``SystemLaunchTemplate``, ``SystemNodeRole``, ``Addon-<name>``) and so the logical ids
+those resources have always had.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_kms as kms
+
+from constructs import Construct, IDependable
+from eks_ultraserver.config import EndpointAccess
+from eks_ultraserver.constructs.iam import node_role
+from eks_ultraserver.model import SYSTEM_NODE_LABEL, SYSTEM_NODE_LABEL_VALUE
+from eks_ultraserver.versions import EKS_MANAGED_ADDONS, kubectl_layer_class, kubectl_layer_module
+
+#: The system node group's labels, which the controllers select.
+SYSTEM_NODE_SELECTOR = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
+
+_ENDPOINT_ACCESS = {
+    EndpointAccess.PRIVATE: eks.EndpointAccess.PRIVATE,
+    EndpointAccess.PUBLIC: eks.EndpointAccess.PUBLIC,
+    EndpointAccess.PUBLIC_AND_PRIVATE: eks.EndpointAccess.PUBLIC_AND_PRIVATE,
+}
+
+#: Every control-plane log type (EKS user guide, control-plane-logs).
+_CLUSTER_LOGGING = [
+    eks.ClusterLoggingTypes.API,
+    eks.ClusterLoggingTypes.AUDIT,
+    eks.ClusterLoggingTypes.AUTHENTICATOR,
+    eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
+    eks.ClusterLoggingTypes.SCHEDULER,
+]
+
+
+def eks_cluster(
+    scope: Construct,
+    *,
+    kubernetes_version: str,
+    vpc: ec2.IVpc,
+    cluster_name: str | None,
+    endpoint_access: EndpointAccess,
+    public_access_cidrs: Sequence[str] | None,
+    admin_principal_arn: str | None,
+) -> tuple[eks.Cluster, kms.Key]:
+    """The cluster (control plane in the VPC's private subnets, every control-plane log,
+    CDK's kubectl handler with the layer of ``kubernetes_version``, public access only from
+    ``public_access_cidrs`` when given, an admin access entry for ``admin_principal_arn``)
+    and the KMS key that encrypts its secrets."""
+    layer_module = importlib.import_module(kubectl_layer_module(kubernetes_version))
+    layer_class = getattr(layer_module, kubectl_layer_class(kubernetes_version))
+    key = kms.Key(
+        scope,
+        "SecretsKey",
+        enable_key_rotation=True,
+        description="EKS secrets envelope encryption (eks-ultraserver)",
+    )
+    access = _ENDPOINT_ACCESS[endpoint_access]
+    if public_access_cidrs:
+        access = access.only_from(*public_access_cidrs)
+    cluster = eks.Cluster(
+        scope,
+        "Cluster",
+        version=eks.KubernetesVersion.of(kubernetes_version),
+        cluster_name=cluster_name,
+        vpc=vpc,
+        vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+        default_capacity=0,
+        default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+        endpoint_access=access,
+        cluster_logging=_CLUSTER_LOGGING,
+        secrets_encryption_key=key,
+        kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=layer_class(scope, "KubectlLayer")),
+    )
+    if admin_principal_arn:
+        cluster.grant_access(
+            "Admin",
+            admin_principal_arn,
+            [
+                eks.AccessPolicy.from_access_policy_name(
+                    "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
+                )
+            ],
+        )
+    return cluster, key
+
+
+def system_nodegroup(
+    scope: Construct, cluster: eks.Cluster, *, instance_type: str, size: int
+) -> eks.Nodegroup:
+    """The on-demand Graviton node group for controllers, labelled
+    ``SYSTEM_NODE_SELECTOR``: ``size`` nodes (at most twice that), IMDSv2 only, an encrypted
+    50 GiB gp3 root volume, in the VPC's private subnets."""
+    template = ec2.CfnLaunchTemplate(
+        scope,
+        "SystemLaunchTemplate",
+        launch_template_data=ec2.CfnLaunchTemplate.LaunchTemplateDataProperty(
+            metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+            ),
+            block_device_mappings=[
+                ec2.CfnLaunchTemplate.BlockDeviceMappingProperty(
+                    device_name="/dev/xvda",
+                    ebs=ec2.CfnLaunchTemplate.EbsProperty(
+                        volume_size=50, volume_type="gp3", encrypted=True, delete_on_termination=True
+                    ),
+                )
+            ],
+        ),
+    )
+    return cluster.add_nodegroup_capacity(
+        "SystemNodes",
+        instance_types=[ec2.InstanceType(instance_type)],
+        ami_type=eks.NodegroupAmiType.AL2023_ARM_64_STANDARD,
+        capacity_type=eks.CapacityType.ON_DEMAND,
+        min_size=size,
+        desired_size=size,
+        max_size=size * 2,
+        labels=dict(SYSTEM_NODE_SELECTOR),
+        subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+        node_role=node_role(scope, "SystemNodeRole"),
+        launch_template_spec=eks.LaunchTemplateSpec(
+            id=template.ref, version=template.attr_latest_version_number
+        ),
+    )
+
+
+def managed_addons(scope: Construct, cluster: eks.Cluster, *, after: IDependable) -> dict[str, eks.CfnAddon]:
+    """The EKS managed add-ons of ``versions.EKS_MANAGED_ADDONS`` (VPC CNI, CoreDNS,
+    kube-proxy, EKS Pod Identity Agent), by name, each created after ``after`` (the system
+    node group: CoreDNS needs nodes to run on before it reports ACTIVE)."""
+    addons: dict[str, eks.CfnAddon] = {}
+    for name, version in EKS_MANAGED_ADDONS.items():
+        addon = eks.CfnAddon(
+            scope,
+            f"Addon-{name}",
+            cluster_name=cluster.cluster_name,
+            addon_name=name,
+            addon_version=version,
+            # The cluster bootstraps vpc-cni, kube-proxy and CoreDNS as self-managed
+            # add-ons; OVERWRITE adopts them as managed add-ons.
+            resolve_conflicts="OVERWRITE",
+        )
+        addon.node.add_dependency(after)
+        addons[name] = addon
+    return addons

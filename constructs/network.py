@@ -1,0 +1,267 @@
+"""``UltraServerNetwork``: the VPC and the zone subnets of an ``UltraServerEnvironment``.
+
+- A new VPC (10.0.0.0/16, two regular AZs: public subnets with NAT, private subnets for
+  the control plane and system nodes, REJECT flow logs to CloudWatch Logs, a gateway
+  endpoint for S3 and interface endpoints for ECR and STS that keep image pulls off NAT),
+  or an existing one with the user's UltraServer subnets.
+- A private subnet in the reservations' zone for the UltraServers. That zone may be a Local
+  Zone (the AWS blog uses ``us-east-1-dfw-2a``), where ``ec2.Vpc`` never places subnets by
+  itself, so the subnet is added explicitly, routed through the VPC's NAT gateway (NAT
+  gateways and interface endpoints cannot live in a Local Zone; their traffic crosses to
+  the parent Region) and through the S3 gateway endpoint.
+- One private subnet per other zone that holds reserved capacity (new VPC only), in
+  10.0.128.0/18: a /21 per zone, its slot fixed by the zone's last letter.
+
+Not a ``Construct``: an object that adds its resources to the scope it is given (the
+environment), so that their construct paths, and so their logical ids
+(``EnvironmentVpc…``, ``EnvironmentUltraServerSubnet…``), are the ones they had when the
+environment built them itself. A construct of its own would add a level to each path, so
+change each logical id, and CloudFormation would replace the VPC of every deployed stack.
+The environment's cdk-nag rules also recognise its own VPC by the VPC's scope
+(constructs/nag.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+
+from constructs import Construct
+from eks_ultraserver.model import ConfigurationError, Problems
+
+#: CIDR of a new VPC.
+VPC_CIDR = "10.0.0.0/16"
+#: Default CIDR of the new UltraServer subnet.
+ULTRASERVER_SUBNET_CIDR = "10.0.192.0/18"
+
+
+def is_local_zone(zone: str) -> bool:
+    """``us-east-1-dfw-2a`` is a Local Zone; ``us-east-1a`` is a regular AZ."""
+    return zone.count("-") > 2
+
+
+def reserved_subnet_slot(zone: str) -> int:
+    """Slot 0-7 of a reserved-capacity subnet in 10.0.128.0/18 (/21 each), from the zone's
+    last letter: stable whatever other zones are configured."""
+    return (ord(zone[-1]) - ord("a")) % 8
+
+
+def reserved_subnet_cidr(zone: str) -> str:
+    """The /21 of the reserved-capacity subnet in ``zone``."""
+    return f"10.0.{128 + 8 * reserved_subnet_slot(zone)}.0/21"
+
+
+def network_problems(
+    *,
+    availability_zone: str,
+    vpc: ec2.IVpc | None,
+    ultraserver_subnets: Sequence[ec2.ISubnet] | None,
+    nat_gateways: int = 1,
+    reserved_zones: Iterable[str | None] = (),
+    problems: Problems,
+) -> None:
+    """Adds the problems of the network's arguments to ``problems``.
+
+    ``reserved_zones``: the zone of each reservation of the reserved capacity (``None``:
+    the UltraServers' zone), named ``reservedCapacity[i]`` as in cdk.json. With an existing
+    VPC every reservation must be in the UltraServers' zone (the VPC gets no new subnets);
+    two other zones must not share a subnet slot.
+    """
+    if vpc is not None and not ultraserver_subnets:
+        problems.add(
+            "ultraserver_subnets: required with an existing vpc; give subnets in "
+            f"{availability_zone!r} routed to a NAT gateway"
+        )
+    if not (1 <= nat_gateways <= 2):
+        problems.add(f"nat_gateways: {nat_gateways!r} is out of range; use 1 or 2")
+    slots: dict[int, str] = {}
+    for i, given in enumerate(reserved_zones):
+        zone = given or availability_zone
+        if zone == availability_zone:
+            continue
+        if vpc is not None:
+            problems.add(
+                f"reservedCapacity[{i}].availabilityZone: {zone!r} differs from the "
+                f"UltraServers' zone {availability_zone!r}; with an existing VPC, reserved "
+                "capacity must share the UltraServers' subnets (or use your own "
+                "ReservedGpuNodeGroup with your subnets)"
+            )
+            continue
+        slot = reserved_subnet_slot(zone)
+        other = slots.get(slot)
+        if other is not None and other != zone:
+            problems.add(
+                f"reservedCapacity[{i}].availabilityZone: {zone!r} and {other!r} end in the "
+                "same letter and would share a subnet range; put these reservations in "
+                "one zone or use your own ReservedGpuNodeGroup with your subnets"
+            )
+        slots[slot] = zone
+
+
+class UltraServerNetwork:
+    """The VPC and zone subnets of an UltraServer environment, added to ``scope``.
+
+    All arguments after ``scope`` are keyword-only.
+
+    :param scope: the construct the network's resources are added to (their construct ids
+        are ``Vpc``, ``FlowLogGroup``, ``UltraServerSubnet`` and ``ReservedSubnet-<zone>``).
+    :param availability_zone: the UltraServers' zone (a Local Zone or a regular AZ).
+    :param vpc: an existing VPC. Default: a new VPC (``VPC_CIDR``, two regular AZs).
+    :param ultraserver_subnets: existing subnets in ``availability_zone`` for the
+        UltraServers; required with ``vpc``. Default (new VPC): a new private subnet
+        ``ultraserver_subnet_cidr`` in that zone.
+    :param ultraserver_subnet_cidr: CIDR of the new UltraServer subnet. Default
+        10.0.192.0/18.
+    :param nat_gateways: NAT gateways of a new VPC: 1 or 2 (AZ-level resilience). Default 1.
+    :param vpc_endpoints: add the S3 (gateway), ECR and STS (interface) endpoints to a new
+        VPC. Default ``True``.
+
+    Attributes: ``vpc``, ``ultraserver_subnets``, ``zone_subnets`` (the reserved-capacity
+    subnets added so far, by zone); :meth:`reserved_subnets` gives (and adds) the subnets
+    of a zone.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        availability_zone: str,
+        vpc: ec2.IVpc | None = None,
+        ultraserver_subnets: Sequence[ec2.ISubnet] | None = None,
+        ultraserver_subnet_cidr: str = ULTRASERVER_SUBNET_CIDR,
+        nat_gateways: int = 1,
+        vpc_endpoints: bool = True,
+    ) -> None:
+        problems = Problems()
+        network_problems(
+            availability_zone=availability_zone,
+            vpc=vpc,
+            ultraserver_subnets=ultraserver_subnets,
+            nat_gateways=nat_gateways,
+            problems=problems,
+        )
+        problems.raise_if_any("UltraServerNetwork")
+        self._scope = scope
+        self.availability_zone = availability_zone
+        self.zone_subnets: dict[str, ec2.ISubnet] = {}
+        #: Route tables of the zone subnets, which the S3 gateway endpoint serves too.
+        self._zone_route_tables: list[str] = []
+        self._new_vpc: ec2.Vpc | None = None
+        if vpc is None:
+            self._new_vpc = self._vpc(nat_gateways=nat_gateways, vpc_endpoints=vpc_endpoints)
+            self.vpc: ec2.IVpc = self._new_vpc
+            self.ultraserver_subnets: list[ec2.ISubnet] = [
+                self._zone_subnet(
+                    self._new_vpc, "UltraServerSubnet", availability_zone, ultraserver_subnet_cidr
+                )
+            ]
+        else:
+            self.vpc = vpc
+            self.ultraserver_subnets = list(ultraserver_subnets or [])
+
+    def reserved_subnets(self, zone: str) -> list[ec2.ISubnet]:
+        """Subnets for reserved capacity in ``zone``: the UltraServers' own when it is their
+        zone, else one new private subnet per zone (``ReservedSubnet-<zone>``, in the
+        zone's slot of 10.0.128.0/18), added on first use; new VPC only."""
+        if zone == self.availability_zone:
+            return self.ultraserver_subnets
+        subnet = self.zone_subnets.get(zone)
+        if subnet is None:
+            if self._new_vpc is None:
+                raise ConfigurationError(
+                    [
+                        f"zone: {zone!r} differs from the UltraServers' zone "
+                        f"{self.availability_zone!r}, and an existing VPC gets no new subnets; "
+                        "give your own subnets in that zone to the reserved capacity"
+                    ],
+                    subject="UltraServerNetwork",
+                )
+            subnet = self._zone_subnet(
+                self._new_vpc, f"ReservedSubnet-{zone}", zone, reserved_subnet_cidr(zone)
+            )
+            self.zone_subnets[zone] = subnet
+        return [subnet]
+
+    def _vpc(self, *, nat_gateways: int, vpc_endpoints: bool) -> ec2.Vpc:
+        vpc = ec2.Vpc(
+            self._scope,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(VPC_CIDR),
+            max_azs=2,
+            nat_gateways=nat_gateways,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                ec2.SubnetConfiguration(
+                    name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20
+                ),
+            ],
+            flow_logs={
+                "FlowLog": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                        logs.LogGroup(self._scope, "FlowLogGroup", retention=logs.RetentionDays.ONE_MONTH)
+                    ),
+                    traffic_type=ec2.FlowLogTrafficType.REJECT,
+                )
+            },
+        )
+        if vpc_endpoints:
+            vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+            for name, service in (
+                ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
+                ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
+                ("Sts", ec2.InterfaceVpcEndpointAwsService.STS),
+            ):
+                vpc.add_interface_endpoint(
+                    name,
+                    service=service,
+                    subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                    private_dns_enabled=True,
+                )
+        return vpc
+
+    def _zone_subnet(self, vpc: ec2.Vpc, id: str, zone: str, cidr: str) -> ec2.ISubnet:
+        """A private subnet in a reservation's zone (Local Zone or regular AZ), with a
+        default route through the VPC's first NAT gateway and the S3 gateway endpoint."""
+        subnet = ec2.PrivateSubnet(
+            self._scope,
+            id,
+            availability_zone=zone,
+            cidr_block=cidr,
+            vpc_id=vpc.vpc_id,
+            map_public_ip_on_launch=False,
+        )
+        nat = next(
+            (c for c in vpc.public_subnets[0].node.children if isinstance(c, ec2.CfnNatGateway)),
+            None,
+        )
+        if nat is not None:
+            subnet.add_route(
+                "DefaultRoute",
+                router_id=nat.ref,
+                router_type=ec2.RouterType.NAT_GATEWAY,
+                enables_internet_connectivity=True,
+            )
+        # cfn-lint W3010 (hard-coded zone) is right in general and wrong here: a Capacity
+        # Block or ODCR lives in one named zone, so its subnet must name it.
+        cfn_subnet = subnet.node.default_child
+        if isinstance(cfn_subnet, cdk.CfnResource):
+            cfn_subnet.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3010"]}})
+        cdk.Tags.of(subnet).add(
+            "eks-ultraserver:subnet", "ultraservers" if id == "UltraServerSubnet" else "reserved"
+        )
+        if is_local_zone(zone):
+            cdk.Tags.of(subnet).add("eks-ultraserver:local-zone", zone)
+        # Route S3 through the gateway endpoint from this subnet too (and the ones before).
+        self._zone_route_tables.append(subnet.route_table.route_table_id)
+        for child in vpc.node.children:
+            if isinstance(child, ec2.GatewayVpcEndpoint):
+                cfn = child.node.default_child
+                if isinstance(cfn, ec2.CfnVPCEndpoint):
+                    cfn.add_property_override(
+                        "RouteTableIds",
+                        [s.route_table.route_table_id for s in vpc.private_subnets] + self._zone_route_tables,
+                    )
+        return subnet
