@@ -40,7 +40,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 from eks_ultraserver.constructs.efa import EfaSecurityGroup, network_interfaces
 from eks_ultraserver.constructs.iam import node_role
-from eks_ultraserver.constructs.jsii_calls import attr, base64, is_token, shared
+from eks_ultraserver.constructs.jsii_calls import attr, is_token
 from eks_ultraserver.constructs.node_config import mime_user_data, node_config
 from eks_ultraserver.model import (
     CAPACITY_RESERVATION_LABEL,
@@ -342,32 +342,28 @@ def gpu_launch_template_data(
     capacity-blocks-mng and launch-templates)."""
     data: dict = {"InstanceType": instance_type}
     if market_type is not None:
-        data["InstanceMarketOptions"] = shared({"MarketType": market_type})
+        data["InstanceMarketOptions"] = {"MarketType": market_type}
     data["CapacityReservationSpecification"] = dict(capacity_reservation)
-    # Parts every node group of an environment repeats are sent to jsii once (``shared``).
-    data["MetadataOptions"] = shared(
+    data["MetadataOptions"] = {
+        "HttpEndpoint": "enabled",
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": http_put_response_hop_limit,
+    }
+    data["NetworkInterfaces"] = network_interfaces
+    data["BlockDeviceMappings"] = [
         {
-            "HttpEndpoint": "enabled",
-            "HttpTokens": "required",
-            "HttpPutResponseHopLimit": http_put_response_hop_limit,
+            "DeviceName": "/dev/xvda",
+            "Ebs": {
+                "VolumeSize": root_volume_size_gib,
+                "VolumeType": "gp3",
+                "Encrypted": True,
+                "DeleteOnTermination": True,
+            },
         }
-    )
-    data["NetworkInterfaces"] = shared(network_interfaces)
-    data["BlockDeviceMappings"] = shared(
-        [
-            {
-                "DeviceName": "/dev/xvda",
-                "Ebs": {
-                    "VolumeSize": root_volume_size_gib,
-                    "VolumeType": "gp3",
-                    "Encrypted": True,
-                    "DeleteOnTermination": True,
-                },
-            }
-        ]
-    )
+    ]
     if user_data:
-        data["UserData"] = base64(user_data)
+        # The intrinsic itself, as Fn.base64 renders it: no call into Node.js.
+        data["UserData"] = {"Fn::Base64": user_data}
     return data
 
 
