@@ -249,7 +249,8 @@ class UltraServerEnvironment(Construct):
         cls, scope: Construct, id: str, config: EnvironmentConfig, **kwargs
     ) -> UltraServerEnvironment:
         """Builds the environment from an ``EnvironmentConfig`` (cdk.json context): each
-        field to the argument of the same name, ``vpc_id`` to ``vpc`` (looked up). Not
+        field to the argument of the same name, ``vpc_id`` to ``vpc`` (looked up) and
+        ``ultraserver_subnet_ids`` to ``ultraserver_subnets`` (in the reservations' zone). Not
         mapped: ``region`` and ``account``, which are the stack's environment. ``kwargs``:
         the arguments cdk.json has no key for (``system_nodes``, ``nat_gateways``, ...)."""
         return cls(
@@ -260,6 +261,16 @@ class UltraServerEnvironment(Construct):
             kubernetes_version=config.kubernetes_version,
             efa_layout=config.efa_layout,
             vpc=ec2.Vpc.from_lookup(scope, f"{id}Vpc", vpc_id=config.vpc_id) if config.vpc_id else None,
+            ultraserver_subnets=[
+                ec2.Subnet.from_subnet_attributes(
+                    scope,
+                    f"{id}UltraServerSubnet{i}",
+                    subnet_id=subnet_id,
+                    availability_zone=config.availability_zone,
+                )
+                for i, subnet_id in enumerate(config.ultraserver_subnet_ids)
+            ]
+            or None,
             admin_principal_arn=config.admin_principal_arn,
             endpoint_access=config.endpoint_access,
             public_access_cidrs=config.public_access_cidrs,

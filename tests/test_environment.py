@@ -922,3 +922,32 @@ def test_validation_targets_give_the_charts_of_the_configuration():
     assert [c.node.id for c in from_targets] == [c.node.id for c in from_config]
     assert len(from_targets) == 6
     assert [c.to_json() for c in from_targets] == [c.to_json() for c in from_config]
+
+
+def test_an_existing_vpc_from_cdk_json_runs_the_ultraservers_in_the_subnets_named():
+    """GIVEN vpcId and ultraServerSubnetIds (with account and Region for the VPC lookup) WHEN
+    synthesized THEN no VPC is created and the UltraServer node groups use those subnets;
+    vpcId without subnets, or subnets without vpcId, is refused with the key named."""
+    from eks_ultraserver.model import ConfigurationError
+
+    synth = synth_environment(
+        {
+            "vpcId": "vpc-0123456789abcdef0",
+            "ultraServerSubnetIds": '["subnet-0123456789abcdef0"]',
+            "account": "123456789012",
+            "region": "us-east-1",
+        }
+    )
+    assert not _of_type(synth, "AWS::EC2::VPC")
+    groups = [
+        g
+        for g in _of_type(synth, "AWS::EKS::Nodegroup").values()
+        if g["Properties"]["CapacityType"] == "CAPACITY_BLOCK"
+    ]
+    assert groups and all(g["Properties"]["Subnets"] == ["subnet-0123456789abcdef0"] for g in groups)
+    with pytest.raises(ConfigurationError, match=r"ultraServerSubnetIds: required with vpcId"):
+        synth_environment(
+            {"vpcId": "vpc-0123456789abcdef0", "account": "123456789012", "region": "us-east-1"}
+        )
+    with pytest.raises(ConfigurationError, match=r"ultraServerSubnetIds: .* given without vpcId"):
+        synth_environment({"ultraServerSubnetIds": "subnet-0123456789abcdef0"})

@@ -52,6 +52,7 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "adminPrincipalArn": "the IAM role or user given cluster admin",
     "endpointAccess": "the cluster endpoint: private, public or both",
     "publicAccessCidrs": "the IPv4 CIDRs allowed to the public endpoint",
+    "ultraServerSubnetIds": "with vpcId, its subnets in the reservations' zone",
     "clusterName": "the EKS cluster name",
     "account": "the stack's account",
     "region": "the stack's Region",
@@ -103,6 +104,13 @@ def read_environment(
     if isinstance(cidrs, str):
         cidrs = [c.strip() for c in cidrs.split(",") if c.strip()] if cidrs.strip() else None
     values["public_access_cidrs"] = cidrs
+    subnet_ids = decoded(
+        "ultraServerSubnetIds", get("ultraServerSubnetIds"), '["subnet-0123456789abcdef0"]', problems
+    )
+    if isinstance(subnet_ids, str):
+        subnet_ids = [s.strip() for s in subnet_ids.split(",") if s.strip()]
+    if subnet_ids is not None:
+        values["ultraserver_subnet_ids"] = subnet_ids
 
     for key, attr in (
         ("vpcId", "vpc_id"),

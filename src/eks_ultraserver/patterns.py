@@ -33,6 +33,7 @@ __all__ = [
     "REGION_RE",
     "RESERVATION_ID_RE",
     "RESOURCE_GROUP_ARN_RE",
+    "SUBNET_ID_RE",
     "VPC_ID_RE",
     "is_dns1123_label",
     "is_dns1123_subdomain",
@@ -54,6 +55,8 @@ REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 #: A VPC id (old 8-digit or current 17-digit form).
 VPC_ID_RE = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
+#: A subnet id (8 or 17 hexadecimal digits).
+SUBNET_ID_RE = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 #: An IAM role or user ARN (or an STS assumed-role ARN).
 IAM_PRINCIPAL_ARN_RE = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/:-]+$")
 #: The ARN of a Capacity Reservation resource group.

@@ -37,6 +37,7 @@ from eks_ultraserver.patterns import (
     EMAIL_RE,
     IAM_PRINCIPAL_ARN_RE,
     REGION_RE,
+    SUBNET_ID_RE,
     VPC_ID_RE,
     is_dns1123_label,
     is_reservation_id,
@@ -247,6 +248,7 @@ class EnvironmentConfig(SelfValidating):
         "kubernetes_version": "kubernetesVersion",
         "efa_layout": "efaLayout",
         "vpc_id": "vpcId",
+        "ultraserver_subnet_ids": "ultraServerSubnetIds",
         "admin_principal_arn": "adminPrincipalArn",
         "endpoint_access": "endpointAccess",
         "public_access_cidrs": "publicAccessCidrs",
@@ -264,6 +266,10 @@ class EnvironmentConfig(SelfValidating):
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     efa_layout: EfaLayout = EfaLayout.PER_GPU
     vpc_id: str | None = None
+    #: ``ultraServerSubnetIds``: with ``vpc_id``, the subnets of that VPC in
+    #: ``availability_zone`` that the UltraServer node groups use (required then; a new VPC
+    #: gets a subnet of its own, so they are refused without ``vpc_id``).
+    ultraserver_subnet_ids: tuple[str, ...] = ()
     admin_principal_arn: str | None = None
     endpoint_access: EndpointAccess = EndpointAccess.PUBLIC_AND_PRIVATE
     #: ``publicAccessCidrs``: IPv4 CIDRs allowed to the public endpoint; ``None``: EKS's
@@ -313,7 +319,7 @@ class EnvironmentConfig(SelfValidating):
         for attr in ("vpc_id", "admin_principal_arn", "region", "account", "notification_email"):
             if out[attr] == "":
                 out[attr] = None
-        for attr in ("ultraservers", "reserved_capacity", "public_access_cidrs"):
+        for attr in ("ultraservers", "reserved_capacity", "public_access_cidrs", "ultraserver_subnet_ids"):
             if isinstance(out[attr], list):
                 out[attr] = tuple(out[attr])
         if isinstance(out["kubernetes_version"], KubernetesVersion):
@@ -356,6 +362,24 @@ class EnvironmentConfig(SelfValidating):
             value = out[attr]
             if value is not None and not matches(pattern, value):
                 problems.add(f"{name(attr)}: {value!r} is not valid" + name.example(name(attr), example))
+        subnets = out["ultraserver_subnet_ids"]
+        if subnets is not INVALID:
+            if not isinstance(subnets, tuple) or not all(matches(SUBNET_ID_RE, s) for s in subnets):
+                problems.add(
+                    f"{name('ultraserver_subnet_ids')}: {subnets!r} is not a list of subnet ids"
+                    + name.example(name("ultraserver_subnet_ids"), '["subnet-0123456789abcdef0"]')
+                )
+            elif out["vpc_id"] and not subnets:
+                problems.add(
+                    f"{name('ultraserver_subnet_ids')}: required with {name.key('vpc_id')}: give the "
+                    "subnets of that VPC in the reservations' zone for the UltraServer node groups"
+                    + name.example(name("ultraserver_subnet_ids"), '["subnet-0123456789abcdef0"]')
+                )
+            elif subnets and not out["vpc_id"]:
+                problems.add(
+                    f"{name('ultraserver_subnet_ids')}: {list(subnets)!r} given without "
+                    f"{name.key('vpc_id')}: a new VPC gets its own UltraServer subnet; set both or neither"
+                )
         cluster_name = out["cluster_name"]
         if cluster_name is not None and not matches(EKS_CLUSTER_NAME_RE, cluster_name):
             problems.add(
