@@ -26,7 +26,6 @@ ml-eks-nvidia-ultraserver; EC2 user guide, efa-acc-inst-types):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,10 +61,12 @@ from eks_ultraserver.model import (
     parse_enum,
     parse_ultraserver_type,
 )
+from eks_ultraserver.patterns import AMI_RELEASE_VERSION_RE
 from eks_ultraserver.versions import (
     MIN_AMI_RELEASE_DATE,
+    MIN_KUBERNETES,
     SUPPORTED_KUBERNETES_VERSIONS,
-    parse_kubernetes_version,
+    KubernetesVersion,
 )
 
 _TAINT_EFFECTS = {
@@ -73,8 +74,6 @@ _TAINT_EFFECTS = {
     "PreferNoSchedule": "PREFER_NO_SCHEDULE",
     "NoExecute": "NO_EXECUTE",
 }
-_RELEASE_VERSION_RE = re.compile(r"^(\d+\.\d+)\.\d+-(\d{8})$")
-_MIN_KUBERNETES = SUPPORTED_KUBERNETES_VERSIONS[0]
 
 
 def cluster_kubernetes_version(cluster: eks.ICluster) -> str | None:
@@ -528,19 +527,18 @@ def _version_problems(explicit: str | None, version: str | None, release_version
     out = []
     allowed = ", ".join(SUPPORTED_KUBERNETES_VERSIONS)
     if version is not None:
-        try:
-            too_old = parse_kubernetes_version(version) < parse_kubernetes_version(_MIN_KUBERNETES)
-        except ValueError:
+        parsed = KubernetesVersion.of(version)
+        if parsed is None:
             out.append(f"kubernetes_version: {version!r} is not a Kubernetes version; use one of {allowed}")
         else:
-            if too_old:
+            if parsed < MIN_KUBERNETES:
                 where = "kubernetes_version" if explicit else "cluster"
                 out.append(
                     f"{where}: Kubernetes {version} is too old; DRA (ComputeDomains) needs "
-                    f"{_MIN_KUBERNETES} or later: use one of {allowed}"
+                    f"{MIN_KUBERNETES} or later: use one of {allowed}"
                 )
     if release_version is not None:
-        match = _RELEASE_VERSION_RE.match(release_version)
+        match = AMI_RELEASE_VERSION_RE.match(release_version)
         if not match:
             out.append(
                 f"release_version: {release_version!r} is not an EKS AMI release version; "

@@ -44,7 +44,6 @@ What it synthesizes, and why:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import aws_ec2 as ec2
@@ -86,11 +85,10 @@ from eks_ultraserver.model import (
     is_reservation_id,
     parse_enum,
 )
+from eks_ultraserver.patterns import AMI_RELEASE_VERSION_RE, RESOURCE_GROUP_ARN_RE
 
 __all__ = ["ReservedGpuNodeGroup"]
 
-_RG_ARN_RE = re.compile(r"^arn:aws[a-z-]*:resource-groups:[a-z0-9-]+:\d{12}:group/[A-Za-z0-9_.-]{1,128}$")
-_RELEASE_VERSION_RE = re.compile(r"^(\d+\.\d+)\.\d+-(\d{8})$")
 #: Node label: the `vpc.amazonaws.com/efa` devices a reserved node advertises (0 without EFA).
 EFA_DEVICES_LABEL = "eks-ultraserver.io/efa-devices"
 
@@ -203,7 +201,7 @@ class ReservedGpuNodeGroup(Construct):
         problems.extend(subnet_problems(subnets, availability_zone, what="a reservation"))
         version = kubernetes_version or cluster_kubernetes_version(cluster)
         if release_version is not None:
-            match = _RELEASE_VERSION_RE.match(release_version)
+            match = AMI_RELEASE_VERSION_RE.match(release_version)
             if not match:
                 problems.add(
                     f"release_version: {release_version!r} is not an EKS AMI release version; "
@@ -333,7 +331,7 @@ class ReservedGpuNodeGroup(Construct):
             id,
             cluster=cluster,
             name=spec.name,
-            instance_type=spec.instance_type,
+            instance_type=spec.gpu_type or spec.instance_type,
             instance_count=spec.instance_count,
             subnets=subnets,
             kind=spec.kind,
@@ -370,7 +368,7 @@ def _target_problems(
     if reservation_id is not None and not is_token(reservation_id) and not is_reservation_id(reservation_id):
         out.append(describe_reservation_id_problem("capacity_reservation_id", reservation_id))
     if group_arn is not None:
-        if not is_token(group_arn) and not _RG_ARN_RE.match(group_arn):
+        if not is_token(group_arn) and not RESOURCE_GROUP_ARN_RE.match(group_arn):
             out.append(
                 f"resource_group_arn: {group_arn!r} is not a resource group ARN like "
                 "'arn:aws:resource-groups:us-east-1:123456789012:group/my-odcrs'"
