@@ -19,6 +19,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct, IDependable
 from eks_ultraserver.config import EndpointAccess
 from eks_ultraserver.constructs.iam import node_role
+from eks_ultraserver.constructs.nodegroup import TaggedLaunchTemplate
 from eks_ultraserver.model import SYSTEM_NODE_LABEL, SYSTEM_NODE_LABEL_VALUE
 from eks_ultraserver.versions import EKS_MANAGED_ADDONS, kubectl_layer_class, kubectl_layer_module
 
@@ -99,22 +100,30 @@ def system_nodegroup(
     """The on-demand Graviton node group for controllers, labelled
     ``SYSTEM_NODE_SELECTOR``: ``size`` nodes (at most twice that), IMDSv2 only, an encrypted
     50 GiB gp3 root volume, in the VPC's private subnets."""
-    template = ec2.CfnLaunchTemplate(
+    # A TaggedLaunchTemplate, so Tags.of(app) reaches the template and the system instances
+    # and volumes it launches (EKS copies no node group tag to them).
+    template = TaggedLaunchTemplate(
         scope,
         "SystemLaunchTemplate",
-        launch_template_data=ec2.CfnLaunchTemplate.LaunchTemplateDataProperty(
-            metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-            ),
-            block_device_mappings=[
-                ec2.CfnLaunchTemplate.BlockDeviceMappingProperty(
-                    device_name="/dev/xvda",
-                    ebs=ec2.CfnLaunchTemplate.EbsProperty(
-                        volume_size=50, volume_type="gp3", encrypted=True, delete_on_termination=True
-                    ),
-                )
+        launch_template_data={
+            "MetadataOptions": {
+                "HttpEndpoint": "enabled",
+                "HttpTokens": "required",
+                "HttpPutResponseHopLimit": 1,
+            },
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": "/dev/xvda",
+                    "Ebs": {
+                        "VolumeSize": 50,
+                        "VolumeType": "gp3",
+                        "Encrypted": True,
+                        "DeleteOnTermination": True,
+                    },
+                }
             ],
-        ),
+        },
+        tags={"eks-ultraserver:node-group": "system"},
     )
     return cluster.add_nodegroup_capacity(
         "SystemNodes",

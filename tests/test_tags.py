@@ -29,10 +29,8 @@ NOT_REACHABLE = {
     ),
 }
 #: Launch templates still built as a plain ``CfnLaunchTemplate`` (no tag manager), by a
-#: fragment of the logical id.
-UNTAGGED_LAUNCH_TEMPLATES = {
-    "SystemLaunchTemplate": "the system node group's, built in constructs/environment.py",
-}
+#: fragment of the logical id: none (the system node group's is tagged too).
+UNTAGGED_LAUNCH_TEMPLATES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +119,7 @@ def test_the_exceptions_still_exist(tagged):
         assert matches and not any("TagSpecifications" in r["Properties"] for r in matches), fragment
 
 
-def test_gpu_launch_templates_tag_themselves_and_what_they_launch(tagged):
+def test_launch_templates_tag_themselves_and_what_they_launch(tagged):
     """THEN each launch template (not taggable in its CloudFormation schema, so not covered
     above) carries the tag on itself and on its instances, volumes and network interfaces:
     the GPU instances are where the cost is (EKS copies no node group tag to them)."""
@@ -130,7 +128,8 @@ def test_gpu_launch_templates_tag_themselves_and_what_they_launch(tagged):
         for lid, r in tagged.all_resources.items()
         if r["Type"] == "AWS::EC2::LaunchTemplate" and not any(f in lid for f in UNTAGGED_LAUNCH_TEMPLATES)
     }
-    assert len(templates) >= 2, "an UltraServer and a reserved node group"
+    assert len(templates) >= 3, "an UltraServer, a reserved and the system node group"
+    assert any("SystemLaunchTemplate" in lid for lid in templates)
     for logical_id, resource in templates.items():
         properties = resource["Properties"]
         specs = properties["TagSpecifications"] + properties["LaunchTemplateData"]["TagSpecifications"]
