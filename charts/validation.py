@@ -144,8 +144,11 @@ class ImexChannelCheck(cdk8s.Chart):
         ttl_seconds_after_finished: int | None = VALIDATION_TTL_SECONDS,
     ) -> None:
         problems = Problems()
-        if not isinstance(ultraserver, UltraServerTarget):
-            problems.add(f"ultraserver: {ultraserver!r} is not an UltraServerTarget")
+        # The annotation is the contract; callers that are not type-checked may still pass
+        # anything, so the check looks at the value as an ``object``.
+        given: object = ultraserver
+        if not isinstance(given, UltraServerTarget):
+            problems.add(f"ultraserver: {given!r} is not an UltraServerTarget")
             problems.raise_if_any("ImexChannelCheck")
         name = name or f"imex-channel-check-{ultraserver.name}"
         _check_name("name", name, problems)

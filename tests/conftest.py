@@ -7,9 +7,13 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_eks_v2 as eks
 
 REPO = Path(__file__).resolve().parent.parent
 #: Upstream files the tests check against (verbatim, hashes in its README).
@@ -59,6 +63,14 @@ def template_of(stack):
     from aws_cdk.assertions import Template
 
     return Template.from_stack(stack, skip_cyclical_dependencies_check=True)
+
+
+def icluster(cluster: eks.Cluster) -> eks.ICluster:
+    """``cluster`` as the ``aws_eks_v2.ICluster`` the library's constructs take. A cast:
+    ``Cluster`` is ``@jsii.implements(ICluster)``, but its Python stub lacks the
+    ``kubectl_provider_options`` property that ``ICluster`` declares, so mypy does not see
+    it as one (the same cast as ``UltraServerEnvironment._icluster``)."""
+    return cast("eks.ICluster", cluster)
 
 
 def resources_of_type(template, cfn_type: str) -> dict:

@@ -269,7 +269,7 @@ def test_dra_controller_goes_to_the_system_nodes_when_given():
 
 
 def test_dra_line_switch_changes_chart_and_repository():
-    sigs, ngc = DraDriverValues().chart, DraDriverValues(line="nvidia-dra-driver-gpu").chart
+    sigs, ngc = DraDriverValues().chart, DraDriverValues(line=DraDriverLine.NGC).chart
     assert (sigs.chart, sigs.repository, sigs.version) == (
         "dra-driver-nvidia-gpu",
         "oci://registry.k8s.io/dra-driver-nvidia/charts",
@@ -500,7 +500,7 @@ def test_refuses_a_dra_version_of_the_wrong_line(line, version, message):
 
 def test_refuses_an_unknown_dra_line():
     with pytest.raises(ConfigurationError, match=r"draDriverLine: 'nvidia' is not allowed"):
-        DraDriverValues(line="nvidia")
+        DraDriverValues(line="nvidia")  # type: ignore[arg-type]  # a wrong value on purpose: the check must name it
 
 
 def test_refuses_an_efa_device_plugin_older_than_the_guide():

@@ -305,7 +305,7 @@ def test_a_reserved_spec_built_in_python_names_its_fields():
             name="Bad_Name",
             instance_type="p5.48xlarge",
             instance_count=0,
-            kind="spot",
+            kind="spot",  # type: ignore[arg-type]  # a wrong value on purpose: the check must name it
             capacity_reservation_id="cr-123",
         )
     assert str(err.value).startswith("invalid ReservedCapacitySpec (4 problems):")
@@ -317,7 +317,7 @@ def test_a_reserved_spec_built_in_python_names_its_fields():
         name="cb",
         instance_type="p5.48xlarge",
         instance_count=1,
-        kind="capacity-block",
+        kind="capacity-block",  # type: ignore[arg-type]  # a str on purpose: it becomes the member at run time
         capacity_reservation_id=RID,
     )
     assert spec.kind is ReservationKind.CAPACITY_BLOCK and spec.gpu_type is INSTANCE_TYPES["p5.48xlarge"]
@@ -335,11 +335,13 @@ def test_a_reserved_spec_needs_one_target_and_a_table_entry_for_a_node_group():
 
 def test_a_burst_spec_built_in_python_checks_itself_and_keeps_tuples():
     with pytest.raises(ConfigurationError) as err:
-        BurstCapacitySpec(instance_families=["p6e-gb200"], max_gpus=0, spot="maybe")
+        # a list and a non-boolean spot on purpose: the checks must name spot
+        BurstCapacitySpec(instance_families=["p6e-gb200"], max_gpus=0, spot="maybe")  # type: ignore[arg-type]
     text = str(err.value)
     assert "instance_families: 'p6e-gb200' is the UltraServer family" in text
     assert "max_gpus: 0 is not an integer from 1 to 100000" in text
     assert "spot: 'maybe' is not a boolean" in text
     assert "-c " not in text  # no cdk.json example in Python use
-    burst = BurstCapacitySpec(instance_families=["p5"], instance_sizes=["48xlarge"], max_gpus=8)
+    # lists on purpose: at run time they become tuples
+    burst = BurstCapacitySpec(instance_families=["p5"], instance_sizes=["48xlarge"], max_gpus=8)  # type: ignore[arg-type]
     assert burst.instance_families == ("p5",) and burst.instance_sizes == ("48xlarge",)

@@ -292,26 +292,30 @@ def test_an_ultraserver_spec_built_in_python_refuses_a_bad_field():
     """GIVEN UltraServerSpec built directly with a bad id, type and name THEN it raises one
     error naming each field; a type given as its value becomes the member."""
     with pytest.raises(ConfigurationError) as err:
-        UltraServerSpec(capacity_reservation_id="bad", type="p6e-gb200.36xlarge", name="B_")
+        # a wrong type on purpose: the runtime check must name it
+        UltraServerSpec(capacity_reservation_id="bad", type="p6e-gb200.36xlarge", name="B_")  # type: ignore[arg-type]
     text = str(err.value)
     assert text.startswith("invalid UltraServerSpec (3 problems):")
     assert "capacity_reservation_id: 'bad' is not a Capacity Reservation id" in text
     assert "type: 'p6e-gb200.36xlarge' is not an UltraServer type" in text
     assert "name: 'B_' is not a DNS-1123 label of at most 40 characters" in text
-    spec = UltraServerSpec(capacity_reservation_id=EXAMPLE_RESERVATION_ID, type="u-p6e-gb200x36", name="a")
+    # a str on purpose: the value as read from cdk.json becomes the member at run time
+    spec = UltraServerSpec(capacity_reservation_id=EXAMPLE_RESERVATION_ID, type="u-p6e-gb200x36", name="a")  # type: ignore[arg-type]
     assert spec.type is UltraServerType.U_P6E_GB200X36 and spec.instance_count == 9
 
 
 def test_an_environment_config_built_in_python_checks_its_fields():
-    good = UltraServerSpec(capacity_reservation_id=EXAMPLE_RESERVATION_ID, type="u-p6e-gb200x72", name="a")
+    good = UltraServerSpec(
+        capacity_reservation_id=EXAMPLE_RESERVATION_ID, type=UltraServerType.U_P6E_GB200X72, name="a"
+    )
     with pytest.raises(ConfigurationError) as err:
         EnvironmentConfig(
             ultraservers=(good, good),
             availability_zone="east",
             kubernetes_version="1.32",
-            endpoint_access="sideways",
+            endpoint_access="sideways",  # type: ignore[arg-type]  # a wrong value on purpose: the check must name it
             notification_email="nobody",
-            addons=AddonsConfig(efa_mode="dranet"),
+            addons=AddonsConfig(efa_mode=EfaMode.DRANET),
         )
     text = str(err.value)
     assert text.startswith("invalid EnvironmentConfig (")
@@ -321,11 +325,12 @@ def test_an_environment_config_built_in_python_checks_its_fields():
     assert "endpoint_access: 'sideways' is not allowed" in text
     assert "notification_email: 'nobody' is not valid" in text
     assert "-c " not in text
-    config = EnvironmentConfig(ultraservers=[good], availability_zone="us-east-1-dfw-2a", efa_layout="none")
+    # a list and a str on purpose: at run time they become a tuple and the member
+    config = EnvironmentConfig(ultraservers=[good], availability_zone="us-east-1-dfw-2a", efa_layout="none")  # type: ignore[arg-type]
     assert config.ultraservers == (good,) and config.efa_layout is EfaLayout.NONE
     with pytest.raises(ConfigurationError, match=r"addons\.efa_mode: 'dranet' needs Kubernetes 1\.34"):
         EnvironmentConfig(
-            ultraservers=[good],
+            ultraservers=(good,),
             availability_zone="us-east-1-dfw-2a",
             kubernetes_version="1.33",
             addons=AddonsConfig(efa_mode=EfaMode.DRANET),
@@ -336,11 +341,12 @@ def test_addons_config_owns_its_component_keys_and_the_efa_mix_up():
     """The AddonsConfig refuses what GpuPlatformAddons.plan used to re-check, in the same
     words; from cdk.json the same problems come with the other keys'."""
     with pytest.raises(ConfigurationError) as err:
-        AddonsConfig(efa_mode="dranet", versions={"gpu-operator": "v1", "efaDevicePlugin": "v0.5.30"})
+        AddonsConfig(efa_mode=EfaMode.DRANET, versions={"gpu-operator": "v1", "efaDevicePlugin": "v0.5.30"})
     text = str(err.value)
     assert "addonVersions: unknown component 'gpu-operator'" in text
     assert "addonVersions.efaDevicePlugin: given, but efaMode is 'dranet'" in text
-    assert AddonsConfig(dra_driver_line="nvidia-dra-driver-gpu").dra_driver_line is DraDriverLine.NGC
+    # a str on purpose: the value as read from cdk.json becomes the member at run time
+    assert AddonsConfig(dra_driver_line="nvidia-dra-driver-gpu").dra_driver_line is DraDriverLine.NGC  # type: ignore[arg-type]
     msg = _error(addonValues='{"dranet": {}}', clusterName="bad name")
     assert "addonValues.dranet: given, but efaMode is 'device-plugin'" in msg
     assert "clusterName: 'bad name' is not a valid EKS cluster name" in msg

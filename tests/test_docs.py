@@ -65,7 +65,7 @@ def _anchors(page: Path) -> set[str]:
 
 def _our_files(suffix: str) -> list[Path]:
     """Our files ending in ``suffix``, without descending into .venv, node_modules and the like."""
-    found = []
+    found: list[Path] = []
     for folder, dirs, files in os.walk(REPO):
         dirs[:] = [d for d in dirs if d not in _NOT_OURS]
         found.extend(Path(folder, f) for f in files if f.endswith(suffix))

@@ -40,7 +40,7 @@ from eks_ultraserver.constructs.karpenter import INTERRUPTION_EVENTS, Karpenter,
 from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.versions import KARPENTER
 
-from conftest import ACCOUNT, LOCAL_ZONE, REGION, REPO, UPSTREAM, template_of
+from conftest import ACCOUNT, LOCAL_ZONE, REGION, REPO, UPSTREAM, icluster, template_of
 
 CLUSTER_NAME = "gpu-cluster"
 BURST = BurstCapacitySpec(
@@ -480,7 +480,7 @@ def synth():
         default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
         kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(stack, "Kubectl")),
     )
-    karpenter = Karpenter(stack, "Karpenter", cluster=cluster, subnets=vpc.private_subnets)
+    karpenter = Karpenter(stack, "Karpenter", cluster=icluster(cluster), subnets=vpc.private_subnets)
     manifest = karpenter.add_gpu_capacity(
         burst=BURST,
         reserved=[KARPENTER_ODCR, NODEGROUP_ODCR],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import email
 import json
+from email.message import Message
 
 import aws_cdk as cdk
 import pytest
@@ -193,9 +194,13 @@ def test_user_data_is_mime_multipart_with_raid0_nodeconfig(synth):
     user_data = _lt_for(tpl, "UsA")["UserData"]["Fn::Base64"]
     message = email.message_from_string(user_data)
     assert message.is_multipart() and message.get_content_type() == "multipart/mixed"
-    (part,) = message.get_payload()
-    assert part.get_content_type() == "application/node.eks.aws"
-    config = json.loads(part.get_payload())
+    parts = message.get_payload()
+    assert isinstance(parts, list)  # a multipart message's payload is its list of parts
+    (part,) = parts
+    assert isinstance(part, Message) and part.get_content_type() == "application/node.eks.aws"
+    payload = part.get_payload()
+    assert isinstance(payload, str)  # a leaf part's payload is its text
+    config = json.loads(payload)
     assert config["apiVersion"] == "node.eks.aws/v1alpha1"
     assert config["kind"] == "NodeConfig"
     assert config["spec"]["instance"]["localStorage"]["strategy"] == "RAID0"

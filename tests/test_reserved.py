@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import json
+from email.message import Message
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -22,7 +24,7 @@ from eks_ultraserver.capacity import (
 from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 from eks_ultraserver.model import ConfigurationError, Taint
 
-from conftest import ACCOUNT, REGION, template_of
+from conftest import ACCOUNT, REGION, icluster, template_of
 
 ZONE = "us-east-1a"
 RID = "cr-0aaaaaaaaaaaaaaa1"
@@ -46,13 +48,15 @@ def synth():
     app = cdk.App(builtin_cloud_formation_validation=False)
     stack = cdk.Stack(app, "Reserved", env=cdk.Environment(account=ACCOUNT, region=REGION))
     vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
-    cluster = eks.Cluster(
-        stack,
-        "Cluster",
-        version=eks.KubernetesVersion.V1_35,
-        vpc=vpc,
-        default_capacity=0,
-        default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+    cluster = icluster(
+        eks.Cluster(
+            stack,
+            "Cluster",
+            version=eks.KubernetesVersion.V1_35,
+            vpc=vpc,
+            default_capacity=0,
+            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+        )
     )
     subnet = ec2.Subnet.from_subnet_attributes(
         stack, "ZoneSubnet", subnet_id="subnet-0aaaaaaaaaaaaaaaa", availability_zone=ZONE
@@ -68,7 +72,10 @@ def synth():
         capacity_reservation_id=RID,
         availability_zone=ZONE,
     )
-    shared = {"node_role": eval_group.node_role, "efa_security_group": eval_group.efa_security_group}
+    shared: dict[str, Any] = {
+        "node_role": eval_group.node_role,
+        "efa_security_group": eval_group.efa_security_group,
+    }
     calls = _count_jsii_calls(
         lambda: ReservedGpuNodeGroup(
             stack,
@@ -247,9 +254,13 @@ def test_user_data_stripes_the_instance_store(synth):
     text = _lt(tpl, "Eval")["UserData"]["Fn::Base64"]  # CloudFormation encodes it
     message = email.message_from_string(text)
     assert message.get_content_type() == "multipart/mixed"
-    (part,) = message.get_payload()
-    assert part.get_content_type() == "application/node.eks.aws"
-    assert json.loads(part.get_payload())["spec"] == {"instance": {"localStorage": {"strategy": "RAID0"}}}
+    parts = message.get_payload()
+    assert isinstance(parts, list)  # a multipart message's payload is its list of parts
+    (part,) = parts
+    assert isinstance(part, Message) and part.get_content_type() == "application/node.eks.aws"
+    payload = part.get_payload()
+    assert isinstance(payload, str)  # a leaf part's payload is its text
+    assert json.loads(payload)["spec"] == {"instance": {"localStorage": {"strategy": "RAID0"}}}
     assert "UserData" not in _lt(tpl, "Arm")  # instance_store none: EKS's bootstrap only
 
 
@@ -366,7 +377,7 @@ def test_snapshot(synth, snapshot_json):
 )
 def test_each_validation(synth, kwargs, match):
     stack, cluster, subnet, *_ = synth
-    args = {
+    args: dict[str, Any] = {
         "name": "bad",
         "instance_type": "p5.48xlarge",
         "instance_count": 1,
