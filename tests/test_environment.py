@@ -1,11 +1,16 @@
-"""UltraServerEnvironment and the app's stack: resources, configuration and snapshots."""
+"""UltraServerEnvironment and the app's stack: what the environment promises
+(docs/constructs/environment.md), asserted rule by rule on the synthesized templates, and two
+small inventories (the parent stack's resources, the shards' resources) as snapshots a
+reviewer can read. Node groups, reserved capacity, Karpenter, notifications, tags and
+cdk-nag have test files of their own."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
-from aws_cdk.assertions import Annotations, Match
+from aws_cdk.assertions import Annotations, Match, Template
 
 from conftest import REPO, cfn_lint_errors, synth_environment
 
@@ -16,6 +21,13 @@ THREE = json.dumps(
         {"capacityReservationId": "cr-0aaaaaaaaaaaaaaa3", "type": "u-p6e-gb200x72", "name": "us-c"},
     ]
 )
+
+CLUSTER_ADMIN_POLICY = {
+    "Fn::Join": [
+        "",
+        ["arn:", {"Ref": "AWS::Partition"}, ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"],
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +49,38 @@ def three_env():
     )
 
 
+@pytest.fixture(scope="module")
+def default_parent(default_env) -> Template:
+    """The default environment's parent template, for ``Template`` assertions."""
+    return Template.from_json(default_env.template, skip_cyclical_dependencies_check=True)
+
+
+@pytest.fixture(scope="module")
+def three_parent(three_env) -> Template:
+    return Template.from_json(three_env.template, skip_cyclical_dependencies_check=True)
+
+
 def _of_type(synth, cfn_type):
     return {k: v for k, v in synth.all_resources.items() if v["Type"] == cfn_type}
+
+
+def _ref(prefix: str) -> dict:
+    """A ``Ref`` to the resource whose logical id starts with ``prefix`` (CDK adds a hash)."""
+    return {"Ref": Match.string_like_regexp(f"^{prefix}[0-9A-F]{{8}}$")}
+
+
+def _arn_of(prefix: str) -> dict:
+    return {"Fn::GetAtt": [Match.string_like_regexp(f"^{prefix}[0-9A-F]{{8}}$"), "Arn"]}
+
+
+def _inventory(template: dict) -> dict[str, list[str]]:
+    """What a template holds, without the properties: ``LogicalId: Type`` of each resource,
+    sorted, and the names of its parameters and outputs."""
+    return {
+        "Resources": sorted(f"{k}: {v['Type']}" for k, v in template["Resources"].items()),
+        "Parameters": sorted(template.get("Parameters", {})),
+        "Outputs": sorted(template.get("Outputs", {})),
+    }
 
 
 def test_default_is_environment_agnostic_with_one_ultraserver(default_env):
@@ -50,7 +92,107 @@ def test_default_is_environment_agnostic_with_one_ultraserver(default_env):
     assert capacity_block[0]["Properties"]["Labels"]["eks-ultraserver.io/ultraserver"] == "us-1"
 
 
-def test_ultraserver_subnet_is_in_the_local_zone_with_a_nat_route(default_env):
+# ---------------------------------------------------------------- inventories (snapshots)
+
+
+def test_default_parent_inventory(default_env, snapshot_json):
+    """GIVEN the shipped cdk.json THEN the parent stack holds these resources, parameters and
+    outputs (logical ids only: a changed id is a replaced resource, worth a reviewer's look;
+    the properties are asserted rule by rule in the tests of this file)."""
+    assert _inventory(default_env.template) == snapshot_json
+
+
+def test_three_mixed_shard_inventory(three_env, snapshot_json):
+    """GIVEN three UltraServers THEN each nested stack (shard) holds one UltraServer's node
+    group and launch template, receives the cluster, subnet, node role and security groups
+    as parameters and outputs its node group's name."""
+    assert {shard: _inventory(tpl) for shard, tpl in sorted(three_env.nested.items())} == snapshot_json
+
+
+# ---------------------------------------------------------------- network
+
+
+def test_vpc_spans_two_zones_with_one_nat_gateway_and_logs_rejected_traffic(default_parent):
+    """GIVEN no vpc THEN a 10.0.0.0/16 VPC: a public and a private subnet in each of two
+    zones, one NAT gateway that every private subnet (the UltraServer subnet too) routes to,
+    and a flow log of rejected traffic to CloudWatch Logs."""
+    default_parent.resource_count_is("AWS::EC2::VPC", 1)
+    default_parent.has_resource_properties("AWS::EC2::VPC", {"CidrBlock": "10.0.0.0/16"})
+    public = default_parent.find_resources("AWS::EC2::Subnet", {"Properties": {"MapPublicIpOnLaunch": True}})
+    private = default_parent.find_resources(
+        "AWS::EC2::Subnet", {"Properties": {"MapPublicIpOnLaunch": False}}
+    )
+    assert len(public) == 2 and len(private) == 3, "two public, two private, the UltraServer subnet"
+    for subnets in (public, {k: v for k, v in private.items() if "UltraServerSubnet" not in k}):
+        zones = {json.dumps(s["Properties"]["AvailabilityZone"]) for s in subnets.values()}
+        assert len(zones) == 2, subnets
+    default_parent.resource_count_is("AWS::EC2::NatGateway", 1)
+    to_nat = default_parent.find_resources(
+        "AWS::EC2::Route", {"Properties": {"NatGatewayId": _ref("EnvironmentVpcPublicSubnet1NATGateway")}}
+    )
+    assert len(to_nat) == 3
+    default_parent.resource_count_is("AWS::EC2::FlowLog", 1)
+    default_parent.has_resource_properties(
+        "AWS::EC2::FlowLog",
+        {
+            "ResourceType": "VPC",
+            "ResourceId": _ref("EnvironmentVpc"),
+            "TrafficType": "REJECT",
+            "LogDestinationType": "cloud-watch-logs",
+            "LogGroupName": _ref("EnvironmentFlowLogGroup"),
+        },
+    )
+
+
+def test_vpc_endpoints_for_s3_ecr_and_sts(default_parent):
+    """THEN a gateway endpoint for S3 on the private route tables and the UltraServer
+    subnet's, and interface endpoints (private DNS, private subnets) for ECR's API, ECR's
+    Docker registry and STS: image pulls do not depend on the NAT gateway alone."""
+    default_parent.resource_count_is("AWS::EC2::VPCEndpoint", 4)
+
+    def service(suffix: str) -> dict:
+        return {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, suffix]]}
+
+    default_parent.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {
+            "ServiceName": service(".s3"),
+            "VpcEndpointType": "Gateway",
+            "RouteTableIds": [
+                _ref("EnvironmentVpcPrivateSubnet1RouteTable"),
+                _ref("EnvironmentVpcPrivateSubnet2RouteTable"),
+                _ref("EnvironmentUltraServerSubnetRouteTable"),
+            ],
+        },
+    )
+    for suffix in (".ecr.api", ".ecr.dkr", ".sts"):
+        default_parent.has_resource_properties(
+            "AWS::EC2::VPCEndpoint",
+            {
+                "ServiceName": service(suffix),
+                "VpcEndpointType": "Interface",
+                "PrivateDnsEnabled": True,
+                "SubnetIds": [
+                    _ref("EnvironmentVpcPrivateSubnet1Subnet"),
+                    _ref("EnvironmentVpcPrivateSubnet2Subnet"),
+                ],
+            },
+        )
+
+
+def test_ultraserver_subnet_is_in_the_local_zone_with_a_nat_route(default_env, default_parent):
+    """THEN the UltraServer subnet is a private 10.0.192.0/18 in the reservation's zone,
+    its only route is the default route to the NAT gateway, and its nested stack receives it
+    as the node group's subnet."""
+    default_parent.has_resource_properties(
+        "AWS::EC2::Subnet",
+        {
+            "AvailabilityZone": "us-east-1-dfw-2a",
+            "CidrBlock": "10.0.192.0/18",
+            "MapPublicIpOnLaunch": False,
+            "VpcId": _ref("EnvironmentVpc"),
+        },
+    )
     tpl = default_env
     subnets = {
         k: v
@@ -58,8 +200,7 @@ def test_ultraserver_subnet_is_in_the_local_zone_with_a_nat_route(default_env):
         if v["Properties"].get("AvailabilityZone") == "us-east-1-dfw-2a"
     }
     assert len(subnets) == 1
-    ((subnet_id, subnet),) = subnets.items()
-    assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    ((subnet_id, _),) = subnets.items()
     (table,) = [
         a["Properties"]["RouteTableId"]
         for a in _of_type(tpl, "AWS::EC2::SubnetRouteTableAssociation").values()
@@ -82,63 +223,134 @@ def test_ultraserver_subnet_is_in_the_local_zone_with_a_nat_route(default_env):
     assert nested[0]["Properties"]["Parameters"][param["Ref"]] == {"Ref": subnet_id}
 
 
-def test_vpc_endpoints_for_s3_ecr_and_sts(default_env):
-    tpl = default_env
-    services = json.dumps(
-        [e["Properties"]["ServiceName"] for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values()]
+# ---------------------------------------------------------------- cluster
+
+
+def test_cluster_is_1_36_with_logging_encryption_and_endpoint_access(default_parent):
+    """GIVEN the shipped cdk.json THEN one EKS cluster: Kubernetes 1.36, access entries only
+    (authentication mode API), the five control-plane log types, secrets encrypted with the
+    environment's KMS key (rotating), public and private endpoint access, the control plane
+    in the private subnets, and no Auto Mode (DRA does not run on it)."""
+    default_parent.resource_count_is("AWS::EKS::Cluster", 1)
+    default_parent.has_resource_properties(
+        "AWS::EKS::Cluster",
+        {
+            "Version": "1.36",
+            "AccessConfig": {"AuthenticationMode": "API"},
+            "Logging": {
+                "ClusterLogging": {
+                    "EnabledTypes": [
+                        {"Type": "api"},
+                        {"Type": "audit"},
+                        {"Type": "authenticator"},
+                        {"Type": "controllerManager"},
+                        {"Type": "scheduler"},
+                    ]
+                }
+            },
+            "EncryptionConfig": [
+                {"Provider": {"KeyArn": _arn_of("EnvironmentSecretsKey")}, "Resources": ["secrets"]}
+            ],
+            "ResourcesVpcConfig": Match.object_like(
+                {
+                    "EndpointPublicAccess": True,
+                    "EndpointPrivateAccess": True,
+                    "SubnetIds": [
+                        _ref("EnvironmentVpcPrivateSubnet1Subnet"),
+                        _ref("EnvironmentVpcPrivateSubnet2Subnet"),
+                    ],
+                }
+            ),
+            "ComputeConfig": {"Enabled": False},
+        },
     )
-    for service in (".s3", ".ecr.api", ".ecr.dkr", ".sts"):
-        assert service in services
+    rotating = default_parent.find_resources("AWS::KMS::Key", {"Properties": {"EnableKeyRotation": True}})
+    assert [k for k in rotating if k.startswith("EnvironmentSecretsKey")]
 
 
-def test_s3_gateway_endpoint_serves_the_ultraserver_subnet(default_env):
-    tpl = default_env
-    (s3,) = [
-        e
-        for e in _of_type(tpl, "AWS::EC2::VPCEndpoint").values()
-        if e["Properties"].get("VpcEndpointType") == "Gateway"
-    ]
-    assert any("UltraServerSubnet" in json.dumps(rt) for rt in s3["Properties"]["RouteTableIds"])
+def test_without_admin_only_the_kubectl_handler_has_an_access_entry(default_parent):
+    """GIVEN no adminPrincipalArn THEN the one access entry is CDK's kubectl handler's
+    (cluster admin); the deploy role is admin through EKS's cluster-creator permission."""
+    default_parent.resource_count_is("AWS::EKS::AccessEntry", 1)
+    default_parent.has_resource_properties(
+        "AWS::EKS::AccessEntry",
+        {
+            "ClusterName": _ref("EnvironmentCluster"),
+            "PrincipalArn": _arn_of("EnvironmentClusterKubectlProviderHandlerServiceRole"),
+            "AccessPolicies": [
+                {
+                    "AccessScope": {"Type": "cluster"},
+                    "PolicyArn": CLUSTER_ADMIN_POLICY,
+                }
+            ],
+        },
+    )
 
 
-def test_cluster_is_1_35_with_logging_encryption_and_access_entries(default_env):
-    tpl = default_env
-    (cluster,) = _of_type(tpl, "AWS::EKS::Cluster").values()
-    props = cluster["Properties"]
-    assert props["Version"] == "1.36"
-    assert props["AccessConfig"]["AuthenticationMode"] in ("API", "API_AND_CONFIG_MAP")
-    types = props["Logging"]["ClusterLogging"]["EnabledTypes"]
-    assert {t["Type"] for t in types} == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
-    assert props["EncryptionConfig"][0]["Resources"] == ["secrets"]
-    assert "ComputeConfig" not in props or not props["ComputeConfig"].get("Enabled")
-    key = [k for k in _of_type(tpl, "AWS::KMS::Key").values() if k["Properties"].get("EnableKeyRotation")]
-    assert key
+def test_admin_access_entry(three_parent):
+    """GIVEN adminPrincipalArn THEN a second access entry makes that principal cluster admin."""
+    three_parent.resource_count_is("AWS::EKS::AccessEntry", 2)
+    three_parent.has_resource_properties(
+        "AWS::EKS::AccessEntry",
+        {
+            "ClusterName": _ref("EnvironmentCluster"),
+            "PrincipalArn": "arn:aws:iam::123456789012:role/Admin",
+            "AccessPolicies": [
+                {
+                    "AccessScope": {"Type": "cluster"},
+                    "PolicyArn": CLUSTER_ADMIN_POLICY,
+                }
+            ],
+        },
+    )
 
 
-def test_system_node_group_is_graviton_on_demand(default_env):
-    tpl = default_env
-    (system,) = [
-        g
-        for g in _of_type(tpl, "AWS::EKS::Nodegroup").values()
-        if g["Properties"].get("CapacityType") == "ON_DEMAND"
-    ]
-    assert system["Properties"]["AmiType"] == "AL2023_ARM_64_STANDARD"
-    assert system["Properties"]["InstanceTypes"] == ["m7g.xlarge"]
-    assert system["Properties"]["Labels"] == {"eks-ultraserver.io/node-role": "system"}
+def test_system_node_group_is_graviton_on_demand(default_parent):
+    """THEN two on-demand Graviton m7g.xlarge nodes (AL2023 ARM64, at most four during an
+    update), labelled node-role=system, in the private subnets."""
+    system = default_parent.find_resources(
+        "AWS::EKS::Nodegroup", {"Properties": {"CapacityType": "ON_DEMAND"}}
+    )
+    assert len(system) == 1
+    default_parent.has_resource_properties(
+        "AWS::EKS::Nodegroup",
+        {
+            "CapacityType": "ON_DEMAND",
+            "AmiType": "AL2023_ARM_64_STANDARD",
+            "InstanceTypes": ["m7g.xlarge"],
+            "Labels": {"eks-ultraserver.io/node-role": "system"},
+            "ScalingConfig": {"MinSize": 2, "DesiredSize": 2, "MaxSize": 4},
+            "ClusterName": _ref("EnvironmentCluster"),
+            "Subnets": [
+                _ref("EnvironmentVpcPrivateSubnet1Subnet"),
+                _ref("EnvironmentVpcPrivateSubnet2Subnet"),
+            ],
+        },
+    )
 
 
-def test_managed_addons(default_env):
-    tpl = default_env
-    names = sorted(a["Properties"]["AddonName"] for a in _of_type(tpl, "AWS::EKS::Addon").values())
+def test_managed_addons(default_parent):
+    """THEN the four EKS managed add-ons, each at EKS's default version for the cluster
+    (none pinned in versions.EKS_MANAGED_ADDONS), created once the system nodes exist."""
+    from eks_ultraserver.versions import EKS_MANAGED_ADDONS
+
+    addons = default_parent.find_resources("AWS::EKS::Addon")
+    names = sorted(a["Properties"]["AddonName"] for a in addons.values())
     assert names == ["coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
-
-
-def test_outputs(default_env):
-    tpl = default_env
-    outputs = json.dumps(tpl.template["Outputs"])
-    assert "aws eks update-kubeconfig --name " in outputs
-    assert any(k.startswith("EnvironmentClusterName") for k in tpl.template["Outputs"])
-    assert any("Nodegroupus1" in k for k in tpl.template["Outputs"])
+    for name, version in EKS_MANAGED_ADDONS.items():
+        default_parent.has_resource(
+            "AWS::EKS::Addon",
+            {
+                "Properties": {
+                    "AddonName": name,
+                    "ClusterName": _ref("EnvironmentCluster"),
+                    "AddonVersion": version if version else Match.absent(),
+                },
+                "DependsOn": Match.array_with(
+                    [Match.string_like_regexp("^EnvironmentClusterNodegroupSystemNodes")]
+                ),
+            },
+        )
 
 
 def test_example_reservation_warns(default_env):
@@ -148,7 +360,22 @@ def test_example_reservation_warns(default_env):
     )
 
 
-def test_three_ultraservers_of_mixed_types(three_env):
+def test_the_default_configuration_warns_three_times(default_env):
+    """GIVEN the shipped cdk.json THEN exactly three warnings, each with its
+    acknowledgement id: the example reservation id, the open endpoint and no admin."""
+    warnings = Annotations.from_stack(default_env.stack).find_warning("*", Match.any_value())
+    acks = sorted(str(w.entry.data).rsplit("[ack: ", 1)[-1].rstrip("]") for w in warnings)
+    assert acks == [
+        "eks-ultraserver:endpoint-open-to-the-world",
+        "eks-ultraserver:example-reservation",
+        "eks-ultraserver:no-admin-principal",
+    ]
+
+
+# ---------------------------------------------------------------- UltraServers and shards
+
+
+def test_three_ultraservers_of_mixed_types(three_env, three_parent):
     stack, tpl = three_env.stack, three_env
     assert stack.region == "us-east-1" and stack.account == "123456789012"
     groups = {
@@ -161,17 +388,19 @@ def test_three_ultraservers_of_mixed_types(three_env):
         "us-b": 9,
         "us-c": 18,
     }
-    # one EFA security group and one node role, shared by all three
+    # one EFA security group (all traffic with itself) and one node role, shared by all three
     assert len({json.dumps(g["NodeRole"]) for g in groups.values()}) == 1
     efa = [k for k in _of_type(tpl, "AWS::EC2::SecurityGroup") if "EfaSecurityGroup" in k]
     assert len(efa) == 1
-
-
-def test_admin_access_entry(three_env):
-    tpl = three_env
-    entries = [e["Properties"] for e in _of_type(tpl, "AWS::EKS::AccessEntry").values()]
-    admin = [e for e in entries if e["PrincipalArn"] == "arn:aws:iam::123456789012:role/Admin"]
-    assert admin and "AmazonEKSClusterAdminPolicy" in json.dumps(admin[0]["AccessPolicies"])
+    itself = {"Fn::GetAtt": [efa[0], "GroupId"]}
+    three_parent.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {"GroupId": itself, "SourceSecurityGroupId": itself, "IpProtocol": "-1"},
+    )
+    three_parent.has_resource_properties(
+        "AWS::EC2::SecurityGroupEgress",
+        {"GroupId": itself, "DestinationSecurityGroupId": itself, "IpProtocol": "-1"},
+    )
 
 
 def test_cfn_lint_reports_no_error(default_env, three_env):
@@ -196,12 +425,59 @@ def test_ultraservers_live_in_nested_stacks_chosen_by_name(three_env):
     ]
 
 
-def test_snapshot_default(default_env, snapshot_json):
-    assert default_env.templates() == snapshot_json
+def test_each_shard_gets_the_shared_resources_and_waits_for_the_managed_addons(three_env, three_parent):
+    """GIVEN three UltraServers in three shards THEN three nested stacks, each given the
+    cluster, the UltraServer subnet, the GPU node role and the EFA security group, and each
+    created after (deleted before) the four managed add-ons, VPC CNI among them."""
+    resources = three_env.template["Resources"]
+
+    def one(cfn_type: str, prefix: str = "Environment") -> str:
+        (logical_id,) = [k for k, v in resources.items() if v["Type"] == cfn_type and k.startswith(prefix)]
+        return logical_id
+
+    cluster = one("AWS::EKS::Cluster")
+    expected = [
+        {"Ref": cluster},
+        {"Fn::GetAtt": [cluster, "ClusterSecurityGroupId"]},
+        {"Ref": one("AWS::EC2::Subnet", "EnvironmentUltraServerSubnet")},
+        {"Fn::GetAtt": [one("AWS::IAM::Role", "EnvironmentGpuNodeRole"), "Arn"]},
+        {"Fn::GetAtt": [one("AWS::EC2::SecurityGroup", "EnvironmentEfaSecurityGroup"), "GroupId"]},
+    ]
+    addons = sorted(three_parent.find_resources("AWS::EKS::Addon"))
+    shards = three_parent.find_resources("AWS::CloudFormation::Stack")
+    assert len(shards) == len(three_env.nested) == 3
+    for shard in shards.values():
+        assert sorted(shard["DependsOn"]) == addons
+        given = shard["Properties"]["Parameters"].values()
+        assert sorted(map(json.dumps, given)) == sorted(map(json.dumps, expected))
 
 
-def test_snapshot_three_mixed(three_env, snapshot_json):
-    assert three_env.templates() == snapshot_json
+def test_outputs(three_parent):
+    """THEN the outputs give the cluster name, the kubeconfig command and, for each
+    UltraServer, its node group's name (an output of its nested stack)."""
+    outputs = three_parent.find_outputs("*")
+    three_parent.has_output("*", {"Value": _ref("EnvironmentCluster")})
+    three_parent.has_output(
+        "*",
+        {
+            "Value": {
+                "Fn::Join": [
+                    "",
+                    ["aws eks update-kubeconfig --name ", _ref("EnvironmentCluster"), " --region us-east-1"],
+                ]
+            }
+        },
+    )
+    nodegroups = {k: v for k, v in outputs.items() if k.startswith("EnvironmentNodegroup")}
+    assert sorted(k[:-8] for k in nodegroups) == [
+        "EnvironmentNodegroupusa",
+        "EnvironmentNodegroupusb",
+        "EnvironmentNodegroupusc",
+    ]
+    for output in nodegroups.values():
+        (stack, attribute) = output["Value"]["Fn::GetAtt"]
+        assert stack.startswith("EnvironmentUltraServers") and attribute.endswith("NodegroupName")
+    assert len(outputs) == 5
 
 
 def test_more_than_30_nodegroups_warns_about_the_quota():
@@ -510,24 +786,53 @@ def test_reserved_capacity_outside_the_zone_with_an_existing_vpc_is_refused():
     assert stack.node.try_find_child("Env") is None
 
 
-def test_a_bad_ultraserver_entry_stops_the_environment_before_any_node_group():
+def test_a_bad_ultraserver_entry_is_refused_by_the_spec_itself():
+    """GIVEN an UltraServer entry with a bad reservation id, an instance type instead of an
+    UltraServer type and a name that is no DNS-1123 label WHEN the spec is built THEN one
+    ConfigurationError names each field, the value given and what is allowed (so no
+    environment can receive it)."""
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.model import ConfigurationError
+
+    entry: dict[str, Any] = {
+        "capacity_reservation_id": "cr-nope",
+        "type": "p6e-gb200.36xlarge",
+        "name": "B_",
+    }
+    with pytest.raises(ConfigurationError) as err:
+        UltraServerSpec(**entry)
+    message = str(err.value)
+    assert "capacity_reservation_id: 'cr-nope' is not a Capacity Reservation id" in message
+    assert "type: 'p6e-gb200.36xlarge' is not an UltraServer type" in message
+    assert "name: 'B_' is not a DNS-1123 label" in message
+
+
+def test_duplicate_ultraservers_stop_the_environment_before_any_node_group():
+    """GIVEN three specs, each valid, where two share a name and two a reservation id WHEN
+    the environment is built THEN one ConfigurationError names both duplicates and nothing
+    is added to the stack (no node group, no cluster)."""
     import aws_cdk as cdk
 
     from eks_ultraserver.config import UltraServerSpec
     from eks_ultraserver.constructs.environment import UltraServerEnvironment
     from eks_ultraserver.model import ConfigurationError, UltraServerType
 
+    def spec(reservation: str, name: str) -> UltraServerSpec:
+        return UltraServerSpec(
+            capacity_reservation_id=reservation, type=UltraServerType.U_P6E_GB200X36, name=name
+        )
+
     stack = cdk.Stack(cdk.App(builtin_cloud_formation_validation=False), "S")
-    good = UltraServerSpec(
-        capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="a"
-    )
-    bad = UltraServerSpec(capacity_reservation_id="cr-nope", type="p6e-gb200.36xlarge", name="B_")
+    ultraservers = [
+        spec("cr-0123456789abcdef0", "a"),
+        spec("cr-0123456789abcdef1", "a"),
+        spec("cr-0123456789abcdef0", "b"),
+    ]
     with pytest.raises(ConfigurationError) as err:
-        UltraServerEnvironment(stack, "Env", ultraservers=[good, bad], availability_zone="us-east-1-dfw-2a")
+        UltraServerEnvironment(stack, "Env", ultraservers=ultraservers, availability_zone="us-east-1-dfw-2a")
     message = str(err.value)
-    assert "ultraservers[1].capacity_reservation_id: 'cr-nope'" in message
-    assert "ultraservers[1].type: 'p6e-gb200.36xlarge' is not an UltraServer type" in message
-    assert "ultraservers[1].name: 'B_'" in message
+    assert "ultraservers: duplicate capacity_reservation_id 'cr-0123456789abcdef0'" in message
+    assert "ultraservers: duplicate name 'a'" in message
     assert stack.node.try_find_child("Env") is None
 
 
