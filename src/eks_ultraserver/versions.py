@@ -150,6 +150,8 @@ class ChartVersion:
     #: SHA-256 of a release manifest (components shipped without a Helm chart).
     sha256: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: Newer upstream releases that are not pinned, and why (the versions table shows it).
+    newer: str = ""
 
 
 GPU_OPERATOR = ChartVersion(
@@ -166,6 +168,7 @@ GPU_OPERATOR = ChartVersion(
         "v26.7.0 ships ComputeDomain CRDs that clash with the DRA driver chart."
     ),
     extra={"device_plugin": "v0.19.3"},
+    newer="v26.7.0: ships ComputeDomain CRDs that clash with the DRA driver chart (refused next to it)",
 )
 
 #: Device plugin version of each GPU Operator chart version we know (``devicePlugin.version``
@@ -187,6 +190,7 @@ DRA_DRIVER = ChartVersion(
     namespace="nvidia-dra-driver-gpu",
     release="nvidia-dra-driver-gpu",
     notes="Where the project moved; ComputeDomain numNodes optional (0 = elastic).",
+    newer="0.5.0 (2026-08): its chart values and CRD are not in tests/third_party yet; once they are, bumping is a one-line change here",
 )
 
 DRA_DRIVER_LEGACY = ChartVersion(
@@ -238,6 +242,7 @@ MPI_OPERATOR = ChartVersion(
         "but its tagged manifest could not be obtained and checksummed here, so v0.8.0 is pinned."
     ),
     sha256="b38def13a94abe60b2a4b3485239d77f64892b8fbd202e9e435a6031b7500a8f",
+    newer="v0.8.2 (v0.8.1 never shipped; same content as v0.8.0 per upstream RELEASE.md): its tagged manifest could not be obtained with provenance yet",
 )
 
 KARPENTER = ChartVersion(
@@ -249,6 +254,7 @@ KARPENTER = ChartVersion(
     namespace="kube-system",
     release="karpenter",
     notes="Burst capacity only: never provisions UltraServer nodes (no DRA support).",
+    newer="1.15.x (alpha DRA, no ComputeDomains): its chart values and CRDs are not in tests/third_party yet; once they are, bumping is a one-line change here",
 )
 
 #: AMI of Karpenter's GPU EC2NodeClasses: the EKS-optimized AL2023 AMI, whose NVIDIA variant
@@ -305,33 +311,35 @@ ALL_CHARTS: tuple[ChartVersion, ...] = (
 
 
 def markdown_table() -> str:
-    """The README's version table, generated from this module."""
+    """The versions table of docs/versions.md, generated from this module."""
     rows = [
-        "| component | chart | version | app version | repository |",
-        "|---|---|---|---|---|",
+        "| component | chart | version | app version | repository | newer upstream, not pinned |",
+        "|---|---|---|---|---|---|",
         "| Kubernetes (EKS) | - | "
         + ", ".join(SUPPORTED_KUBERNETES_VERSIONS)
-        + f" (default {DEFAULT_KUBERNETES_VERSION}) | - | - |",
+        + f" (default {DEFAULT_KUBERNETES_VERSION}) | - | - | - |",
         "| EKS standard support ends | - | "
         + ", ".join(
             f"{v}: {EKS_STANDARD_SUPPORT_ENDS[v] or 'not announced'}" for v in SUPPORTED_KUBERNETES_VERSIONS
         )
-        + " | - | then 12 months of extended support, billed higher |",
-        f"| EKS AL2023 ARM64 NVIDIA AMI | - | release v{MIN_AMI_RELEASE_DATE} or later | - | - |",
+        + " | - | then 12 months of extended support, billed higher | - |",
+        f"| EKS AL2023 ARM64 NVIDIA AMI | - | release v{MIN_AMI_RELEASE_DATE} or later | - | - | - |",
     ]
     for c in ALL_CHARTS:
-        rows.append(f"| {c.component} | `{c.chart}` | {c.version} | {c.app_version} | `{c.repository}` |")
+        rows.append(
+            f"| {c.component} | `{c.chart}` | {c.version} | {c.app_version} | `{c.repository}` | {c.newer or '-'} |"
+        )
     for addon, version in EKS_MANAGED_ADDONS.items():
         shown = version or "EKS default for the cluster's Kubernetes version"
-        rows.append(f"| EKS managed add-on | `{addon}` | {shown} | - | - |")
+        rows.append(f"| EKS managed add-on | `{addon}` | {shown} | - | - | - |")
     for what, image in (
         ("nvbandwidth validation image", NVBANDWIDTH_IMAGE),
         ("IMEX channel check image", IMEX_CHECK_IMAGE),
     ):
-        rows.append(f"| {what} | - | `{image}` | - | - |")
+        rows.append(f"| {what} | - | `{image}` | - | - | - |")
     rows.append(
         "| NCCL tests image (arm64) | - | none pinned: build "
-        f"[nccl-tests-gb200.Dockerfile]({NCCL_TESTS_DOCKERFILE}) and pass `--nccl-image` | - | - |"
+        f"[nccl-tests-gb200.Dockerfile]({NCCL_TESTS_DOCKERFILE}) and pass `--nccl-image` | - | - | - |"
     )
-    rows.append(f"| API versions | - | `{COMPUTE_DOMAIN_API_VERSION}`, `{MPIJOB_API_VERSION}` | - | - |")
+    rows.append(f"| API versions | - | `{COMPUTE_DOMAIN_API_VERSION}`, `{MPIJOB_API_VERSION}` | - | - | - |")
     return "\n".join(rows) + "\n"
