@@ -20,17 +20,17 @@ it began (the template's value), so there is no drift from that step; the versio
 not in the template unless the app pins ``kubernetes_version``/``release_version`` on
 ``UltraServerNodeGroup`` (then set the same values in the app before the next deploy).
 See docs/operations.md, "Upgrading".
+
+The pure plan is in ``upgrade_plan``, the AWS calls and waits in ``upgrade_aws``; this
+module is the command line: arguments, run, rendering.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,342 +46,22 @@ from eks_ultraserver.commands.common import (
     open_session,
     table,
 )
+from eks_ultraserver.commands.upgrade_aws import (
+    UpgradeRefused,
+    Waits,
+    apply_plan,
+    capacity_block_nodegroups,
+    describe_nodegroup,
+    latest_release,
+)
+from eks_ultraserver.commands.upgrade_plan import NodegroupPlan, NodegroupState, plan_nodegroup
+
+__all__ = ["NodegroupPlan", "NodegroupState", "UpgradeRefused", "plan_nodegroup", "register", "run"]
 
 #: Replaced in tests; the waits call it between polls.
 sleep: Callable[[float], None] = time.sleep
 #: Replaced in tests; the waits measure their timeout with it.
 monotonic: Callable[[], float] = time.monotonic
-
-
-class UpgradeRefused(Exception):
-    """A node group cannot be upgraded safely now; the message says why and what to do."""
-
-
-# --------------------------------------------------------------------------------------
-# Plan
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class NodegroupState:
-    """What ``DescribeNodegroup`` says, reduced to what the upgrade needs."""
-
-    name: str
-    status: str
-    capacity_type: str
-    version: str
-    release_version: str
-    min_size: int
-    desired_size: int
-    max_size: int
-    auto_scaling_groups: tuple[str, ...]
-    capacity_reservation_id: str | None
-
-    @classmethod
-    def from_api(cls, ng: Mapping[str, Any]) -> NodegroupState:
-        scaling = ng.get("scalingConfig", {})
-        asgs = tuple(g["name"] for g in ng.get("resources", {}).get("autoScalingGroups", []) if g.get("name"))
-        return cls(
-            name=ng["nodegroupName"],
-            status=ng.get("status", ""),
-            capacity_type=ng.get("capacityType", ""),
-            version=ng.get("version", ""),
-            release_version=ng.get("releaseVersion", ""),
-            min_size=int(scaling.get("minSize", 0)),
-            desired_size=int(scaling.get("desiredSize", 0)),
-            max_size=int(scaling.get("maxSize", 0)),
-            auto_scaling_groups=asgs,
-            capacity_reservation_id=(ng.get("tags") or {}).get("eks-ultraserver:capacity-reservation-id"),
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class NodegroupPlan:
-    state: NodegroupState
-    target_version: str
-    target_release: str | None
-    restore_min: int
-    restore_desired: int
-    #: "upgrade", "up-to-date" or "refused"
-    action: str
-    reason: str = ""
-    steps: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        s = self.state
-        return {
-            "nodegroup": s.name,
-            "capacityType": s.capacity_type,
-            "capacityReservationId": s.capacity_reservation_id,
-            "status": s.status,
-            "from": {"version": s.version, "releaseVersion": s.release_version},
-            "to": {"version": self.target_version, "releaseVersion": self.target_release},
-            "scaling": {"minSize": s.min_size, "desiredSize": s.desired_size, "maxSize": s.max_size},
-            "restore": {
-                "minSize": self.restore_min,
-                "desiredSize": self.restore_desired,
-                "maxSize": s.max_size,
-            },
-            "action": self.action,
-            "reason": self.reason,
-            "steps": list(self.steps),
-        }
-
-
-def _minor(version: str) -> tuple[int, int]:
-    from eks_ultraserver.versions import parse_kubernetes_version
-
-    return parse_kubernetes_version(version)
-
-
-def plan_nodegroup(
-    state: NodegroupState,
-    *,
-    cluster_version: str,
-    target_version: str,
-    target_release: str | None,
-    restore_size: int | None,
-) -> NodegroupPlan:
-    """What the upgrade of one node group would do; pure (no AWS calls)."""
-    if restore_size is not None:
-        restore_min = restore_desired = restore_size
-    else:
-        restore_min, restore_desired = state.min_size, state.desired_size
-    plan = functools.partial(
-        NodegroupPlan,
-        state=state,
-        target_version=target_version,
-        target_release=target_release,
-        restore_min=restore_min,
-        restore_desired=restore_desired,
-    )
-
-    def refused(reason: str) -> NodegroupPlan:
-        return plan(action="refused", reason=reason)
-
-    if restore_desired > state.max_size:
-        return refused(
-            f"--restore-size {restore_desired} is above the node group's max size {state.max_size} "
-            "(the UltraServer's instance count)"
-        )
-    if state.version and _minor(target_version) < _minor(state.version):
-        return refused(
-            f"the node group runs Kubernetes {state.version}; EKS cannot roll it back to {target_version}"
-        )
-    if _minor(target_version) > _minor(cluster_version):
-        return refused(
-            f"Kubernetes {target_version} is newer than the control plane ({cluster_version}): "
-            "upgrade the cluster first (set kubernetesVersion in cdk.json and cdk deploy)"
-        )
-    if state.version == target_version and target_release and state.release_version == target_release:
-        return plan(action="up-to-date", reason=f"already at {target_version} / {target_release}")
-    if state.status != "ACTIVE":
-        return refused(
-            f"status is {state.status}, not ACTIVE: wait for the current update to finish "
-            "(aws eks describe-nodegroup) and fix any health issue first"
-        )
-    steps = []
-    if state.desired_size or state.min_size:
-        steps.append(
-            f"scale to zero: min {state.min_size}->0, desired {state.desired_size}->0, max {state.max_size} "
-            f"kept; wait until its Auto Scaling group has no instances (running pods are drained)"
-        )
-    else:
-        steps.append("scale to zero: already min 0 / desired 0")
-    release = f" / AMI release {target_release}" if target_release else " / latest AMI release"
-    steps.append(
-        f"update: Kubernetes {state.version or '?'} -> {target_version}{release} "
-        f"(from {state.release_version or '?'}), only once desired size is 0; wait"
-    )
-    if restore_desired:
-        steps.append(
-            f"restore: min {restore_min}, desired {restore_desired}, max {state.max_size}; wait for ACTIVE "
-            "(nodes join while the Capacity Block is active)"
-        )
-    else:
-        steps.append(
-            "restore: none, the node group was already at 0 (pass --restore-size N to bring N nodes back)"
-        )
-    note = ""
-    if state.capacity_type != "CAPACITY_BLOCK":
-        note = (
-            f"capacity type {state.capacity_type or '?'}: the scale-to-zero step is not required, done anyway"
-        )
-    return plan(action="upgrade", reason=note, steps=tuple(steps))
-
-
-# --------------------------------------------------------------------------------------
-# AWS calls
-# --------------------------------------------------------------------------------------
-
-
-def describe_nodegroup(eks: Any, cluster: str, nodegroup: str) -> NodegroupState:
-    from eks_ultraserver.aws_checks import call
-
-    return NodegroupState.from_api(
-        call("eks:DescribeNodegroup", eks.describe_nodegroup, clusterName=cluster, nodegroupName=nodegroup)[
-            "nodegroup"
-        ]
-    )
-
-
-def capacity_block_nodegroups(eks: Any, cluster: str) -> list[NodegroupState]:
-    """Every node group of the cluster whose capacity type is ``CAPACITY_BLOCK``."""
-    from eks_ultraserver.aws_checks import call
-
-    names: list[str] = []
-    kwargs: dict[str, Any] = {"clusterName": cluster}
-    while True:
-        page = call("eks:ListNodegroups", eks.list_nodegroups, **kwargs)
-        names += page.get("nodegroups", [])
-        if not page.get("nextToken"):
-            break
-        kwargs["nextToken"] = page["nextToken"]
-    states = [describe_nodegroup(eks, cluster, n) for n in names]
-    return [s for s in states if s.capacity_type == "CAPACITY_BLOCK"]
-
-
-def latest_release(ssm: Any, kubernetes_version: str) -> str | None:
-    """The recommended AL2023 ARM64 NVIDIA AMI release for a version (SSM), or ``None``."""
-    from eks_ultraserver.aws_checks import describe_ami
-
-    return describe_ami(ssm, kubernetes_version).release_version
-
-
-@dataclass(kw_only=True, slots=True)
-class Waits:
-    poll_seconds: float = 30.0
-    timeout_seconds: float = 3600.0
-    progress: Callable[[str], None] = field(default=lambda _m: None)
-
-
-def wait_for_update(eks: Any, cluster: str, nodegroup: str, update: Mapping[str, Any], waits: Waits) -> None:
-    """Polls ``DescribeUpdate`` until the update leaves InProgress, then waits for ACTIVE."""
-    from eks_ultraserver.aws_checks import call
-
-    update_id, kind = update["id"], update.get("type", "update")
-    started = monotonic()
-    status = update.get("status", "InProgress")
-    while status == "InProgress":
-        elapsed = monotonic() - started
-        if elapsed > waits.timeout_seconds:
-            raise UpgradeRefused(
-                f"{nodegroup}: {kind} {update_id} still InProgress after {int(elapsed // 60)} min; "
-                f"check 'aws eks describe-update --name {cluster} --nodegroup-name {nodegroup} "
-                f"--update-id {update_id}' and rerun this command when it is done"
-            )
-        waits.progress(f"{nodegroup}: {kind} {update_id} InProgress ({int(elapsed)} s)")
-        sleep(waits.poll_seconds)
-        current = call(
-            "eks:DescribeUpdate",
-            eks.describe_update,
-            name=cluster,
-            updateId=update_id,
-            nodegroupName=nodegroup,
-        )["update"]
-        status = current.get("status", "")
-        update = current
-    if status != "Successful":
-        errors = "; ".join(
-            f"{e.get('errorCode', '?')}: {e.get('errorMessage', '')}" for e in update.get("errors", [])
-        )
-        raise UpgradeRefused(
-            f"{nodegroup}: {kind} {update_id} ended {status}{': ' + errors if errors else ''}; "
-            "fix the cause, then rerun this command (it continues from the node group's current state)"
-        )
-    waits.progress(f"{nodegroup}: {kind} {update_id} Successful; waiting for ACTIVE")
-    delay = max(1, int(waits.poll_seconds)) if waits.poll_seconds else 0
-    attempts = max(1, math.ceil(waits.timeout_seconds / max(waits.poll_seconds, 1)))
-    call(
-        "eks:DescribeNodegroup",
-        eks.get_waiter("nodegroup_active").wait,
-        clusterName=cluster,
-        nodegroupName=nodegroup,
-        WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
-    )
-
-
-def wait_for_no_instances(autoscaling: Any, state: NodegroupState, waits: Waits) -> None:
-    """Waits until the node group's Auto Scaling groups have no instances left."""
-    from eks_ultraserver.aws_checks import call
-
-    if not state.auto_scaling_groups:
-        return
-    started = monotonic()
-    while True:
-        groups = call(
-            "autoscaling:DescribeAutoScalingGroups",
-            autoscaling.describe_auto_scaling_groups,
-            AutoScalingGroupNames=list(state.auto_scaling_groups),
-        ).get("AutoScalingGroups", [])
-        left = sum(len(g.get("Instances", [])) for g in groups)
-        if left == 0:
-            waits.progress(f"{state.name}: no instances left")
-            return
-        elapsed = monotonic() - started
-        if elapsed > waits.timeout_seconds:
-            raise UpgradeRefused(
-                f"{state.name}: {left} instance(s) still running after {int(elapsed // 60)} min at "
-                "desired size 0; check pod disruption budgets that block draining, then rerun"
-            )
-        waits.progress(f"{state.name}: {left} instance(s) terminating ({int(elapsed)} s)")
-        sleep(waits.poll_seconds)
-
-
-def apply_plan(plan: NodegroupPlan, *, eks: Any, autoscaling: Any, cluster: str, waits: Waits) -> None:
-    """Runs the three steps of one node group's plan. Raises :class:`UpgradeRefused`."""
-    from eks_ultraserver.aws_checks import call
-
-    name = plan.state.name
-    state = describe_nodegroup(eks, cluster, name)
-    if state.status != "ACTIVE":
-        raise UpgradeRefused(f"{name}: status is {state.status}, not ACTIVE; wait and rerun")
-
-    # 1. scale to zero
-    if state.desired_size or state.min_size:
-        waits.progress(f"{name}: scaling to zero (desired {state.desired_size} -> 0)")
-        update = call(
-            "eks:UpdateNodegroupConfig",
-            eks.update_nodegroup_config,
-            clusterName=cluster,
-            nodegroupName=name,
-            scalingConfig={"minSize": 0, "desiredSize": 0, "maxSize": state.max_size},
-        )["update"]
-        wait_for_update(eks, cluster, name, update, waits)
-    wait_for_no_instances(autoscaling, state, waits)
-
-    # 2. update the version, never while desired > 0 (EKS user guide, capacity-blocks-mng)
-    state = describe_nodegroup(eks, cluster, name)
-    if state.desired_size != 0:
-        raise UpgradeRefused(
-            f"{name}: desired size is {state.desired_size}, not 0: refusing to update the version "
-            "(the EKS guide requires desired size 0 for Capacity Block node groups); something "
-            "scaled it back up: find out what, then rerun"
-        )
-    kwargs: dict[str, Any] = {"clusterName": cluster, "nodegroupName": name, "version": plan.target_version}
-    if plan.target_release:
-        kwargs["releaseVersion"] = plan.target_release
-    waits.progress(
-        f"{name}: updating to Kubernetes {plan.target_version} {plan.target_release or ''}".rstrip()
-    )
-    update = call("eks:UpdateNodegroupVersion", eks.update_nodegroup_version, **kwargs)["update"]
-    wait_for_update(eks, cluster, name, update, waits)
-
-    # 3. restore the size
-    if plan.restore_desired:
-        waits.progress(f"{name}: restoring desired size {plan.restore_desired}")
-        update = call(
-            "eks:UpdateNodegroupConfig",
-            eks.update_nodegroup_config,
-            clusterName=cluster,
-            nodegroupName=name,
-            scalingConfig={
-                "minSize": plan.restore_min,
-                "desiredSize": plan.restore_desired,
-                "maxSize": state.max_size,
-            },
-        )["update"]
-        wait_for_update(eks, cluster, name, update, waits)
 
 
 # --------------------------------------------------------------------------------------
@@ -565,7 +245,11 @@ def run(args: argparse.Namespace) -> int:
     code = EXIT_PROBLEM if any(p.action == "refused" for p in plans) else EXIT_OK
     if args.apply and code == EXIT_OK:
         waits = Waits(
-            poll_seconds=args.poll_seconds, timeout_seconds=args.timeout_minutes * 60, progress=progress
+            poll_seconds=args.poll_seconds,
+            timeout_seconds=args.timeout_minutes * 60,
+            progress=progress,
+            sleep=sleep,
+            monotonic=monotonic,
         )
         for plan in plans:
             if plan.action != "upgrade":
