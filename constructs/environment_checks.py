@@ -13,7 +13,6 @@ from eks_ultraserver.config import (
     EndpointAccess,
     UltraServerSpec,
     public_access_cidr_problems,
-    ultraserver_entry_problems,
 )
 from eks_ultraserver.constructs.addons import AddonsPlan, GpuPlatformAddons
 from eks_ultraserver.constructs.cluster import SYSTEM_NODE_SELECTOR
@@ -85,20 +84,15 @@ def check_environment(
 
 
 def _ultraserver_problems(ultraservers: Sequence[UltraServerSpec], problems: Problems) -> None:
-    """At least one UltraServer; each entry valid (checked here as well as in each node
-    group, so that a bad entry stops everything); no duplicate id or name; no nested stack
-    fuller than it may be."""
+    """At least one UltraServer; each an ``UltraServerSpec`` (which checked its own fields
+    when it was made); no duplicate id or name; no nested stack fuller than it may be."""
     if not ultraservers:
         problems.add("ultraservers: empty; give at least one Capacity Block")
-    for i, u in enumerate(ultraservers):
-        ultraserver_entry_problems(
-            f"ultraservers[{i}]",
-            reservation_id=u.capacity_reservation_id,
-            type=u.type,
-            name=u.name,
-            keys=("capacity_reservation_id", "type", "name"),
-            problems=problems,
-        )
+    given: Sequence[object] = ultraservers
+    if not all(isinstance(u, UltraServerSpec) for u in given):
+        wrong = [f"[{i}] {u!r}" for i, u in enumerate(given) if not isinstance(u, UltraServerSpec)]
+        problems.add(f"ultraservers: not UltraServerSpec values: {', '.join(wrong)}")
+        return
     for attr in ("capacity_reservation_id", "name"):
         values = [getattr(u, attr) for u in ultraservers]
         dupes = sorted({v for v in values if values.count(v) > 1})

@@ -1256,3 +1256,24 @@ def test_an_existing_vpc_from_cdk_json_runs_the_ultraservers_in_the_subnets_name
         )
     with pytest.raises(ConfigurationError, match=r"ultraServerSubnetIds: .* given without vpcId"):
         synth_environment({"ultraServerSubnetIds": "subnet-0123456789abcdef0"})
+
+
+def test_ultraservers_must_be_specs_which_checked_themselves():
+    """GIVEN a plain dict where an UltraServerSpec belongs WHEN the environment is built THEN
+    one error names the entry (each UltraServerSpec validated its fields when it was made,
+    so the environment does not check them again)."""
+    import aws_cdk as cdk
+
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+    from eks_ultraserver.model import ConfigurationError
+
+    stack = cdk.Stack(cdk.App(), "S")
+    entry = {"capacity_reservation_id": "cr-0123456789abcdef0", "type": "u-p6e-gb200x72", "name": "us-1"}
+    with pytest.raises(ConfigurationError, match=r"ultraservers: not UltraServerSpec values: \[0\] \{"):
+        UltraServerEnvironment(
+            stack,
+            "Env",
+            ultraservers=[entry],  # type: ignore[list-item]  # the wrong type on purpose
+            availability_zone="us-east-1-dfw-2a",
+        )
+    assert [c for c in stack.node.find_all() if isinstance(c, cdk.CfnResource)] == []
