@@ -14,7 +14,8 @@ in aws/karpenter-provider-aws) and its Helm installation step:
   owned``, ``eks:eks-cluster-name``, ``karpenter.sh/nodepool``, ``karpenter.k8s.aws/
   ec2nodeclass``), so Karpenter can only create, tag and terminate what it launched for this
   cluster, and pass only its own node role. Because the cluster name is part of condition
-  *keys*, each document is a JSON string resolved with ``Fn::Sub`` (as upstream does);
+  *keys*, each document is a JSON string resolved with ``Fn::Sub`` (as upstream does;
+  the documents are in ``karpenter_policies.py``);
 - the interruption queue (SQS, SSE with SQS-managed keys, TLS enforced, 5-minute retention)
   and EventBridge rules for Spot interruption warnings, rebalance recommendations, instance
   state changes, scheduled changes (AWS Health) and capacity-reservation interruption
@@ -39,7 +40,6 @@ Karpenter never provisions UltraServer nodes: the NodePools exclude ``p6e-gb200`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,6 +63,7 @@ from eks_ultraserver.charts.helm_values import (
 from eks_ultraserver.charts.karpenter import DISCOVERY_TAG, KarpenterGpuCapacityChart
 from eks_ultraserver.constructs.iam import node_role as new_node_role
 from eks_ultraserver.constructs.jsii_calls import is_token
+from eks_ultraserver.constructs.karpenter_policies import controller_policies, policy_document
 from eks_ultraserver.constructs.nag import suppress, suppress_node_role
 from eks_ultraserver.model import (
     SYSTEM_NODE_LABEL,
@@ -89,275 +90,6 @@ INTERRUPTION_EVENTS: tuple[tuple[str, str, str], ...] = (
         "EC2 Capacity Reservation Instance Interruption Warning",
     ),
 )
-
-
-def _arn(resource: str, *, account: str = "*") -> str:
-    return f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}:{account}:{resource}"
-
-
-_TAGGED_BY_CLUSTER = {"aws:ResourceTag/kubernetes.io/cluster/${ClusterName}": "owned"}
-_LAUNCHED_RESOURCES = [
-    _arn("fleet/*"),
-    _arn("instance/*"),
-    _arn("volume/*"),
-    _arn("network-interface/*"),
-    _arn("launch-template/*"),
-    _arn("spot-instances-request/*"),
-]
-
-
-def controller_policies() -> dict[str, dict[str, Any]]:
-    """The controller's policy documents (name -> document), with ``${ClusterName}``,
-    ``${NodeRoleArn}``, ``${QueueArn}`` and CloudFormation pseudo parameters left for
-    ``Fn::Sub``. Statements as in Karpenter's v1.14 getting-started template."""
-    return {
-        "NodeLifecycle": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AllowScopedEC2InstanceAccessActions",
-                    "Effect": "Allow",
-                    "Resource": [
-                        "arn:${AWS::Partition}:ec2:${AWS::Region}::image/*",
-                        "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*",
-                        _arn("security-group/*"),
-                        _arn("subnet/*"),
-                        _arn("capacity-reservation/*"),
-                        _arn("placement-group/*"),
-                    ],
-                    "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
-                },
-                {
-                    "Sid": "AllowScopedEC2LaunchTemplateAccessActions",
-                    "Effect": "Allow",
-                    "Resource": _arn("launch-template/*"),
-                    "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
-                    "Condition": {
-                        "StringEquals": dict(_TAGGED_BY_CLUSTER),
-                        "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-                    },
-                },
-                {
-                    "Sid": "AllowScopedEC2InstanceActionsWithTags",
-                    "Effect": "Allow",
-                    "Resource": list(_LAUNCHED_RESOURCES),
-                    "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
-                    "Condition": {
-                        "StringEquals": {
-                            "aws:RequestTag/kubernetes.io/cluster/${ClusterName}": "owned",
-                            "aws:RequestTag/eks:eks-cluster-name": "${ClusterName}",
-                        },
-                        "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
-                    },
-                },
-                {
-                    "Sid": "AllowScopedResourceCreationTagging",
-                    "Effect": "Allow",
-                    "Resource": list(_LAUNCHED_RESOURCES),
-                    "Action": "ec2:CreateTags",
-                    "Condition": {
-                        "StringEquals": {
-                            "aws:RequestTag/kubernetes.io/cluster/${ClusterName}": "owned",
-                            "aws:RequestTag/eks:eks-cluster-name": "${ClusterName}",
-                            "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"],
-                        },
-                        "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
-                    },
-                },
-                {
-                    "Sid": "AllowScopedResourceTagging",
-                    "Effect": "Allow",
-                    "Resource": _arn("instance/*"),
-                    "Action": "ec2:CreateTags",
-                    "Condition": {
-                        "StringEquals": dict(_TAGGED_BY_CLUSTER),
-                        "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-                        "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": "${ClusterName}"},
-                        "ForAllValues:StringEquals": {
-                            "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
-                        },
-                    },
-                },
-                {
-                    "Sid": "AllowScopedDeletion",
-                    "Effect": "Allow",
-                    "Resource": [_arn("instance/*"), _arn("launch-template/*")],
-                    "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
-                    "Condition": {
-                        "StringEquals": dict(_TAGGED_BY_CLUSTER),
-                        "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-                    },
-                },
-            ],
-        },
-        "IAMIntegration": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AllowPassingInstanceRole",
-                    "Effect": "Allow",
-                    "Resource": "${NodeRoleArn}",
-                    "Action": "iam:PassRole",
-                    "Condition": {
-                        "StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}
-                    },
-                },
-                {
-                    "Sid": "AllowScopedInstanceProfileCreationActions",
-                    "Effect": "Allow",
-                    "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*",
-                    "Action": ["iam:CreateInstanceProfile"],
-                    "Condition": {
-                        "StringEquals": {
-                            "aws:RequestTag/kubernetes.io/cluster/${ClusterName}": "owned",
-                            "aws:RequestTag/eks:eks-cluster-name": "${ClusterName}",
-                            "aws:RequestTag/topology.kubernetes.io/region": "${AWS::Region}",
-                        },
-                        "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"},
-                    },
-                },
-                {
-                    "Sid": "AllowScopedInstanceProfileTagActions",
-                    "Effect": "Allow",
-                    "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*",
-                    "Action": ["iam:TagInstanceProfile"],
-                    "Condition": {
-                        "StringEquals": {
-                            "aws:ResourceTag/kubernetes.io/cluster/${ClusterName}": "owned",
-                            "aws:ResourceTag/topology.kubernetes.io/region": "${AWS::Region}",
-                            "aws:RequestTag/kubernetes.io/cluster/${ClusterName}": "owned",
-                            "aws:RequestTag/eks:eks-cluster-name": "${ClusterName}",
-                            "aws:RequestTag/topology.kubernetes.io/region": "${AWS::Region}",
-                        },
-                        "StringLike": {
-                            "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
-                            "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*",
-                        },
-                    },
-                },
-                {
-                    "Sid": "AllowScopedInstanceProfileActions",
-                    "Effect": "Allow",
-                    "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*",
-                    "Action": [
-                        "iam:AddRoleToInstanceProfile",
-                        "iam:RemoveRoleFromInstanceProfile",
-                        "iam:DeleteInstanceProfile",
-                    ],
-                    "Condition": {
-                        "StringEquals": {
-                            "aws:ResourceTag/kubernetes.io/cluster/${ClusterName}": "owned",
-                            "aws:ResourceTag/topology.kubernetes.io/region": "${AWS::Region}",
-                        },
-                        "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"},
-                    },
-                },
-            ],
-        },
-        "EKSIntegration": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AllowAPIServerEndpointDiscovery",
-                    "Effect": "Allow",
-                    "Resource": "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${ClusterName}",
-                    "Action": "eks:DescribeCluster",
-                }
-            ],
-        },
-        "Interruption": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AllowInterruptionQueueActions",
-                    "Effect": "Allow",
-                    "Resource": "${QueueArn}",
-                    "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
-                }
-            ],
-        },
-        "ResourceDiscovery": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AllowRegionalReadActions",
-                    "Effect": "Allow",
-                    "Resource": "*",
-                    "Action": [
-                        "ec2:DescribeCapacityReservations",
-                        "ec2:DescribeImages",
-                        "ec2:DescribeInstances",
-                        "ec2:DescribeInstanceStatus",
-                        "ec2:DescribeInstanceTypeOfferings",
-                        "ec2:DescribeInstanceTypes",
-                        "ec2:DescribeLaunchTemplates",
-                        "ec2:DescribePlacementGroups",
-                        "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeSpotPriceHistory",
-                        "ec2:DescribeSubnets",
-                    ],
-                    "Condition": {"StringEquals": {"aws:RequestedRegion": "${AWS::Region}"}},
-                },
-                {
-                    "Sid": "AllowSSMReadActions",
-                    "Effect": "Allow",
-                    "Resource": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/*",
-                    "Action": "ssm:GetParameter",
-                },
-                {
-                    "Sid": "AllowPricingReadActions",
-                    "Effect": "Allow",
-                    "Resource": "*",
-                    "Action": "pricing:GetProducts",
-                },
-                {
-                    "Sid": "AllowUnscopedInstanceProfileListAction",
-                    "Effect": "Allow",
-                    "Resource": "*",
-                    "Action": "iam:ListInstanceProfiles",
-                },
-                {
-                    "Sid": "AllowInstanceProfileReadActions",
-                    "Effect": "Allow",
-                    "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/*",
-                    "Action": "iam:GetInstanceProfile",
-                },
-            ],
-        },
-    }
-
-
-def _has_variable_key(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any("${" in k or _has_variable_key(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_variable_key(v) for v in value)
-    return False
-
-
-def _sub(text: str, variables: Mapping[str, str]) -> Any:
-    used = {k: v for k, v in variables.items() if f"${{{k}}}" in text}
-    return cdk.Fn.sub(text, used) if used else cdk.Fn.sub(text)
-
-
-def _policy_document(document: dict[str, Any], variables: Mapping[str, str]) -> Any:
-    """A policy document for CloudFormation. Where a condition *key* names the cluster
-    (``aws:ResourceTag/kubernetes.io/cluster/${ClusterName}``), the whole document is one
-    ``Fn::Sub`` JSON string, as in Karpenter's template (a key cannot be an intrinsic);
-    otherwise an object whose strings with ``${...}`` are ``Fn::Sub`` each."""
-    if _has_variable_key(document):
-        return _sub(json.dumps(document, separators=(",", ":")), variables)
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, str) and "${" in value:
-            return _sub(value, variables)
-        return value
-
-    return walk(document)
 
 
 def discovery_name(cluster: eks.ICluster) -> str:
@@ -485,7 +217,7 @@ class Karpenter(Construct):
                 f"{name}Policy",
                 description=f"Karpenter controller: {name} (eks-ultraserver)",
                 roles=[self.controller_role.role_name],
-                policy_document=_policy_document(document, variables),
+                policy_document=policy_document(document, variables),
             )
         self.pod_identity = eks.CfnPodIdentityAssociation(
             self,
