@@ -23,6 +23,7 @@ MODEL = (
     "patterns",
     "context",
     "settings",
+    "endpoint_access",
     "config",
     "instance_types",
     "quotas",

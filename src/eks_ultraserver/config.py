@@ -22,20 +22,18 @@ from typing import Any
 
 from eks_ultraserver.capacity_reader import read_capacity
 from eks_ultraserver.context import decoded, example_flag, read_context_files
+from eks_ultraserver.endpoint_access import OPEN_TO_THE_WORLD, EndpointAccess, public_access_cidr_problems
 from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
 from eks_ultraserver.model import INVALID, ConfigurationError, Problems
 from eks_ultraserver.settings import (
     ADDON_KEYS,
     EXAMPLE_RESERVATION_ID,
     EXAMPLE_ULTRASERVERS,
-    OPEN_TO_THE_WORLD,
     AddonsConfig,
     DraDriverLine,
     EfaMode,
-    EndpointAccess,
     EnvironmentConfig,
     UltraServerSpec,
-    public_access_cidr_problems,
     ultraserver_entry_problems,
 )
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
