@@ -26,11 +26,13 @@ Facts used here, and where they come from:
   STANDARD_SUPPORT | EXTENDED_SUPPORT | UNSUPPORTED; ``status`` is deprecated).
 
 The checks live in modules by concern: ``errors`` (botocore errors, one call at a time),
-``findings`` (results), ``reservations`` (the UltraServers' Capacity Blocks), ``platform``
+``findings`` (results), ``reservations`` and ``capacity_blocks`` (the UltraServers' Capacity
+Blocks: the reservations, then each block's UltraServer type and interconnect), ``platform``
 (AMI, Kubernetes version), ``quotas`` (reserved and burst capacity), ``report`` (all of
 them); this package re-exports their public names.
 """
 
+from eks_ultraserver.aws_checks.capacity_blocks import check_capacity_block
 from eks_ultraserver.aws_checks.errors import (
     AwsSetupError,
     call,
@@ -69,7 +71,6 @@ from eks_ultraserver.aws_checks.reservations import (
     EKS_SCALE_DOWN_BEFORE_END,
     RESERVATION_STATES,
     ReservationFacts,
-    check_capacity_block,
     check_reservation,
     check_reservations,
     describe_reservation,
