@@ -10,7 +10,7 @@ ml-eks-nvidia-ultraserver, "Components"):
 3. the AWS EFA device plugin, or DRANET (the EFA DRA driver) on Kubernetes 1.34+; never
    both;
 4. the Kubeflow MPI operator, from a chart generated at synth time (see
-   ``charts/mpi_operator.py`` for why).
+   ``eks_ultraserver/helm/mpi_operator.py`` for why).
 
 Each is one ``aws_eks_v2.HelmChart``; the values come from the builders in ``charts/``.
 Values are passed as a JSON string (a property override of the custom resource): the
@@ -32,17 +32,17 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_s3_assets as s3_assets
 
 from constructs import Construct, DependencyGroup
-from eks_ultraserver.charts.dra_driver import DraDriverValues
-from eks_ultraserver.charts.efa import DranetValues, EfaDevicePluginValues
-from eks_ultraserver.charts.gpu_operator import GpuOperatorValues
-from eks_ultraserver.charts.mpi_operator import (
+from eks_ultraserver.config import AddonsConfig, DraDriverLine, EfaMode
+from eks_ultraserver.helm.dra_driver import DraDriverValues
+from eks_ultraserver.helm.efa import DranetValues, EfaDevicePluginValues
+from eks_ultraserver.helm.gpu_operator import GpuOperatorValues
+from eks_ultraserver.helm.mpi_operator import (
     MpiOperatorChart,
     MpiOperatorRelease,
     MpiOperatorValues,
     load_manifest,
     write_chart,
 )
-from eks_ultraserver.config import AddonsConfig, DraDriverLine, EfaMode
 from eks_ultraserver.model import ConfigurationError, Problems
 from eks_ultraserver.versions import (
     GPU_OPERATOR,

@@ -54,17 +54,17 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec
-from eks_ultraserver.charts.helm_values import (
-    deep_merge,
-    label_selector_problems,
-    tolerations_problems,
-    values_problems,
-)
 from eks_ultraserver.charts.karpenter import DISCOVERY_TAG, KarpenterGpuCapacityChart
 from eks_ultraserver.constructs.iam import node_role as new_node_role
 from eks_ultraserver.constructs.jsii_calls import is_token
 from eks_ultraserver.constructs.karpenter_policies import controller_policies, policy_document
 from eks_ultraserver.constructs.nag import suppress, suppress_node_role
+from eks_ultraserver.helm.values import (
+    deep_merge,
+    label_selector_problems,
+    tolerations_problems,
+    values_problems,
+)
 from eks_ultraserver.model import (
     SYSTEM_NODE_LABEL,
     SYSTEM_NODE_LABEL_VALUE,

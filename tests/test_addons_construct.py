@@ -14,10 +14,10 @@ from aws_cdk.assertions import Annotations, Match
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
 from constructs import Dependable
-from eks_ultraserver.charts.dra_driver import DraDriverValues
-from eks_ultraserver.charts.gpu_operator import GpuOperatorValues
 from eks_ultraserver.config import AddonsConfig, DraDriverLine, EfaMode, EnvironmentConfig
 from eks_ultraserver.constructs.addons import GpuPlatformAddons
+from eks_ultraserver.helm.dra_driver import DraDriverValues
+from eks_ultraserver.helm.gpu_operator import GpuOperatorValues
 from eks_ultraserver.model import SYSTEM_NODE_LABEL, SYSTEM_NODE_LABEL_VALUE, ConfigurationError
 from eks_ultraserver.versions import (
     DRA_DRIVER,

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eks_ultraserver.charts.dra_driver import DraDriverValues
-from eks_ultraserver.charts.dra_driver import contradiction_problems as dra_contradiction_problems
-from eks_ultraserver.charts.efa import DranetValues, EfaDevicePluginValues
-from eks_ultraserver.charts.gpu_operator import (
+from eks_ultraserver.config import DraDriverLine
+from eks_ultraserver.helm.dra_driver import DraDriverValues
+from eks_ultraserver.helm.dra_driver import contradiction_problems as dra_contradiction_problems
+from eks_ultraserver.helm.efa import DranetValues, EfaDevicePluginValues
+from eks_ultraserver.helm.gpu_operator import (
     GDRCOPY_ENV,
     GPU_OPERATOR_SUBCHART_KEYS,
     PLATFORM_CONTRADICTIONS,
     GpuOperatorValues,
 )
-from eks_ultraserver.charts.helm_values import deep_merge, unknown_keys
-from eks_ultraserver.charts.mpi_operator import (
+from eks_ultraserver.helm.mpi_operator import (
     CHART_VALUES,
     MpiOperatorRelease,
     MpiOperatorValues,
@@ -34,7 +34,7 @@ from eks_ultraserver.charts.mpi_operator import (
     load_manifest,
     write_chart,
 )
-from eks_ultraserver.config import DraDriverLine
+from eks_ultraserver.helm.values import deep_merge, unknown_keys
 from eks_ultraserver.model import (
     GPU_TAINT,
     SYSTEM_NODE_LABEL,
@@ -705,7 +705,7 @@ def test_rendered_deployment_is_scheduled_by_values(mpi_chart):
 
 _CHART_LISTING = """
 import hashlib, sys
-from eks_ultraserver.charts.mpi_operator import MpiOperatorRelease, load_manifest, write_chart
+from eks_ultraserver.helm.mpi_operator import MpiOperatorRelease, load_manifest, write_chart
 release = MpiOperatorRelease.resolve()
 chart = write_chart(load_manifest(release), release)
 for f in sorted(p for p in chart.path.rglob("*")):
@@ -847,8 +847,8 @@ def test_snapshot_mpi_operator_values(snapshot_json):
 def test_values_builders_do_not_import_aws_cdk():
     code = (
         "import sys\n"
-        "import eks_ultraserver.charts.gpu_operator, eks_ultraserver.charts.dra_driver\n"
-        "import eks_ultraserver.charts.efa, eks_ultraserver.charts.mpi_operator\n"
+        "import eks_ultraserver.helm.gpu_operator, eks_ultraserver.helm.dra_driver\n"
+        "import eks_ultraserver.helm.efa, eks_ultraserver.helm.mpi_operator\n"
         "assert not [m for m in sys.modules if m.startswith(('aws_cdk', 'jsii'))], 'aws_cdk imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)

@@ -245,7 +245,7 @@ def test_cdk_keys_cache_entries_and_far_off_keys_are_not_reported():
     reservation lookups are CDK's; a key far from every known key is someone else's (the
     app's own context, another library): decided not to warn about those."""
     from eks_ultraserver.config import misspelt_context_keys
-    from eks_ultraserver.constructs.lookups import context_key
+    from eks_ultraserver.lookups import context_key
 
     keys = [
         *(k for k in BASE if k.startswith("@")),

@@ -596,7 +596,7 @@ def test_capacity_block_events_topic(default_env):
 def test_zone_from_the_cached_reservation_lookup_without_aws():
     """GIVEN no availabilityZone but a cached lookup (as cdk.context.json holds it)
     WHEN the app is built THEN the zone comes from the cache and no AWS call is made."""
-    from eks_ultraserver.constructs.lookups import context_key
+    from eks_ultraserver.lookups import context_key
 
     key = context_key(account="123456789012", region="us-east-1", reservation_id="cr-0123456789abcdef0")
     cached = {

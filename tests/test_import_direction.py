@@ -1,7 +1,8 @@
 """Imports run one way (docs: architecture):
 
-    app.py -> constructs/ (aws_cdk) -> charts/ (cdk8s) -> shared model (versions, model, config, capacity)
+    app.py -> constructs/ (aws_cdk) -> charts/ (cdk8s), helm/ (values builders) -> shared model
     command-line tool (commands/, aws_checks/) -> charts/, the shared model, boto3
+    the synth-time lookup (lookups.py) -> the shared model, boto3
 
 Checked statically from the source, lazy imports inside functions included. (import-linter
 cannot see `constructs/` and `charts/`: they reach the package through symlinks.)
@@ -97,13 +98,44 @@ RULES = [
         ),
     ),
     (
+        "Helm values builders import neither the AWS CDK nor cdk8s, the constructs, the tool or boto3",
+        ("eks_ultraserver.helm",),
+        (
+            "aws_cdk",
+            "cdk8s",
+            "eks_ultraserver.constructs",
+            "eks_ultraserver.charts",
+            "eks_ultraserver.app",
+            "eks_ultraserver.commands",
+            "eks_ultraserver.aws_checks",
+            "boto3",
+            "botocore",
+        ),
+    ),
+    (
+        "the synth-time lookup is no construct: it imports neither the AWS CDK nor cdk8s",
+        ("eks_ultraserver.lookups",),
+        (
+            "aws_cdk",
+            "cdk8s",
+            "eks_ultraserver.constructs",
+            "eks_ultraserver.charts",
+            "eks_ultraserver.commands",
+        ),
+    ),
+    (
         "constructs never import the command-line tool",
         ("eks_ultraserver.constructs",),
         ("eks_ultraserver.commands", "eks_ultraserver.cli", "eks_ultraserver.app"),
     ),
     (
         "boto3 only in the tool, the AWS checks and the one synth-time lookup",
-        ("eks_ultraserver.constructs", "eks_ultraserver.charts", "eks_ultraserver.app"),
+        (
+            "eks_ultraserver.constructs",
+            "eks_ultraserver.charts",
+            "eks_ultraserver.helm",
+            "eks_ultraserver.app",
+        ),
         ("boto3",),
     ),
     (
@@ -117,13 +149,13 @@ RULES = [
 @pytest.mark.parametrize(("rule", "sources", "forbidden"), RULES, ids=[r[0] for r in RULES])
 def test_imports_run_one_way(rule, sources, forbidden):
     modules = _modules()
-    assert "eks_ultraserver.charts.mpijob" in modules and "eks_ultraserver.constructs.environment" in modules
+    for expected in ("charts.mpijob", "constructs.environment", "helm.gpu_operator", "lookups"):
+        assert f"eks_ultraserver.{expected}" in modules
     offenders = {
         name: hits
         for name, path in modules.items()
         if any(name == s or name.startswith(s + ".") for s in sources)
         and (hits := _hits(_imports(path), forbidden))
-        and not (name == "eks_ultraserver.constructs.lookups" and set(hits) <= {"boto3"})
     }
     assert offenders == {}, rule
 

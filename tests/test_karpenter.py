@@ -28,7 +28,6 @@ from eks_ultraserver.capacity import (
     ReservedCapacitySpec,
     ReservedProvisioner,
 )
-from eks_ultraserver.charts.helm_values import unknown_keys
 from eks_ultraserver.charts.karpenter import (
     KarpenterGpuCapacityChart,
     burst_node_pool,
@@ -37,6 +36,7 @@ from eks_ultraserver.charts.karpenter import (
     reserved_node_pool,
 )
 from eks_ultraserver.constructs.karpenter import INTERRUPTION_EVENTS, Karpenter, controller_policies
+from eks_ultraserver.helm.values import unknown_keys
 from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.versions import KARPENTER
 

@@ -126,6 +126,29 @@ def test_wheel_in_a_fresh_venv_used_from_another_directory(tmp_path):
         cwd=tmp_path,
     )
     (wheel,) = wheels.glob("eks_ultraserver-*.whl")
+    # every module of the library and the upstream files synth installs are in the wheel
+    import zipfile
+
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        f"eks_ultraserver/{prefix}{path.relative_to(root).as_posix()}"
+        for prefix, root in (
+            ("", REPO / "src" / "eks_ultraserver"),
+            ("constructs/", REPO / "constructs"),
+            ("charts/", REPO / "charts"),
+        )
+        for path in root.rglob("*")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and (path.suffix in {".py", ".yaml", ".txt", ".typed"} or path.name == "README.md")
+        and not (
+            root.name == "eks_ultraserver" and path.relative_to(root).parts[0] in ("constructs", "charts")
+        )
+    }
+    assert (
+        "eks_ultraserver/commands/cli.py" not in expected and "eks_ultraserver/commands/common.py" in expected
+    )
+    assert sorted(expected - shipped) == []
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"

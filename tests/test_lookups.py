@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from eks_ultraserver.config import EnvironmentConfig
-from eks_ultraserver.constructs.lookups import CachedReservation, context_key, resolve_reservations
+from eks_ultraserver.lookups import CachedReservation, context_key, resolve_reservations
 from eks_ultraserver.model import ConfigurationError
 
 import aws_stubs as s
@@ -205,7 +205,7 @@ def test_importing_the_lookup_module_does_not_import_boto3():
     import subprocess
 
     code = (
-        "import sys, eks_ultraserver.constructs.lookups; "
+        "import sys, eks_ultraserver.lookups; "
         "assert not {'boto3', 'botocore'} & set(sys.modules), sorted(m for m in sys.modules if 'boto' in m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -60,7 +60,7 @@ def build_app(
     # cdk.context.json like CDK's own context providers; boto3 only when not cached).
     looked_up: dict = {}
     if get("availabilityZone") in (None, ""):
-        from eks_ultraserver.constructs.lookups import resolve_reservations
+        from eks_ultraserver.lookups import resolve_reservations
 
         looked_up = resolve_reservations(get, account=get("account"), region=get("region"))
     hints = [misspelling_message(key, meant) for key, meant in misspelt.items()]

@@ -204,7 +204,7 @@ def _read_addons(get: Callable[[str], Any], problems: Problems) -> Any:
 #: ``acknowledged-issue-numbers``) and every context-provider cache entry of
 #: cdk.context.json (``availability-zones:account=...:region=...``), which contain ``:``;
 #: so do the library's own reservation lookups (``capacity-reservation:account=...``,
-#: constructs/lookups.py ``context_key``).
+#: eks_ultraserver/lookups.py ``context_key``).
 _CDK_KEY_PREFIXES = ("@", "aws:", "aws-cdk:", "cdk-")
 _CDK_KEYS = frozenset({"acknowledged-issue-numbers"})
 #: How close (difflib ratio, case-insensitive) an unknown key must be to a known one to be

@@ -3,7 +3,7 @@
 Every function takes ready boto3 clients (so tests pass botocore ``Stubber``-wrapped
 clients) and returns :class:`Finding` values; nothing here creates a session, prints or
 exits. ``eks-ultraserver preflight`` (``commands/preflight.py``) and the synth-time lookup
-(``constructs/lookups.py``) build on it. Only the command-line tool and the lookup import
+(``eks_ultraserver/lookups.py``) build on it. Only the command-line tool and the lookup import
 this module: importing the library does not import botocore.
 
 Facts used here, and where they come from:

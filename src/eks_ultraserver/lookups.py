@@ -13,13 +13,14 @@ later synths read the cache and neither call AWS nor change their output. Commit
 ``cdk.context.json``; ``cdk context --reset <key>`` (or deleting the entry) forces a new
 lookup. When ``availabilityZone`` is set, nothing is looked up and AWS is never called.
 
-This is the one module under ``constructs/`` that uses boto3, and it imports boto3 only
-when a lookup is actually needed.
+It is no construct (it imports neither aws_cdk nor cdk8s): ``build_app`` calls it before
+any construct is made. It is the one synth-time module that uses boto3, and it imports
+boto3 only when a lookup is actually needed.
 
 Use from ``app.py``::
 
     from eks_ultraserver.config import EnvironmentConfig
-    from eks_ultraserver.constructs.lookups import resolve_reservations
+    from eks_ultraserver.lookups import resolve_reservations
 
     app = cdk.App()
     get = app.node.try_get_context

@@ -56,7 +56,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eks_ultraserver.charts.helm_values import (
+from eks_ultraserver.helm.values import (
     deep_merge,
     gpu_node_toleration,
     label_selector_problems,

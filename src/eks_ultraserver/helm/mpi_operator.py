@@ -84,7 +84,7 @@ from typing import Any
 
 import yaml
 
-from eks_ultraserver.charts.helm_values import (
+from eks_ultraserver.helm.values import (
     deep_merge,
     label_selector_problems,
     parse_version,

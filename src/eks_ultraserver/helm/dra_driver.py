@@ -41,7 +41,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eks_ultraserver.charts.helm_values import (
+from eks_ultraserver.config import DraDriverLine
+from eks_ultraserver.helm.values import (
     deep_merge,
     gpu_node_affinity,
     gpu_node_toleration,
@@ -51,7 +52,6 @@ from eks_ultraserver.charts.helm_values import (
     values_problems,
     with_version,
 )
-from eks_ultraserver.config import DraDriverLine
 from eks_ultraserver.model import ULTRASERVER_LABEL, Problems, parse_enum
 from eks_ultraserver.versions import DRA_DRIVER, DRA_DRIVER_LEGACY, ChartVersion
 
