@@ -18,8 +18,8 @@ from aws_cdk import aws_kms as kms
 
 from constructs import Construct, IDependable
 from eks_ultraserver.config import EndpointAccess
+from eks_ultraserver.constructs.gpu_nodegroup import TaggedLaunchTemplate
 from eks_ultraserver.constructs.iam import node_role
-from eks_ultraserver.constructs.nodegroup import TaggedLaunchTemplate
 from eks_ultraserver.model import SYSTEM_NODE_LABEL, SYSTEM_NODE_LABEL_VALUE
 from eks_ultraserver.versions import EKS_MANAGED_ADDONS, kubectl_layer_class, kubectl_layer_module
 

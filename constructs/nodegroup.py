@@ -42,9 +42,6 @@ from eks_ultraserver.constructs.gpu_nodegroup import (
     gpu_option_problems,
     gpu_options,
 )
-from eks_ultraserver.constructs.gpu_nodegroup import (
-    TaggedLaunchTemplate as TaggedLaunchTemplate,  # re-exported: cluster.py imports it from here
-)
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.jsii_calls import is_token
 from eks_ultraserver.model import (
@@ -64,7 +61,7 @@ from eks_ultraserver.model import (
 )
 from eks_ultraserver.versions import MIN_AMI_RELEASE_DATE, MIN_KUBERNETES
 
-__all__ = ["ULTRASERVER_VERSIONS", "TaggedLaunchTemplate", "UltraServerNodeGroup"]
+__all__ = ["ULTRASERVER_VERSIONS", "UltraServerNodeGroup"]
 
 #: An UltraServer node group's versions: DRA (ComputeDomains) needs Kubernetes 1.33, the
 #: GB200 nodes the AMI release of v20251103 (NVIDIA driver 580, CDMM).

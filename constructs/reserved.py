@@ -38,7 +38,7 @@ What it synthesizes, and why:
   used reservation has no spare instance, so an update terminates nodes before launching
   their replacements (EKS API reference, NodegroupUpdateConfig);
 - tags: ``Tags.of(scope)`` reaches the node group and the launch template
-  (``nodegroup.TaggedLaunchTemplate``), which passes its tags on to the instances, volumes
+  (``gpu_nodegroup.TaggedLaunchTemplate``), which passes its tags on to the instances, volumes
   and network interfaces it launches.
 """
 
