@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from eks_ultraserver.commands.common import EXIT_USAGE
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("versions", "preflight", "upgrade", "manifests")
+COMMANDS: tuple[str, ...] = ("versions", "preflight", "upgrade", "status", "manifests")
 
 
 def build_parser() -> argparse.ArgumentParser:
