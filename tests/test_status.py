@@ -350,6 +350,22 @@ def test_a_bad_kubeconfig_exits_2(app_dir, monkeypatch, capsys, fake_k8s):
     assert "kubeconfig" in capsys.readouterr().err
 
 
+def test_an_unreachable_api_server_exits_2(app_dir, monkeypatch, capsys, fake_k8s):
+    config = fake_k8s.kubeconfig(app_dir / "kubeconfig")
+    fake_k8s.server.shutdown()
+    fake_k8s.server.server_close()  # nothing listens on the port any more
+    ec2, ec2_stub = s.stubbed("ec2")
+    ec2_stub.add_response(
+        "describe_capacity_reservations", {"CapacityReservations": [s.reservation(TotalInstanceCount=9)]}
+    )
+    monkeypatch.setattr(common, "create_session", lambda **_: s.FakeSession({"ec2": ec2}))
+    with ec2_stub:
+        code = cli.main(["status", "--kubeconfig", config, "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.startswith("eks-ultraserver: error: Kubernetes list nodes: cannot reach the API server")
+
+
 # --------------------------------------------------------------------------------------
 # Kubernetes from AWS credentials (no kubeconfig): the EKS token
 # --------------------------------------------------------------------------------------

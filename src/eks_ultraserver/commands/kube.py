@@ -20,7 +20,9 @@ whose signed headers include ``x-k8s-aws-id: <cluster name>``.
 
 from __future__ import annotations
 
+import atexit
 import base64
+import os
 import tempfile
 from typing import Any
 
@@ -90,6 +92,8 @@ def client_for_eks_cluster(session: Any, eks: Any, cluster: str, region: str) ->
     if ca:
         with tempfile.NamedTemporaryFile("wb", prefix="eks-ca-", suffix=".crt", delete=False) as f:
             f.write(base64.b64decode(ca))
+        # urllib3 reads the file when it connects: removed when the command ends.
+        atexit.register(os.unlink, f.name)
         configuration.ssl_ca_cert = f.name
     return k8s.ApiClient(configuration)
 
