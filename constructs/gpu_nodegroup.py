@@ -27,6 +27,7 @@ be written three times, and kept equal by a test rather than by construction.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypedDict
@@ -57,8 +58,11 @@ from eks_ultraserver.versions import SUPPORTED_KUBERNETES_VERSIONS, KubernetesVe
 
 __all__ = [
     "LAUNCHED_RESOURCE_TYPES",
+    "NODE_REPAIR_OVERRIDES",
     "GpuNodeGroupKwargs",
     "GpuNodeGroupOptions",
+    "RepairAction",
+    "RepairOverride",
     "TaggedLaunchTemplate",
     "VersionRules",
     "add_gpu_nodegroup",
@@ -66,6 +70,7 @@ __all__ = [
     "efa_group_for",
     "gpu_option_problems",
     "gpu_options",
+    "node_repair_config",
 ]
 
 
@@ -127,6 +132,12 @@ class GpuNodeGroupOptions:
     #: group in one batch: fastest, and NVLink jobs spanning an UltraServer stop at its
     #: first replaced node anyway.
     max_unavailable: int = 1
+    #: EKS node auto repair (``NodeRepairConfig``): ``True`` (default) enables it, one node
+    #: at a time, with the accelerator repair actions of ``NODE_REPAIR_OVERRIDES`` (a reboot
+    #: where NVIDIA's resolution for the failure is a GPU reset or a reboot: a Capacity
+    #: Block has no spare instance); ``False`` disables it (``Enabled: false``). The EKS
+    #: node monitoring agent add-on reports the conditions it acts on (docs/node-health.md).
+    node_repair: bool = True
 
     @property
     def node_labels(self) -> dict[str, str]:
@@ -157,6 +168,7 @@ class GpuNodeGroupKwargs(TypedDict, total=False):
     http_put_response_hop_limit: int
     nodegroup_name: str | None
     max_unavailable: int
+    node_repair: bool
 
 
 _OPTION_NAMES = frozenset(f.name for f in fields(GpuNodeGroupOptions))
@@ -305,6 +317,9 @@ def _node_settings_problems(options: GpuNodeGroupOptions) -> list[str]:
         out.append(f"root_volume_size_gib: {size!r} is out of range; use 20 to 16384")
     if not 1 <= hops <= 64:
         out.append(f"http_put_response_hop_limit: {hops!r} is out of range; use 1 to 64")
+    repair: object = options.node_repair  # typed bool, but Python callers may pass anything
+    if not isinstance(repair, bool):
+        out.append(f"node_repair: {repair!r} is not a boolean; use True or False")
     return out
 
 
@@ -322,6 +337,127 @@ def _max_unavailable_problems(max_unavailable: object, node_count: int) -> list[
             f"{limit} (EKS allows 1 to 100, and the node group has {node_count} nodes)"
         ]
     return []
+
+
+# --------------------------------------------------------------------------------------
+# Node auto repair
+# --------------------------------------------------------------------------------------
+
+
+class RepairAction(enum.StrEnum):
+    """What EKS node auto repair does to a managed node (CloudFormation
+    ``NodeRepairConfigOverrides.RepairAction``)."""
+
+    REPLACE = "Replace"
+    REBOOT = "Reboot"
+    NO_ACTION = "NoAction"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RepairOverride:
+    """One ``NodeRepairConfigOverrides`` entry: ``action`` when the node monitoring agent
+    sets ``condition`` to unhealthy with ``reason`` for ``wait_minutes``."""
+
+    reason: str
+    action: RepairAction
+    #: NVIDIA's resolution for the failure, which the action follows.
+    why: str
+    condition: str = "AcceleratedHardwareReady"
+    #: The EKS default wait for ``AcceleratedHardwareReady`` (EKS user guide, node-repair).
+    wait_minutes: int = 10
+
+    def to_cfn(self) -> dict[str, Any]:
+        """The entry in the ``CfnNodegroup`` (camelCase) struct form."""
+        return {
+            "nodeMonitoringCondition": self.condition,
+            "nodeUnhealthyReason": self.reason,
+            "minRepairWaitTimeMins": self.wait_minutes,
+            "repairAction": str(self.action),
+        }
+
+
+def _xid(code: int, action: RepairAction, why: str) -> RepairOverride:
+    return RepairOverride(reason=f"NvidiaXID{code}Error", action=action, why=why)
+
+
+_RESET = "RESET_GPU: reset the GPU; a reboot resets every GPU of the node"
+_REBOOT, _REPLACE = RepairAction.REBOOT, RepairAction.REPLACE
+
+#: The repair actions of GPU node groups, by ``AcceleratedHardwareReady`` reason: a reboot
+#: wherever NVIDIA's resolution for the failure is a GPU reset, a node reboot or an
+#: instance restart; a replacement only where a reboot cannot help (the hardware is gone or
+#: needs service). A Capacity Block or an ODCR has no spare instance: a replacement needs
+#: a free slot in the reservation, which a fully used one has only once the old instance
+#: is gone, while a reboot keeps the instance.
+#:
+#: ============================ ======= ==================================================
+#: Reason                       Action  Why (NVIDIA resolution bucket)
+#: ============================ ======= ==================================================
+#: ``NvidiaXID{46,48,62,64,95,  Reboot  RESET_GPU / WORKFLOW_XID_48: reset the GPU, then
+#: 109,110,119,120,136,140,             reboot if it persists
+#: 143,155,156,158}Error``
+#: ``NvidiaXID63Error``         Reboot  a row remap, applied at the next GPU reset (NVIDIA:
+#:                                      IGNORE; EC2 advises replacing an instance whose
+#:                                      remaps repeat: XID 64 then follows)
+#: ``NvidiaXID74Error``,        Reboot  WORKFLOW_NVLINK_ERR: reset the GPU or reboot
+#: ``NvidiaNVLinkError``
+#: ``NvidiaXID151Error``        Reboot  RESTART_VM: restart the instance
+#: ``NvidiaDoubleBitError``     Reboot  WORKFLOW_XID_48: reset the GPU
+#: ``NvidiaFabricError``,       Reboot  the NVLink fabric and the Fabric Manager service
+#: ``FabricManagerNotRunning``          initialise again at boot
+#: ``NvidiaXID54Error``         Replace CHECK_MECHANICALS: auxiliary power not connected
+#: ``NvidiaXID79Error``         Replace RESTART_BM: the GPU fell off the bus; only a power
+#:                                      cycle brings it back, which a reboot is not
+#: ``NvidiaDeviceCountMismatch`` Replace a GPU is missing from the bus (as XID 79)
+#: ``NvidiaXID142Error``        Replace CONTACT_SUPPORT: no automated recovery
+#: ============================ ======= ==================================================
+#:
+#: Sources: the EKS user guide pages "Automatically repair nodes in EKS clusters"
+#: (node-repair: ``AcceleratedHardwareReady`` is repaired after 10 minutes by ``Replace`` or
+#: ``Reboot`` depending on the reason; ``Reboot`` needs managed node groups) and "Detect
+#: node health issues with the EKS node monitoring agent" (node-health-nma: the reasons);
+#: the agent's source (aws/eks-node-monitoring-agent ``pkg/reasons/reasons.go`` for the
+#: names, ``monitors/nvidia/dcgm/dcgm_policies.go`` for the well-known XIDs, each with its
+#: resolution bucket from NVIDIA's Xid catalog, docs.nvidia.com "Analyzing Xid Errors with
+#: the Xid Catalog"). Other reasons and conditions (``DCGMError``, ``KernelReady``,
+#: ``NetworkingReady``, ``Ready``, ...) keep EKS' defaults. A reboot that does not clear
+#: the failure leaves the condition set: EKS reboots again after the wait; replace such a
+#: node by hand (docs/node-health.md).
+NODE_REPAIR_OVERRIDES: tuple[RepairOverride, ...] = (
+    *(_xid(code, _REBOOT, _RESET) for code in (46, 48, 62, 64, 95, 109, 110, 119, 120, 136, 140, 143)),
+    *(_xid(code, _REBOOT, _RESET) for code in (155, 156, 158)),
+    _xid(63, _REBOOT, "row remapping event: the remap takes effect at the next GPU reset"),
+    _xid(74, _REBOOT, "WORKFLOW_NVLINK_ERR: reset the GPU or reboot the node"),
+    _xid(151, _REBOOT, "RESTART_VM: restart the instance"),
+    RepairOverride(reason="NvidiaNVLinkError", action=_REBOOT, why="WORKFLOW_NVLINK_ERR: reset or reboot"),
+    RepairOverride(reason="NvidiaDoubleBitError", action=_REBOOT, why="WORKFLOW_XID_48: reset the GPU"),
+    RepairOverride(reason="NvidiaFabricError", action=_REBOOT, why="the NVLink fabric trains again at boot"),
+    RepairOverride(
+        reason="FabricManagerNotRunning", action=_REBOOT, why="the Fabric Manager service starts at boot"
+    ),
+    _xid(54, _REPLACE, "CHECK_MECHANICALS: auxiliary power not connected"),
+    _xid(79, _REPLACE, "RESTART_BM: the GPU fell off the bus; a power cycle, not a reboot"),
+    RepairOverride(reason="NvidiaDeviceCountMismatch", action=_REPLACE, why="a GPU is missing from the bus"),
+    _xid(142, _REPLACE, "CONTACT_SUPPORT: no automated recovery"),
+)
+
+#: Nodes EKS repairs at a time in one node group: one (a Capacity Block has no spare, and
+#: an NVLink job spanning the UltraServer stops at its first repaired node anyway).
+MAX_PARALLEL_NODES_REPAIRED = 1
+
+
+def node_repair_config(enabled: bool) -> dict[str, Any]:
+    """The node group's ``NodeRepairConfig`` (``CfnNodegroup`` struct form): enabled, one
+    node at a time, with ``NODE_REPAIR_OVERRIDES``; or ``{enabled: False}``. The unhealthy
+    node thresholds stay EKS' defaults (no repair while more than 20% of a node group of
+    more than five nodes is unhealthy: EKS user guide, node-repair)."""
+    if not enabled:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "maxParallelNodesRepairedCount": MAX_PARALLEL_NODES_REPAIRED,
+        "nodeRepairConfigOverrides": [o.to_cfn() for o in NODE_REPAIR_OVERRIDES],
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -381,8 +517,9 @@ def add_gpu_nodegroup(
     The node group (the typed ``aws_eks.CfnNodegroup``, which ``Tags.of(scope)`` reaches):
     ``capacity_type``, ``ami_type``, no ``InstanceTypes``, min = desired = ``node_count``
     (0 with ``scaled_to_zero``) and max = ``node_count``, ``labels`` then the options'
-    labels, the taints, ``UpdateConfig: {UpdateStrategy: MINIMAL, MaxUnavailable}``, and
-    ``tags`` (also on the launch template and what it launches).
+    labels, the taints, ``UpdateConfig: {UpdateStrategy: MINIMAL, MaxUnavailable}``,
+    ``NodeRepairConfig`` (``node_repair_config``) and ``tags`` (also on the launch template
+    and what it launches).
 
     :param capacity_reservation: ``CapacityReservationSpecification`` in CloudFormation casing.
     """
@@ -453,6 +590,7 @@ def add_gpu_nodegroup(
             "version": launch_template.attr_latest_version_number,
         },
         update_config={"updateStrategy": "MINIMAL", "maxUnavailable": options.max_unavailable},
+        node_repair_config=node_repair_config(options.node_repair),
         tags=dict(tags),
         **optional,
     )

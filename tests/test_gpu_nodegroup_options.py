@@ -133,6 +133,7 @@ def test_every_option_reaches_the_construct(env, cls):
         "http_put_response_hop_limit": 2,
         "nodegroup_name": "named",
         "max_unavailable": 3,
+        "node_repair": False,
     }
     assert sorted(values) == sorted(OPTION_NAMES)
     defaults = GpuNodeGroupOptions()
