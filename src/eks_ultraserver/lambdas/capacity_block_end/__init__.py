@@ -1,0 +1,1 @@
+"""The Capacity Block end-of-life handler (``handler.py``; see docs/capacity-block-end.md)."""
