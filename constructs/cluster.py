@@ -10,6 +10,7 @@ those resources have always had.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Sequence
 
 from aws_cdk import aws_ec2 as ec2
@@ -142,18 +143,33 @@ def system_nodegroup(
     )
 
 
+#: Configuration values of EKS managed add-ons, by name (the add-on's configuration schema:
+#: ``aws eks describe-addon-configuration``). The node monitoring agent's own DaemonSet
+#: tolerates every taint (``nodeAgent.tolerations: [{operator: Exists}]`` in its chart's
+#: values.yaml, aws/eks-node-monitoring-agent), so it runs on the tainted GPU nodes as is;
+#: its DCGM host engine DaemonSet (``dcgmAgent``, which its node affinity keeps to amd64
+#: NVIDIA instance types such as p5, not the arm64 P6e-GB200) tolerates none, and would
+#: stay off GPU nodes with the ``nvidia.com/gpu`` taint: it gets the agent's toleration.
+ADDON_CONFIGURATION: dict[str, dict] = {
+    "eks-node-monitoring-agent": {"dcgmAgent": {"tolerations": [{"operator": "Exists"}]}},
+}
+
+
 def managed_addons(scope: Construct, cluster: eks.Cluster, *, after: IDependable) -> dict[str, eks.CfnAddon]:
     """The EKS managed add-ons of ``versions.EKS_MANAGED_ADDONS`` (VPC CNI, CoreDNS,
-    kube-proxy, EKS Pod Identity Agent), by name, each created after ``after`` (the system
-    node group: CoreDNS needs nodes to run on before it reports ACTIVE)."""
+    kube-proxy, EKS Pod Identity Agent, EKS node monitoring agent), by name, each created
+    after ``after`` (the system node group: CoreDNS needs nodes to run on before it reports
+    ACTIVE), with its ``ADDON_CONFIGURATION``."""
     addons: dict[str, eks.CfnAddon] = {}
     for name, version in EKS_MANAGED_ADDONS.items():
+        configuration = ADDON_CONFIGURATION.get(name)
         addon = eks.CfnAddon(
             scope,
             f"Addon-{name}",
             cluster_name=cluster.cluster_name,
             addon_name=name,
             addon_version=version,
+            configuration_values=json.dumps(configuration, sort_keys=True) if configuration else None,
             # The cluster bootstraps vpc-cni, kube-proxy and CoreDNS as self-managed
             # add-ons; OVERWRITE adopts them as managed add-ons.
             resolve_conflicts="OVERWRITE",
