@@ -36,7 +36,13 @@ from eks_ultraserver.capacity import (
     ReservedCapacitySpec,
     ReservedProvisioner,
 )
-from eks_ultraserver.config import AddonsConfig, EndpointAccess, EnvironmentConfig, UltraServerSpec
+from eks_ultraserver.config import (
+    AddonsConfig,
+    CapacityBlockEndConfig,
+    EndpointAccess,
+    EnvironmentConfig,
+    UltraServerSpec,
+)
 from eks_ultraserver.constructs.addons import AddonsPlan, GpuPlatformAddons
 from eks_ultraserver.constructs.cluster import (
     SYSTEM_NODE_SELECTOR,
@@ -52,6 +58,7 @@ from eks_ultraserver.constructs.nag import suppress_cluster_findings, suppress_n
 from eks_ultraserver.constructs.network import ULTRASERVER_SUBNET_CIDR, UltraServerNetwork
 from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
+from eks_ultraserver.constructs.observability import GpuObservability, UltraServerTarget
 from eks_ultraserver.constructs.shards import (
     MAX_ULTRASERVERS_PER_SHARD,
     ULTRASERVER_SHARDS,
@@ -60,6 +67,7 @@ from eks_ultraserver.constructs.shards import (
 )
 from eks_ultraserver.constructs.validation_jobs import ValidationTargets, validation_manifests
 from eks_ultraserver.model import EfaLayout
+from eks_ultraserver.settings import EfaMode
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
 
 if TYPE_CHECKING:  # imported where used: most environments have neither (faster synth)
@@ -122,13 +130,24 @@ class UltraServerEnvironment(Construct):
     :param notification_email: subscribe this address to the Capacity Block events topic.
         Default: the topic has no subscription.
     :param notifications: create the Capacity Block events topic. Default ``True``.
+    :param observability: the CloudWatch Observability add-on (GPU and EFA metrics), a
+        dashboard and alarms (missing UltraServer nodes, GPU XID errors) to the events topic
+        (see observability.py). Default ``True``.
     :param reserved_capacity: ODCRs and Capacity Blocks of other GPU instance types (p5,
         p5en, p6-b200, ...), each run by a managed node group or by Karpenter's
         ``gpu-reserved`` NodePool. A reservation outside the UltraServers' zone gets a
         private subnet of its own in a new VPC (10.0.128.0/21 + the zone letter's slot).
         Default: none.
+    :param node_repair: EKS node auto repair on every GPU node group, with reboots for the
+        GPU failures a reboot clears (gpu_nodegroup.py ``NODE_REPAIR_OVERRIDES``,
+        docs/node-health.md); ``False`` disables it. Default ``True``.
     :param burst_capacity: Karpenter with a Spot-first ``gpu-burst`` NodePool (never
         UltraServer instance types). Default: no Karpenter.
+    :param capacity_block_end: before each Capacity Block ends (UltraServers' and
+        ``reserved_capacity``'s), cordon and mark its nodes, publish to the notifications
+        topic and optionally evict their pods (a scheduled Lambda function; see
+        capacity_block_end.py). Default: ``CapacityBlockEndConfig()`` (90 minutes' notice,
+        no eviction); ``enabled=False`` for none.
     """
 
     #: The reserved-capacity subnets added to a new VPC, by zone.
@@ -158,8 +177,11 @@ class UltraServerEnvironment(Construct):
         validation_jobs: bool = False,
         notification_email: str | None = None,
         notifications: bool = True,
+        observability: bool = True,
         reserved_capacity: Sequence[ReservedCapacitySpec] = (),
         burst_capacity: BurstCapacitySpec | None = None,
+        node_repair: bool = True,
+        capacity_block_end: CapacityBlockEndConfig | None = None,
     ) -> None:
         addons = addons or AddonsConfig()
         ultraservers = tuple(ultraservers)
@@ -185,6 +207,7 @@ class UltraServerEnvironment(Construct):
         super().__init__(scope, id)
         self.availability_zone = availability_zone
         self.kubernetes_version = kubernetes_version
+        self.node_repair = node_repair
         self._network(
             vpc=vpc,
             ultraserver_subnets=ultraserver_subnets,
@@ -213,6 +236,10 @@ class UltraServerEnvironment(Construct):
                 ValidationTargets(ultraservers=ultraservers, efa_layout=efa_layout, addons=addons)
             )
         self._notifications(ultraservers, reserved_capacity, notification_email, notifications)
+        self.observability = self._observability(addons) if observability else None
+        self._capacity_block_end(
+            ultraservers, reserved_capacity, capacity_block_end or CapacityBlockEndConfig()
+        )
         self.kubernetes_base = self._kubernetes_objects_after_base()
         suppress_cluster_findings(self.cluster)
         suppress_node_role(self.node_role)
@@ -238,6 +265,7 @@ class UltraServerEnvironment(Construct):
             efa_layout=efa_layout,
             node_role=self.node_role,
             efa_security_group=self.efa_security_group,
+            node_repair=self.node_repair,
         )
         if self._nodegroup_outputs:
             cdk.CfnOutput(self, f"Nodegroup-{spec.name}", value=group.nodegroup_name)
@@ -278,8 +306,11 @@ class UltraServerEnvironment(Construct):
             addons=config.addons,
             validation_jobs=config.validation_jobs,
             notification_email=config.notification_email,
+            observability=config.observability,
             reserved_capacity=config.reserved_capacity,
             burst_capacity=config.burst_capacity,
+            node_repair=config.node_repair,
+            capacity_block_end=config.capacity_block_end,
             **kwargs,
         )
 
@@ -400,6 +431,7 @@ class UltraServerEnvironment(Construct):
                 subnets=self.network.reserved_subnets(spec.availability_zone or self.availability_zone),
                 node_role=self.node_role,
                 efa_security_group=self.efa_security_group,
+                node_repair=self.node_repair,
             )
             for addon in self.eks_addons.values():
                 group.node.add_dependency(addon)
@@ -480,6 +512,55 @@ class UltraServerEnvironment(Construct):
             )
             if enabled
             else None
+        )
+
+    def _capacity_block_end(
+        self,
+        ultraservers: Sequence[UltraServerSpec],
+        reserved_capacity: Sequence[ReservedCapacitySpec],
+        config: CapacityBlockEndConfig,
+    ) -> None:
+        """The scheduled handler that cordons, marks and optionally drains the nodes of
+        every Capacity Block of the environment before it ends, announcing it on the
+        notifications topic (when there is one)."""
+        from eks_ultraserver.constructs.capacity_block_end import CapacityBlockEndHandler, WatchedBlock
+
+        self.capacity_block_end: CapacityBlockEndHandler | None = None
+        if not config.enabled:
+            return
+        blocks = [WatchedBlock.for_ultraserver(u) for u in ultraservers]
+        blocks += [b for spec in reserved_capacity if (b := WatchedBlock.for_reserved(spec)) is not None]
+        self.capacity_block_end = CapacityBlockEndHandler(
+            self,
+            "CapacityBlockEnd",
+            cluster=self._icluster,
+            blocks=blocks,
+            vpc=self.vpc,
+            topic=self.notifications.topic if self.notifications else None,
+            topic_key=self.notifications.encryption_key if self.notifications else None,
+            config=config,
+        )
+
+    def _observability(self, addons: AddonsConfig) -> GpuObservability:
+        """The CloudWatch Observability add-on, the GPU dashboard and its alarms (to the events
+        topic), after the Pod Identity agent and the system nodes (see observability.py). After
+        ``_notifications``: the alarms need its topic."""
+        return GpuObservability(
+            self,
+            "Observability",
+            cluster=self._icluster,
+            ultraservers=[
+                UltraServerTarget(
+                    name=name,
+                    capacity_reservation_id=g.capacity_reservation_id,
+                    instance_count=g.instance_count,
+                    alarm_scope=g,  # in the UltraServer's nested stack, beside its node group
+                )
+                for name, g in self.ultraserver_nodegroups.items()
+            ],
+            topic=self.notifications.topic if self.notifications else None,
+            efa_metrics=addons.efa_mode is EfaMode.DEVICE_PLUGIN and self.efa_security_group is not None,
+            after=[self.eks_addons["eks-pod-identity-agent"], self.system_nodegroup],
         )
 
     def _kubernetes_objects_after_base(self) -> DependencyGroup:

@@ -107,6 +107,9 @@ XID_FILTER_PATTERN = '"NVRM: Xid"'
 #: One capacity widget per UltraServer up to this many (a dashboard holds at most 500
 #: widgets); the alarms cover every UltraServer regardless.
 MAX_ULTRASERVER_WIDGETS = 200
+#: Alarms in the dashboard's alarm status widget (CloudWatch shows at most 100 there); the
+#: XID alarm first, then the missing-nodes alarms in order.
+MAX_STATUS_WIDGET_ALARMS = 100
 
 _PERIOD = cdk.Duration.minutes(5)  # EC2 sends Capacity Reservation metrics every 5 minutes
 
@@ -119,6 +122,11 @@ class UltraServerTarget:
     capacity_reservation_id: str
     #: Instances in its Capacity Block (18 for u-p6e-gb200x72, 9 for x36).
     instance_count: int
+    #: Where its missing-nodes alarm is created. Default: the ``GpuObservability`` construct.
+    #: The environment passes the UltraServer's node group, so the alarm lives in the same
+    #: nested stack: one alarm per UltraServer in the parent stack would pass
+    #: CloudFormation's 500 resources per template at a few hundred UltraServers.
+    alarm_scope: Construct | None = None
 
 
 class GpuObservability(Construct):
@@ -277,14 +285,22 @@ class GpuObservability(Construct):
 
     # ------------------------------------------------------------------ alarms
 
+    def _missing_nodes_alarm_name(self, u: UltraServerTarget) -> str:
+        """``<stack>-<ultraserver>-missing-nodes``: unique in the account and Region (stack
+        names are, and UltraServer names are unique in an environment)."""
+        return f"{cdk.Stack.of(self).stack_name}-{u.name}-missing-nodes"
+
     def _alarms(self, topic: sns.ITopic | None, minutes: int) -> None:
         """Missing nodes per UltraServer, XID errors for the cluster; all to ``topic``."""
         self.missing_nodes_alarms: dict[str, cloudwatch.Alarm] = {}
         periods = minutes // 5
         for u in self.ultraservers:
             self.missing_nodes_alarms[u.name] = cloudwatch.Alarm(
-                self,
-                f"MissingNodes-{u.name}",
+                u.alarm_scope or self,
+                "MissingNodesAlarm" if u.alarm_scope is not None else f"MissingNodes-{u.name}",
+                # A known name, so the dashboard can list the alarm without a cross-stack
+                # reference (a nested stack has at most 200 outputs).
+                alarm_name=self._missing_nodes_alarm_name(u),
                 alarm_description=(
                     f"UltraServer {u.name}: Capacity Block {u.capacity_reservation_id} has had "
                     f"instances unused for {minutes} minutes while EC2 reports it (of "
@@ -314,7 +330,7 @@ class GpuObservability(Construct):
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.alarms: list[cloudwatch.Alarm] = [*self.missing_nodes_alarms.values(), self.xid_alarm]
+        self.alarms: list[cloudwatch.Alarm] = [self.xid_alarm, *self.missing_nodes_alarms.values()]
         if topic is None:
             cdk.Annotations.of(self).add_warning_v2(
                 "eks-ultraserver:observability-no-topic",
@@ -328,6 +344,16 @@ class GpuObservability(Construct):
         action = cw_actions.SnsAction(topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
+
+    def _status_widget_alarms(self) -> list[cloudwatch.IAlarm]:
+        """The alarms the dashboard lists (at most ``MAX_STATUS_WIDGET_ALARMS``), by name:
+        the missing-nodes alarms live in the UltraServers' nested stacks."""
+        listed: list[cloudwatch.IAlarm] = [self.xid_alarm]
+        for u in self.ultraservers[: MAX_STATUS_WIDGET_ALARMS - 1]:
+            listed.append(
+                cloudwatch.Alarm.from_alarm_name(self, f"Listed-{u.name}", self._missing_nodes_alarm_name(u))
+            )
+        return listed
 
     # ------------------------------------------------------------------ dashboard
 
@@ -461,5 +487,15 @@ class GpuObservability(Construct):
                 width=8,
                 height=6,
             ),
-            cloudwatch.AlarmStatusWidget(alarms=self.alarms, title="Alarms", width=8, height=6),
+            cloudwatch.AlarmStatusWidget(
+                alarms=self._status_widget_alarms(),
+                title="Alarms"
+                + (
+                    f" (first {MAX_STATUS_WIDGET_ALARMS} of {len(self.alarms)})"
+                    if len(self.alarms) > MAX_STATUS_WIDGET_ALARMS
+                    else ""
+                ),
+                width=8,
+                height=6,
+            ),
         )

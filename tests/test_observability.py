@@ -11,6 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Annotations, Match
 
+from constructs import Construct
 from eks_ultraserver.config import EnvironmentConfig
 from eks_ultraserver.constructs.observability import (
     ADDON_NAME,
@@ -327,13 +328,19 @@ def test_environment_has_the_addon_dashboard_and_alarms_by_default(environment):
     addons = [r for r in resources.values() if r["Type"] == "AWS::EKS::Addon"]
     assert ADDON_NAME in [a["Properties"]["AddonName"] for a in addons]
     assert any(r["Type"] == "AWS::CloudWatch::Dashboard" for r in resources.values())
-    # AND each UltraServer's alarm notifies the Capacity Block events topic
-    alarms = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    missing = [a for a in alarms if a["Properties"].get("MetricName") == "AvailableInstanceCount"]
-    assert missing
-    for alarm in alarms:
+    # AND each UltraServer's alarm lives in its nested stack, beside its node group (so the
+    # parent template does not grow with the fleet), and every alarm notifies the Capacity
+    # Block events topic (in a nested stack through the parameter CDK passes it in)
+    parent_alarms = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert [a["Properties"].get("MetricName") for a in parent_alarms] == ["GpuXidErrors"]  # the XID alarm
+    for alarm in parent_alarms:
         (action,) = alarm["Properties"]["AlarmActions"]
         assert action["Ref"].startswith("EnvironmentCapacityBlockEventsTopic")
+    for nested in environment.nested.values():
+        (alarm,) = [r for r in nested["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+        assert alarm["Properties"]["MetricName"] == "AvailableInstanceCount"
+        (action,) = alarm["Properties"]["AlarmActions"]
+        assert "CapacityBlockEventsTopic" in action["Ref"] and action["Ref"] in nested["Parameters"]
 
 
 def test_environment_with_observability_is_cfn_lint_clean(environment):
@@ -365,3 +372,32 @@ def test_observability_context_key_refuses_a_non_boolean():
     context["observability"] = 3
     with pytest.raises(ConfigurationError, match="observability: 3 is not a boolean"):
         EnvironmentConfig.from_context(context.get)
+
+
+def test_a_large_fleet_keeps_alarms_beside_their_node_groups_and_the_status_widget_bounded():
+    """GIVEN 150 UltraServers whose alarms live in other scopes (as the environment places
+    them, in the UltraServers' nested stacks) WHEN synthesized THEN the dashboard's alarm
+    status widget lists at most 100 alarms, by ARN built from the alarms' known names (no
+    cross-stack reference, so no nested-stack output per alarm)."""
+    app = cdk.App()
+    stack = cdk.Stack(app, "Big", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    cluster = eks.Cluster.from_cluster_attributes(stack, "Cluster", cluster_name="gpu")
+    shard = cdk.NestedStack(stack, "Shard")
+    targets = [
+        UltraServerTarget(
+            name=f"us-{i}",
+            capacity_reservation_id=f"cr-{i:017x}",
+            instance_count=18,
+            alarm_scope=Construct(shard, f"Us{i}"),
+        )
+        for i in range(150)
+    ]
+    obs = GpuObservability(stack, "Obs", cluster=cluster, ultraservers=targets, topic=sns.Topic(stack, "T"))
+    parent = template_of(stack)
+    nested = template_of(shard).to_json()
+    assert len(nested["Resources"]) == 150 and "Outputs" not in nested
+    names = {r["Properties"]["AlarmName"] for r in nested["Resources"].values()}
+    assert "Big-us-7-missing-nodes" in names and len(names) == 150
+    assert set(obs.missing_nodes_alarms) == {t.name for t in targets}
+    (widget,) = [w for w in _dashboard(parent)["widgets"] if w["type"] == "alarm"]
+    assert len(widget["properties"]["alarms"]) == 100

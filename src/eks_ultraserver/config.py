@@ -30,6 +30,7 @@ from eks_ultraserver.settings import (
     EXAMPLE_RESERVATION_ID,
     EXAMPLE_ULTRASERVERS,
     AddonsConfig,
+    CapacityBlockEndConfig,
     DraDriverLine,
     EfaMode,
     EnvironmentConfig,
@@ -55,7 +56,9 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "account": "the stack's account",
     "region": "the stack's Region",
     "validationJobs": "deploy the IMEX and nvbandwidth checks",
+    "nodeRepair": "EKS node auto repair of the GPU node groups",
     "notificationEmail": "the Capacity Block events subscription",
+    "observability": "the CloudWatch Observability add-on, GPU dashboard and alarms",
     "draDriverLine": "the NVIDIA DRA driver chart line",
     "efaMode": "EFA device plugin or DRANET",
     "addonVersions": "GPU platform chart versions",
@@ -63,6 +66,7 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "mpiOperatorManifest": "a local MPI operator release manifest",
     "reservedCapacity": "ODCRs and Capacity Blocks of other GPU types",
     "burstCapacity": "Karpenter's Spot-first GPU pool",
+    "capacityBlockEnd": "cordon, mark and optionally drain nodes before their Capacity Block ends",
 }
 
 
@@ -122,11 +126,19 @@ def read_environment(
     jobs = decoded("validationJobs", get("validationJobs"), "true", problems)
     if jobs is not None:
         values["validation_jobs"] = jobs
+    observability = decoded("observability", get("observability"), "false", problems)
+    if observability is not None:
+        values["observability"] = observability
+    repair = decoded("nodeRepair", get("nodeRepair"), "false", problems)
+    if repair is not None:
+        values["node_repair"] = repair
 
     values["addons"] = _read_addons(get, problems)
     values["reserved_capacity"], values["burst_capacity"] = read_capacity(
         get, problems, values["kubernetes_version"], instance_types=instance_types
     )
+
+    values["capacity_block_end"] = _read_capacity_block_end(get, problems)
 
     config, found = EnvironmentConfig.parse("", **values)
     problems.extend(found)
@@ -196,6 +208,31 @@ def _read_addons(get: Callable[[str], Any], problems: Problems) -> Any:
     return addons if addons is not None else INVALID
 
 
+def _read_capacity_block_end(get: Callable[[str], Any], problems: Problems) -> Any:
+    """``capacityBlockEnd``: an object of known keys; its rules are
+    :class:`CapacityBlockEndConfig`'s."""
+    key = "capacityBlockEnd"
+    example = '{"noticeMinutes":90,"evict":true}'
+    raw = decoded(key, get(key), example, problems)
+    if raw is None:
+        return CapacityBlockEndConfig()
+    if raw is INVALID:
+        return INVALID
+    if not isinstance(raw, dict):
+        problems.add(f"{key}: {raw!r} is not an object; {example_flag(key, example)}")
+        return INVALID
+    known = {v: k for k, v in CapacityBlockEndConfig.CONTEXT_KEYS.items()}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        problems.add(
+            f"{key}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: " + ", ".join(map(repr, known))
+        )
+    fields = {known[k]: decoded(f"{key}.{k}", v, example, problems) for k, v in raw.items() if k in known}
+    config, found = CapacityBlockEndConfig.parse(key, **fields)
+    problems.extend(found)
+    return config if config is not None and not unknown else INVALID
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -249,6 +286,7 @@ __all__ = [
     "EXAMPLE_RESERVATION_ID",
     "OPEN_TO_THE_WORLD",
     "AddonsConfig",
+    "CapacityBlockEndConfig",
     "ConfigurationError",
     "DraDriverLine",
     "EfaMode",

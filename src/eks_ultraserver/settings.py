@@ -83,6 +83,87 @@ class EfaMode(enum.StrEnum):
 ADDON_KEYS = ("gpuOperator", "draDriver", "efaDevicePlugin", "dranet", "mpiOperator")
 
 
+#: EKS scales a Capacity Block node group down this many minutes before the block ends (EKS
+#: user guide, capacity-blocks-mng); ``aws_checks.reservations.EKS_SCALE_DOWN_BEFORE_END``
+#: is the same fact for the command-line tool (a test keeps the two equal).
+EKS_CAPACITY_BLOCK_SCALE_DOWN_MINUTES = 40
+#: How often the Capacity Block end handler runs (its EventBridge schedule), in minutes.
+CAPACITY_BLOCK_END_SCHEDULE_MINUTES = 5
+#: The longest notice accepted: a week (a Capacity Block lasts from 1 to 182 days).
+MAX_CAPACITY_BLOCK_END_NOTICE_MINUTES = 7 * 24 * 60
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CapacityBlockEndConfig(SelfValidating):
+    """``capacityBlockEnd``: what the environment does to the nodes of a Capacity Block
+    that ends soon (constructs/capacity_block_end.py, docs/capacity-block-end.md).
+
+    Checks itself: ``notice_minutes`` a whole number above
+    :data:`EKS_CAPACITY_BLOCK_SCALE_DOWN_MINUTES` + :data:`CAPACITY_BLOCK_END_SCHEDULE_MINUTES`
+    (so a run lands before EKS's scale-down) and at most a week; the grace period a whole
+    number of seconds that, when evicting, ends before EKS's scale-down; booleans for the
+    two switches."""
+
+    CONTEXT_KEYS: ClassVar[Mapping[str, str]] = {
+        "enabled": "enabled",
+        "notice_minutes": "noticeMinutes",
+        "evict": "evict",
+        "eviction_grace_period_seconds": "evictionGracePeriodSeconds",
+    }
+
+    #: Deploy the handler. Default ``True``.
+    enabled: bool = True
+    #: Act this many minutes before the block's end (EC2's ``EndDate``). Default 90.
+    notice_minutes: int = 90
+    #: Evict the pods of the nodes (not DaemonSet or mirror pods). Default ``False``.
+    evict: bool = False
+    #: ``deleteOptions.gracePeriodSeconds`` of each eviction. Default 600.
+    eviction_grace_period_seconds: int = 600
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any], name: Naming, problems: Problems) -> dict[str, Any]:
+        for attr in ("enabled", "evict"):
+            value = fields[attr]
+            if value is not INVALID and not isinstance(value, bool):
+                problems.add(f"{name(attr)}: {value!r} is not a boolean (true or false)")
+        minimum = EKS_CAPACITY_BLOCK_SCALE_DOWN_MINUTES + CAPACITY_BLOCK_END_SCHEDULE_MINUTES + 1
+        notice = fields["notice_minutes"]
+        notice_ok = _is_int(notice) and minimum <= notice <= MAX_CAPACITY_BLOCK_END_NOTICE_MINUTES
+        if notice is not INVALID and not notice_ok:
+            problems.add(
+                f"{name('notice_minutes')}: {notice!r} is not allowed; give whole minutes from "
+                f"{minimum} to {MAX_CAPACITY_BLOCK_END_NOTICE_MINUTES}: more than EKS's scale-down "
+                f"of the node group ({EKS_CAPACITY_BLOCK_SCALE_DOWN_MINUTES} minutes before the "
+                f"end) plus the handler's schedule ({CAPACITY_BLOCK_END_SCHEDULE_MINUTES} minutes), "
+                "so the nodes are cordoned before EKS removes them"
+                + name.example("capacityBlockEnd", '{"noticeMinutes":90}')
+            )
+        grace = fields["eviction_grace_period_seconds"]
+        if grace is not INVALID:
+            if not _is_int(grace) or grace < 0:
+                problems.add(
+                    f"{name('eviction_grace_period_seconds')}: {grace!r} is not a whole number of "
+                    "seconds (0 or more)"
+                )
+            elif notice_ok and fields["evict"] is True:
+                # the last run before the scale-down may come a schedule period after the notice
+                room = (
+                    notice - EKS_CAPACITY_BLOCK_SCALE_DOWN_MINUTES - CAPACITY_BLOCK_END_SCHEDULE_MINUTES
+                ) * 60
+                if grace > room:
+                    problems.add(
+                        f"{name('eviction_grace_period_seconds')}: {grace} seconds do not fit between "
+                        f"the notice ({notice} minutes) and EKS's scale-down "
+                        f"({EKS_CAPACITY_BLOCK_SCALE_DOWN_MINUTES} minutes before the end) less one "
+                        f"schedule period: at most {room}; lower it or raise {name('notice_minutes')}"
+                    )
+        return fields
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _ultraserver_problems(
     naming: Naming, reservation_id: object, us_type: object, name: object, problems: Problems
 ) -> UltraServerType | None:
@@ -246,9 +327,12 @@ class EnvironmentConfig(SelfValidating):
         "account": "account",
         "cluster_name": "clusterName",
         "validation_jobs": "validationJobs",
+        "node_repair": "nodeRepair",
         "notification_email": "notificationEmail",
+        "observability": "observability",
         "reserved_capacity": "reservedCapacity",
         "burst_capacity": "burstCapacity",
+        "capacity_block_end": "capacityBlockEnd",
     }
 
     ultraservers: tuple[UltraServerSpec, ...]
@@ -270,11 +354,18 @@ class EnvironmentConfig(SelfValidating):
     cluster_name: str | None = None
     addons: AddonsConfig = field(default_factory=AddonsConfig)
     validation_jobs: bool = False
+    #: ``nodeRepair``: EKS node auto repair on every GPU node group (constructs/
+    #: gpu_nodegroup.py ``node_repair``, docs/node-health.md). Default ``True``.
+    node_repair: bool = True
     notification_email: str | None = None
+    #: ``observability``: the CloudWatch Observability add-on, GPU dashboard and alarms.
+    observability: bool = True
     #: ``reservedCapacity``: ODCRs and Capacity Blocks of other GPU types (capacity.py).
     reserved_capacity: tuple[ReservedCapacitySpec, ...] = ()
     #: ``burstCapacity``: Karpenter's Spot-first GPU pool; ``None`` when not configured.
     burst_capacity: BurstCapacitySpec | None = None
+    #: ``capacityBlockEnd``: cordon, mark and optionally drain the nodes of ending blocks.
+    capacity_block_end: CapacityBlockEndConfig = field(default_factory=CapacityBlockEndConfig)
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -381,6 +472,16 @@ class EnvironmentConfig(SelfValidating):
                 f"{name('validation_jobs')}: {out['validation_jobs']!r} is not a boolean"
                 + name.example(name("validation_jobs"), "true")
             )
+        if out["observability"] is not INVALID and not isinstance(out["observability"], bool):
+            problems.add(
+                f"{name('observability')}: {out['observability']!r} is not a boolean"
+                + name.example(name("observability"), "false")
+            )
+        if out["node_repair"] is not INVALID and not isinstance(out["node_repair"], bool):
+            problems.add(
+                f"{name('node_repair')}: {out['node_repair']!r} is not a boolean"
+                + name.example(name("node_repair"), "false")
+            )
         addons = out["addons"]
         if addons is not INVALID and not isinstance(addons, AddonsConfig):
             problems.add(f"{name('addons')}: {addons!r} is not an AddonsConfig")
@@ -411,6 +512,9 @@ class EnvironmentConfig(SelfValidating):
         burst = out["burst_capacity"]
         if burst is not None and burst is not INVALID and not isinstance(burst, BurstCapacitySpec):
             problems.add(f"{name('burst_capacity')}: {burst!r} is not a BurstCapacitySpec")
+        ending = out["capacity_block_end"]
+        if ending is not INVALID and not isinstance(ending, CapacityBlockEndConfig):
+            problems.add(f"{name('capacity_block_end')}: {ending!r} is not a CapacityBlockEndConfig")
         return out
 
 

@@ -60,6 +60,11 @@ def extended_support_warning(kubernetes_version: str, today: date | None = None)
 #: Oldest Kubernetes version on which the EFA DRA driver (aws-dranet) runs.
 DRANET_MIN_KUBERNETES_VERSION = "1.34"
 
+#: Python runtime of the library's Lambda functions (the Capacity Block end handler): the
+#: newest ``aws_lambda.Runtime`` of aws-cdk-lib 2.275 that Lambda offers (Lambda developer
+#: guide, lambda-runtimes); its standard library and boto3 are all the code uses.
+LAMBDA_PYTHON_RUNTIME = "python3.14"
+
 #: Oldest AL2023 ARM64 NVIDIA AMI release with NVIDIA driver 580 and CDMM, which the
 #: P6e-GB200 guide requires (EKS user guide, ml-eks-nvidia-ultraserver).
 MIN_AMI_RELEASE_DATE = "20251103"
@@ -122,13 +127,22 @@ def parse_kubernetes_version(value: str) -> tuple[int, int]:
 #: EKS managed add-ons of every environment. ``None`` means "EKS's default version for the
 #: cluster's Kubernetes version at the time the add-on is created" (what
 #: ``aws eks describe-addon-versions --kubernetes-version X`` marks as default); pin a
-#: version string here to hold it.
+#: version string here to hold it. ``eks-node-monitoring-agent`` reports the node
+#: conditions EKS node auto repair acts on (EKS user guide, node-health-nma).
 EKS_MANAGED_ADDONS: dict[str, str | None] = {
     "vpc-cni": None,
     "kube-proxy": None,
     "coredns": None,
     "eks-pod-identity-agent": None,
+    "eks-node-monitoring-agent": None,
 }
+
+#: The ``amazon-cloudwatch-observability`` EKS add-on (Container Insights with enhanced
+#: observability; GPU, EFA metrics), created when the ``observability`` context key is true.
+#: ``None``: EKS's default version, as above. It must be v3.1.0 or later (EKS Pod Identity)
+#: and list ``p6e-gb200.36xlarge`` in its DCGM exporter's node affinity (recent versions do);
+#: ``aws eks describe-addon-versions --addon-name amazon-cloudwatch-observability`` lists them.
+CLOUDWATCH_OBSERVABILITY_ADDON: str | None = None
 
 # --------------------------------------------------------------------------------------
 # Helm charts and release manifests
