@@ -301,12 +301,12 @@ class GpuObservability(Construct):
                 # A known name, so the dashboard can list the alarm without a cross-stack
                 # reference (a nested stack has at most 200 outputs).
                 alarm_name=self._missing_nodes_alarm_name(u),
+                # Kept short: one per UltraServer in its nested stack (1 MB per template);
+                # docs/observability.md explains the alarm (and its expected firing in the
+                # block's last 40 minutes).
                 alarm_description=(
-                    f"UltraServer {u.name}: Capacity Block {u.capacity_reservation_id} has had "
-                    f"instances unused for {minutes} minutes while EC2 reports it (of "
-                    f"{u.instance_count}). Expected once in the last 40 minutes of the block, "
-                    "when EKS scales its node group to 0 (the expiration warning comes first); "
-                    "otherwise check: kubectl get nodes -l eks.amazonaws.com/nodegroup=<its node group>"
+                    f"UltraServer {u.name}: Capacity Block {u.capacity_reservation_id} has unused "
+                    f"instances (of {u.instance_count}); see docs/observability.md"
                 ),
                 metric=self._block("AvailableInstanceCount", u.capacity_reservation_id, "Minimum"),
                 threshold=1,

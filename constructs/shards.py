@@ -18,9 +18,12 @@ from eks_ultraserver.model import Problems
 
 #: How many nested stacks UltraServer node groups may spread over.
 ULTRASERVER_SHARDS = 16
-#: UltraServers one shard may hold: 2 resources and about 5 KB of template each keeps a
-#: nested stack well under 500 resources and 1 MB.
-MAX_ULTRASERVERS_PER_SHARD = 150
+#: UltraServers one shard may hold. Each brings 3 resources (launch template, node group
+#: with its NodeRepairConfig, missing-nodes alarm) and about 12 KB of template as cdk.out
+#: writes it; 70 keeps a full nested stack under 500 resources and 1 MB
+#: (tests/test_quality.py synthesizes a full shard). With 16 shards and names spread by
+#: hash, an environment holds about 1,000 UltraServers before one shard is full.
+MAX_ULTRASERVERS_PER_SHARD = 70
 
 
 def ultraserver_shard(name: str) -> int:

@@ -481,5 +481,26 @@ def test_a_shard_too_full_is_refused_with_a_clear_message():
     names = [f"x{i}" for i in range(20000) if ultraserver_shard(f"x{i}") == 3][
         : MAX_ULTRASERVERS_PER_SHARD + 1
     ]
-    with pytest.raises(ConfigurationError, match=r"hash to nested stack UltraServers03, more than 150"):
+    with pytest.raises(
+        ConfigurationError,
+        match=rf"hash to nested stack UltraServers03, more than {MAX_ULTRASERVERS_PER_SHARD}",
+    ):
         synth_environment({"ultraServers": _servers(*[(n, "u-p6e-gb200x36") for n in names])})
+
+
+@pytest.mark.slow
+def test_a_full_shard_stays_within_cloudformation_limits():
+    """GIVEN as many UltraServers as one nested stack may hold, all hashing to it, with every
+    per-UltraServer resource (node group with its repair settings, launch template, alarm)
+    WHEN synthesized THEN that nested template is under 500 resources and 1 MB as
+    CloudFormation reads it (cdk.out writes templates indented by one space), with room for
+    the parameters and outputs."""
+    from eks_ultraserver.constructs.environment import ultraserver_shard
+
+    names = [f"x{i}" for i in range(20000) if ultraserver_shard(f"x{i}") == 3][:MAX_ULTRASERVERS_PER_SHARD]
+    synth = synth_environment({"ultraServers": _servers(*[(n, "u-p6e-gb200x72") for n in names])})
+    (full,) = [tpl for name, tpl in synth.nested.items() if name.endswith("03")]
+    assert sum(r["Type"] == "AWS::EKS::Nodegroup" for r in full["Resources"].values()) == len(names)
+    assert len(full["Resources"]) < 500
+    assert len(json.dumps(full, indent=1)) < 950_000
+    assert len(full.get("Outputs", {})) < 200 and len(full.get("Parameters", {})) < 200
