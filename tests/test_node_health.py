@@ -384,6 +384,6 @@ def test_node_repair_config_is_reboot_first():
         "NvidiaXID54Error",
         "NvidiaXID79Error",
     ]
-    assert node_repair_config(False) == {"enabled": False}
+    assert node_repair_config(False) == {"Enabled": False}
     reasons = [o.reason for o in NODE_REPAIR_OVERRIDES]
     assert len(reasons) == len(set(reasons))
