@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
@@ -102,6 +102,24 @@ def icluster(cluster: eks.Cluster) -> eks.ICluster:
     ``kubectl_provider_options`` property that ``ICluster`` declares, so mypy does not see
     it as one (the same cast as ``UltraServerEnvironment._icluster``)."""
     return cast("eks.ICluster", cluster)
+
+
+def cluster_in_new_vpc(stack, version: str = "1.34") -> tuple[Any, eks.ICluster]:
+    """A new VPC (2 AZs, 1 NAT) and an ``aws_eks_v2`` cluster of ``version`` with no
+    default capacity in ``stack``, for tests that place node groups themselves."""
+    from aws_cdk import aws_ec2 as ec2
+    from aws_cdk import aws_eks_v2 as eks_v2
+
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
+    cluster = eks_v2.Cluster(
+        stack,
+        "Cluster",
+        version=eks_v2.KubernetesVersion.of(version),
+        vpc=vpc,
+        default_capacity=0,
+        default_capacity_type=eks_v2.DefaultCapacityType.NODEGROUP,
+    )
+    return vpc, icluster(cluster)
 
 
 def resources_of_type(template, cfn_type: str) -> dict:

@@ -19,7 +19,7 @@ from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 from eks_ultraserver.model import ConfigurationError, InstanceStorePolicy, Taint
 
-from conftest import ACCOUNT, REGION, icluster
+from conftest import ACCOUNT, REGION, cluster_in_new_vpc
 
 ZONE = "us-east-1a"
 CONSTRUCTS = (UltraServerNodeGroup, ReservedGpuNodeGroup)
@@ -32,17 +32,7 @@ def env():
     """GIVEN a Kubernetes 1.34 cluster, a subnet in one zone, a security group and a role."""
     app = cdk.App(builtin_cloud_formation_validation=False)
     stack = cdk.Stack(app, "Options", env=cdk.Environment(account=ACCOUNT, region=REGION))
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
-    cluster = icluster(
-        eks.Cluster(
-            stack,
-            "Cluster",
-            version=eks.KubernetesVersion.V1_34,
-            vpc=vpc,
-            default_capacity=0,
-            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
-        )
-    )
+    vpc, cluster = cluster_in_new_vpc(stack, "1.34")
     subnet = ec2.Subnet.from_subnet_attributes(
         stack, "ZoneSubnet", subnet_id="subnet-0aaaaaaaaaaaaaaaa", availability_zone=ZONE
     )

@@ -11,7 +11,6 @@ import re
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_eks_v2 as eks
 from aws_cdk.assertions import Match, Template
 
 from eks_ultraserver.config import EnvironmentConfig
@@ -31,7 +30,7 @@ from conftest import (
     REGION,
     REPO,
     cfn_lint_errors,
-    icluster,
+    cluster_in_new_vpc,
     synth_environment,
     template_of,
 )
@@ -211,17 +210,7 @@ def construct_stack():
     each with ``node_repair=False``, in a stack of their own."""
     app = cdk.App()
     stack = cdk.Stack(app, "Repair", env=cdk.Environment(account=ACCOUNT, region=REGION))
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
-    cluster = icluster(
-        eks.Cluster(
-            stack,
-            "Cluster",
-            version=eks.KubernetesVersion.V1_34,
-            vpc=vpc,
-            default_capacity=0,
-            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
-        )
-    )
+    _vpc, cluster = cluster_in_new_vpc(stack, "1.34")
     subnet = ec2.Subnet.from_subnet_attributes(
         stack, "LzSubnet", subnet_id="subnet-0aaaaaaaaaaaaaaaa", availability_zone=LOCAL_ZONE
     )
@@ -303,16 +292,7 @@ def test_node_repair_must_be_a_boolean():
     names the option and what it takes."""
     app = cdk.App()
     stack = cdk.Stack(app, "Bad", env=cdk.Environment(account=ACCOUNT, region=REGION))
-    cluster = icluster(
-        eks.Cluster(
-            stack,
-            "Cluster",
-            version=eks.KubernetesVersion.V1_34,
-            vpc=ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1),
-            default_capacity=0,
-            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
-        )
-    )
+    _vpc, cluster = cluster_in_new_vpc(stack, "1.34")
     subnet = ec2.Subnet.from_subnet_attributes(
         stack, "LzSubnet", subnet_id="subnet-0aaaaaaaaaaaaaaaa", availability_zone=LOCAL_ZONE
     )

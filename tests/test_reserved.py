@@ -10,7 +10,6 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_eks_v2 as eks
 from aws_cdk.assertions import Match
 from jsii._kernel.providers.process import ProcessProvider
 
@@ -24,7 +23,7 @@ from eks_ultraserver.capacity import (
 from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 from eks_ultraserver.model import ConfigurationError, Taint
 
-from conftest import ACCOUNT, REGION, icluster, template_of
+from conftest import ACCOUNT, REGION, cluster_in_new_vpc, template_of
 
 ZONE = "us-east-1a"
 RID = "cr-0aaaaaaaaaaaaaaa1"
@@ -47,17 +46,7 @@ def synth():
     table entry; a tag on the app, WHEN synthesized once for the module."""
     app = cdk.App(builtin_cloud_formation_validation=False)
     stack = cdk.Stack(app, "Reserved", env=cdk.Environment(account=ACCOUNT, region=REGION))
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
-    cluster = icluster(
-        eks.Cluster(
-            stack,
-            "Cluster",
-            version=eks.KubernetesVersion.V1_35,
-            vpc=vpc,
-            default_capacity=0,
-            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
-        )
-    )
+    _vpc, cluster = cluster_in_new_vpc(stack, "1.35")
     subnet = ec2.Subnet.from_subnet_attributes(
         stack, "ZoneSubnet", subnet_id="subnet-0aaaaaaaaaaaaaaaa", availability_zone=ZONE
     )

@@ -20,6 +20,9 @@ from conftest import PACKAGED_UPSTREAM, REPO, UPSTREAM
 FOLDERS = [PACKAGED_UPSTREAM, UPSTREAM]
 COLUMNS = ["File", "Source repository", "Tag", "Commit", "Path", "License", "SHA-256"]
 _ROW = re.compile(r"^\|(.+)\|\s*$")
+#: A path into the folder beside the clone that held the planning notes' upstream copies
+#: (built from parts, so that this file does not itself contain what it looks for).
+OUTSIDE = re.compile(r"\.\./" + "shared" + r"\b|" + "/".join(("shared", "upstream")))
 
 
 def provenance(folder: Path) -> dict[str, dict[str, str]]:
@@ -70,9 +73,9 @@ def test_nothing_in_the_repository_reads_outside_it():
     offenders = []
     for name in filter(None, tracked):
         path = REPO / name.decode()
-        if path == Path(__file__) or not path.is_file() or path.is_symlink():
+        if not path.is_file() or path.is_symlink():
             continue
-        if re.search(r"\.\./shared\b|shared/upstream", path.read_text(errors="replace")):
+        if OUTSIDE.search(path.read_text(errors="replace")):
             offenders.append(name.decode())
     assert offenders == []
 
