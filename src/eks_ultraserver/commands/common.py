@@ -12,7 +12,10 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from eks_ultraserver.config import EnvironmentConfig
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -135,3 +138,24 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
 def fail(message: str, code: int = EXIT_USAGE) -> int:
     print(f"eks-ultraserver: error: {message}", file=sys.stderr)
     return code
+
+
+#: The placeholder zone used only to parse the rest of the configuration when
+#: ``availabilityZone`` is not set (synth then looks the zone up from the reservation).
+_PARSE_ONLY_ZONE = "us-east-1a"
+
+
+def read_configuration(context: Mapping[str, Any]) -> tuple[EnvironmentConfig, bool]:
+    """``(config, zone_configured)`` from the context; raises ``ConfigurationError``.
+
+    When ``availabilityZone`` is not set, the stack looks it up from the reservation at
+    synth; preflight then parses the rest with a placeholder zone and reports the zone
+    of each reservation instead of comparing it.
+    """
+    from eks_ultraserver.config import EnvironmentConfig
+
+    zone_configured = context.get("availabilityZone") not in (None, "")
+    probe = dict(context)
+    if not zone_configured:
+        probe["availabilityZone"] = _PARSE_ONLY_ZONE
+    return EnvironmentConfig.from_mapping(probe), zone_configured

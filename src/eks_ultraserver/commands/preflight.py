@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from eks_ultraserver.commands.common import (
     EXIT_OK,
@@ -29,13 +27,9 @@ from eks_ultraserver.commands.common import (
     load_context,
     make_client,
     open_session,
+    read_configuration,
     table,
 )
-
-#: The placeholder zone used only to parse the rest of the configuration when
-#: ``availabilityZone`` is not set (synth then looks the zone up from the reservation).
-_PARSE_ONLY_ZONE = "us-east-1a"
-
 
 # --------------------------------------------------------------------------------------
 # preflight
@@ -101,22 +95,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="no progress lines on stderr (default: one line per check while it waits for AWS)",
     )
     parser.set_defaults(func=run)
-
-
-def read_configuration(context: Mapping[str, Any]):
-    """``(config, zone_configured)`` from the context; raises ``ConfigurationError``.
-
-    When ``availabilityZone`` is not set, the stack looks it up from the reservation at
-    synth; preflight then parses the rest with a placeholder zone and reports the zone
-    of each reservation instead of comparing it.
-    """
-    from eks_ultraserver.config import EnvironmentConfig
-
-    zone_configured = context.get("availabilityZone") not in (None, "")
-    probe = dict(context)
-    if not zone_configured:
-        probe["availabilityZone"] = _PARSE_ONLY_ZONE
-    return EnvironmentConfig.from_mapping(probe), zone_configured
 
 
 def run(args: argparse.Namespace) -> int:

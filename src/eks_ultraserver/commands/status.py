@@ -36,6 +36,7 @@ from eks_ultraserver.commands.common import (
     load_context,
     make_client,
     open_session,
+    read_configuration,
     table,
 )
 
@@ -469,7 +470,6 @@ def _client_error() -> type[Exception]:
 def run(args: argparse.Namespace) -> int:
     from eks_ultraserver.aws_checks import AwsSetupError, Severity, describe_reservation
     from eks_ultraserver.commands import kube
-    from eks_ultraserver.commands.preflight import read_configuration
     from eks_ultraserver.model import ConfigurationError, EfaLayout
     from eks_ultraserver.settings import EfaMode
 
