@@ -26,11 +26,9 @@ ClusterRole of nodes get/list/patch, pods list and pods/eviction create, nothing
 
 from __future__ import annotations
 
-import atexit
 import json
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -64,6 +62,7 @@ from eks_ultraserver.model import (
     is_reservation_id,
 )
 from eks_ultraserver.settings import CAPACITY_BLOCK_END_SCHEDULE_MINUTES
+from eks_ultraserver.synth_files import process_directory
 from eks_ultraserver.versions import LAMBDA_PYTHON_RUNTIME
 
 #: The Kubernetes group of the function's access entry (bound to :data:`CLUSTER_ROLE_NAME`).
@@ -302,8 +301,7 @@ def _code_directory(blocks: Sequence[WatchedBlock]) -> Path:
     """A new folder with the handler (the package's file, unchanged) and
     ``reservations.json``: the function's code asset (CDK copies it into the cloud
     assembly, named by its content hash; the folder itself is removed when the process ends)."""
-    folder = Path(tempfile.mkdtemp(prefix="eks-ultraserver-capacity-block-end-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = process_directory("eks-ultraserver-capacity-block-end-")
     source = resources.files(HANDLER_PACKAGE).joinpath("handler.py")
     with resources.as_file(source) as path:
         shutil.copyfile(path, folder / "handler.py")

@@ -30,6 +30,7 @@ MODEL = (
     "quotas",
     "capacity",
     "capacity_reader",
+    "synth_files",
 )
 SOURCES = {
     "constructs": REPO / "constructs",

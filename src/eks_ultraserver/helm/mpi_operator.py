@@ -69,7 +69,6 @@ at the deleted directory, so ``GpuPlatformAddons`` warns.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import hashlib
 import os
@@ -93,6 +92,7 @@ from eks_ultraserver.helm.values import (
     values_problems,
 )
 from eks_ultraserver.model import ConfigurationError
+from eks_ultraserver.synth_files import process_directory
 from eks_ultraserver.versions import MPI_OPERATOR
 
 __all__ = [
@@ -428,8 +428,7 @@ def _charts_root() -> Path:
     the interpreter exits (CDK has copied the asset into the cloud assembly by then)."""
     global _charts_root_path
     if _charts_root_path is None or not _charts_root_path.is_dir():
-        _charts_root_path = Path(tempfile.mkdtemp(prefix="eks-ultraserver-charts-"))
-        atexit.register(shutil.rmtree, _charts_root_path, ignore_errors=True)
+        _charts_root_path = process_directory("eks-ultraserver-charts-")
     return _charts_root_path
 
 
