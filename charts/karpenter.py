@@ -60,6 +60,19 @@ reservation's zone. The reserved classes select the subnets given as
 zones, which the burst classes never see), else the discovery-tagged ones, and their
 NodePools require ``topology.kubernetes.io/zone`` In the reservations' zones.
 
+Zones and shared GPUs
+---------------------
+A burst pool with ``availability_zone`` (``burstCapacity.availabilityZone``, e.g. a Local
+Zone) requires ``topology.kubernetes.io/zone`` In that zone, and its classes select the
+subnets given as ``burst_subnet_ids`` by id (the environment adds one in that zone).
+A pool whose GPUs are shared (``sharing``) labels its nodes
+``nvidia.com/device-plugin.config=<config name>`` in the NodePool template, which selects
+the GPU Operator's device plugin configuration of that name (docs/sharing-gpus.md).
+Karpenter knows nothing of the sharing (kubernetes-sigs/karpenter #729): it counts an
+instance type's physical GPUs in its scheduling and in the ``nvidia.com/gpu`` limit, so
+``maxGpus`` bounds the physical GPUs and the pool can hand out ``maxGpus x replicas``
+shared ones. Reservations that Karpenter provisions in one NodePool share GPUs alike.
+
 Everything here is plain Python and cdk8s (no aws_cdk): the object builders return dicts,
 which tests validate against Karpenter's v1.14.1 CRD schemas.
 """
@@ -73,11 +86,13 @@ import cdk8s
 
 from constructs import Construct
 from eks_ultraserver.capacity import (
+    DEVICE_PLUGIN_CONFIG_LABEL,
     ULTRASERVER_FAMILY,
     ULTRASERVER_INSTANCE_TYPE,
     BurstCapacitySpec,
     CapacityClass,
     GpuInstanceType,
+    GpuSharingSpec,
     ReservedCapacitySpec,
     ReservedProvisioner,
 )
@@ -138,6 +153,15 @@ def _disruption(consolidate_after: str) -> dict[str, Any]:
             {"nodes": "0", "reasons": ["Drifted"]},
         ],
     }
+
+
+def _template_labels(capacity: CapacityClass, sharing: GpuSharingSpec | None) -> dict[str, str]:
+    """The NodePool template's labels: the capacity class, and the device plugin
+    configuration of a pool that shares its GPUs."""
+    labels = {CAPACITY_TYPE_LABEL: capacity.value}
+    if sharing is not None:
+        labels[DEVICE_PLUGIN_CONFIG_LABEL] = sharing.config_name
+    return labels
 
 
 def _taint() -> dict[str, str]:
@@ -272,7 +296,10 @@ def burst_node_pool(
             requirements.append(
                 {"key": INSTANCE_TYPE_LABEL, "operator": "NotIn", "values": list(exclude_instance_types)}
             )
+    if spec.availability_zone:
+        requirements.append({"key": ZONE_LABEL, "operator": "In", "values": [spec.availability_zone]})
     requirements += [dict(r) for r in _NVIDIA_LINUX] + [dict(r) for r in NEVER_ULTRASERVERS]
+    # Karpenter counts physical GPUs here, shared or not (kubernetes-sigs/karpenter #729).
     limits: dict[str, Any] = {"nvidia.com/gpu": spec.max_gpus}
     if spec.max_vcpus is not None:
         limits["cpu"] = spec.max_vcpus
@@ -282,7 +309,7 @@ def burst_node_pool(
         "metadata": {"name": name},
         "spec": {
             "template": {
-                "metadata": {"labels": {CAPACITY_TYPE_LABEL: CapacityClass.BURST.value}},
+                "metadata": {"labels": _template_labels(CapacityClass.BURST, spec.sharing)},
                 "spec": {
                     "nodeClassRef": {
                         "group": "karpenter.k8s.aws",
@@ -309,7 +336,8 @@ def reserved_node_pool(
 ) -> dict[str, Any]:
     """A reserved NodePool: only ``karpenter.sh/capacity-type: reserved`` capacity, i.e. the
     reservations its EC2NodeClass selects, of their instance types and in their zones;
-    weight above the burst pools."""
+    weight above the burst pools. The nodes share GPUs as the reservations say (all alike:
+    :class:`KarpenterGpuCapacityChart` checks it)."""
     types = sorted({r.instance_type for r in reservations})
     zones = sorted({r.availability_zone for r in reservations if r.availability_zone})
     requirements = [
@@ -325,7 +353,7 @@ def reserved_node_pool(
         "metadata": {"name": name},
         "spec": {
             "template": {
-                "metadata": {"labels": {CAPACITY_TYPE_LABEL: CapacityClass.RESERVED.value}},
+                "metadata": {"labels": _template_labels(CapacityClass.RESERVED, reservations[0].sharing)},
                 "spec": {
                     "nodeClassRef": {
                         "group": "karpenter.k8s.aws",
@@ -365,6 +393,9 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
     :param reserved_subnet_ids: subnets of the reservations' zones, selected by id by the
         reserved classes. Default: the discovery-tagged subnets (one must be in each
         reservation's zone).
+    :param burst_subnet_ids: subnets of the burst pool's zone (``burst.availability_zone``),
+        selected by id by the burst classes. Default: the discovery-tagged subnets (one must
+        be in that zone when it is set).
     :param ami_alias: the AMI alias of the reserved class. Default: the burst pool's, else
         ``versions.KARPENTER_AMI_ALIAS``.
 
@@ -382,6 +413,7 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
         reserved: Sequence[ReservedCapacitySpec] = (),
         security_group_ids: Sequence[str] = (),
         reserved_subnet_ids: Sequence[str] = (),
+        burst_subnet_ids: Sequence[str] = (),
         ami_alias: str | None = None,
     ) -> None:
         problems = Problems()
@@ -405,6 +437,11 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
                     "reservation only from a subnet in the reservation's zone: give the zone "
                     "(reservedCapacity[].availabilityZone in cdk.json)"
                 )
+        if burst_subnet_ids and (burst is None or not burst.availability_zone):
+            problems.add(
+                "burst_subnet_ids: given without a burst pool zone; set the burst pool's "
+                "availability_zone (burstCapacity.availabilityZone in cdk.json) or leave them out"
+            )
         efa_types = burst.efa_instance_types() if burst is not None else ()
         # each spec resolves its type in the table it was checked against (instance_types)
         reserved_gpu_types = {
@@ -417,6 +454,23 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
                 problems.add(
                     f"instance type {type_name!r}: the pool name {longest!r} is longer than "
                     f"{MAX_POOL_NAME} characters (a label value)"
+                )
+        # the reserved pools: one for the non-EFA types, one per EFA type
+        groups: dict[str, list[ReservedCapacitySpec]] = {}
+        for r in karpenter_reserved:
+            key = r.instance_type if r.instance_type in reserved_types else ""
+            groups.setdefault(key, []).append(r)
+        for key in sorted(groups):
+            # one NodePool labels all its nodes alike: its reservations must share alike
+            settings = {r.sharing.config_name if r.sharing else "whole GPUs" for r in groups[key]}
+            if len(settings) > 1:
+                pool = efa_pool_name(RESERVED_POOL, key) if key else RESERVED_POOL
+                problems.add(
+                    f"reserved[{', '.join(repr(r.name) for r in groups[key])}].sharing: these "
+                    f"reservations run in one Karpenter NodePool ({pool!r}), whose nodes all "
+                    f"carry one device plugin configuration, but share GPUs differently "
+                    f"({', '.join(sorted(settings))}); give them the same sharing, or run "
+                    "some with provisioner 'nodegroup'"
                 )
         if problems:
             raise ConfigurationError(problems, subject=f"KarpenterGpuCapacityChart {id!r}")
@@ -442,6 +496,7 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
                         capacity=CapacityClass.BURST,
                         security_group_ids=security_group_ids,
                         network_interfaces=efa_network_interfaces(efa_type) if efa_type else (),
+                        subnet_ids=burst_subnet_ids,
                     ),
                 )
                 self._add(
@@ -457,10 +512,6 @@ class KarpenterGpuCapacityChart(cdk8s.Chart):
         if karpenter_reserved:
             from eks_ultraserver.versions import KARPENTER_AMI_ALIAS
 
-            groups: dict[str, list[ReservedCapacitySpec]] = {}
-            for r in karpenter_reserved:
-                key = r.instance_type if r.instance_type in reserved_types else ""
-                groups.setdefault(key, []).append(r)
             for key in sorted(groups):
                 name = efa_pool_name(RESERVED_POOL, key) if key else RESERVED_POOL
                 suffix = name.removeprefix(RESERVED_POOL)

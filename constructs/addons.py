@@ -94,6 +94,11 @@ class GpuPlatformAddons(Construct):
         SHA-256 must match the pin. Default: ``addons.mpi_operator_manifest``, else
         ``$EKS_ULTRASERVER_MPI_OPERATOR_MANIFEST``, else the copy that ships with the
         library. The chart generated from it goes to a temporary directory (no cache).
+    :param device_plugin_configs: named NVIDIA device plugin configurations for the pools
+        that share GPUs (``capacity.GpuSharingSpec.config_name`` ->
+        ``device_plugin_config()``), given to the GPU Operator as ``devicePlugin.config``;
+        nodes select one with the ``nvidia.com/device-plugin.config`` label. Default: none
+        (whole GPUs everywhere; the GPU Operator values stay as without sharing).
 
     Attributes: ``gpu_operator``, ``dra_driver``, ``efa`` (the EFA device plugin or
     DRANET release), ``mpi_operator`` (``aws_eks_v2.HelmChart``); ``charts`` (component key
@@ -113,6 +118,7 @@ class GpuPlatformAddons(Construct):
         system_node_selector: Mapping[str, str] | None = None,
         system_node_tolerations: Sequence[Mapping[str, Any]] = (),
         mpi_operator_manifest: str | os.PathLike[str] | None = None,
+        device_plugin_configs: Mapping[str, Mapping[str, Any]] | None = None,
         plan: AddonsPlan | None = None,
     ) -> None:
         # Validate (and build every values tree) before creating anything.
@@ -123,6 +129,7 @@ class GpuPlatformAddons(Construct):
                 system_node_selector=system_node_selector,
                 system_node_tolerations=system_node_tolerations,
                 mpi_operator_manifest=mpi_operator_manifest,
+                device_plugin_configs=device_plugin_configs,
                 id=id,
             )
         gpu, dra, efa, efa_mode = plan.gpu, plan.dra, plan.efa, plan.efa_mode
@@ -160,6 +167,7 @@ class GpuPlatformAddons(Construct):
         system_node_selector: Mapping[str, str] | None = None,
         system_node_tolerations: Sequence[Mapping[str, Any]] = (),
         mpi_operator_manifest: str | os.PathLike[str] | None = None,
+        device_plugin_configs: Mapping[str, Mapping[str, Any]] | None = None,
         id: str = "GpuPlatformAddons",
     ) -> AddonsPlan:
         """Validates the arguments and builds every values tree and the MPI operator chart,
@@ -200,6 +208,7 @@ class GpuPlatformAddons(Construct):
             lambda: GpuOperatorValues(
                 version=versions.get("gpuOperator", GPU_OPERATOR.version),
                 with_dra_driver_chart=True,
+                device_plugin_configs=dict(device_plugin_configs or {}),
                 extra_values=values.get("gpuOperator", {}),
                 system_node_selector=system_node_selector,
                 system_node_tolerations=system_node_tolerations,

@@ -35,6 +35,7 @@ from eks_ultraserver.capacity import (
     ReservationKind,
     ReservedCapacitySpec,
     ReservedProvisioner,
+    sharing_configs,
 )
 from eks_ultraserver.config import (
     AddonsConfig,
@@ -137,12 +138,15 @@ class UltraServerEnvironment(Construct):
         p5en, p6-b200, ...), each run by a managed node group or by Karpenter's
         ``gpu-reserved`` NodePool. A reservation outside the UltraServers' zone gets a
         private subnet of its own in a new VPC (10.0.128.0/21 + the zone letter's slot).
-        Default: none.
+        An entry with ``sharing`` gets its GPUs shared (time-slicing or MPS, see
+        docs/sharing-gpus.md). Default: none.
     :param node_repair: EKS node auto repair on every GPU node group, with reboots for the
         GPU failures a reboot clears (gpu_nodegroup.py ``NODE_REPAIR_OVERRIDES``,
         docs/node-health.md); ``False`` disables it. Default ``True``.
     :param burst_capacity: Karpenter with a Spot-first ``gpu-burst`` NodePool (never
-        UltraServer instance types). Default: no Karpenter.
+        UltraServer instance types); with ``availability_zone``, only in that zone (a Local
+        Zone too: a subnet of its own there, new VPC only); with ``sharing``, shared GPUs.
+        Default: no Karpenter.
     :param capacity_block_end: before each Capacity Block ends (UltraServers' and
         ``reserved_capacity``'s), cordon and mark its nodes, publish to the notifications
         topic and optionally evict their pods (a scheduled Lambda function; see
@@ -200,6 +204,8 @@ class UltraServerEnvironment(Construct):
             nat_gateways=nat_gateways,
             addons=addons,
             reserved_capacity=reserved_capacity,
+            burst_zone=burst_capacity.availability_zone if burst_capacity is not None else None,
+            device_plugin_configs=sharing_configs(reserved_capacity, burst_capacity),
         )
         efa_layout = EfaLayout(efa_layout)
         endpoint_access = EndpointAccess(endpoint_access)
@@ -456,6 +462,7 @@ class UltraServerEnvironment(Construct):
             discovery=cluster_name,
         )
         self.karpenter.node.add_dependency(self.eks_addons["eks-pod-identity-agent"], self.system_nodegroup)
+        burst_zone = burst_capacity.availability_zone if burst_capacity is not None else None
         self.karpenter.add_gpu_capacity(
             burst=burst_capacity,
             reserved=karpenter_reserved,
@@ -464,6 +471,8 @@ class UltraServerEnvironment(Construct):
                 for zone in sorted({spec.availability_zone or "" for spec in karpenter_reserved})
                 for subnet in self.network.reserved_subnets(zone)
             ],
+            # a burst pool in a zone of its own (e.g. a Local Zone): that zone's subnet
+            burst_subnets=self.network.reserved_subnets(burst_zone) if burst_zone else (),
         )
 
     def _warnings(

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import aws_ec2 as ec2
 
@@ -37,6 +38,8 @@ def check_environment(
     nat_gateways: int,
     addons: AddonsConfig,
     reserved_capacity: Sequence[ReservedCapacitySpec],
+    burst_zone: str | None = None,
+    device_plugin_configs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AddonsPlan:
     """Checks the environment's arguments (named as in ``UltraServerEnvironment``) and
     returns the GPU platform's plan (``GpuPlatformAddons.plan``: its values, versions and
@@ -55,6 +58,7 @@ def check_environment(
         ultraserver_subnets=ultraserver_subnets,
         nat_gateways=nat_gateways,
         reserved_zones=[spec.availability_zone for spec in reserved_capacity],
+        burst_zone=burst_zone,
         problems=problems,
     )
     if not (1 <= system_nodes <= 50):
@@ -74,6 +78,7 @@ def check_environment(
             addons=addons,
             kubernetes_version=kubernetes_version,
             system_node_selector=SYSTEM_NODE_SELECTOR,
+            device_plugin_configs=device_plugin_configs,
             id="GpuPlatform",
         )
     except ConfigurationError as err:

@@ -53,7 +53,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec
+from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec, ReservedProvisioner
 from eks_ultraserver.charts.karpenter import DISCOVERY_TAG, KarpenterGpuCapacityChart
 from eks_ultraserver.constructs.iam import node_role as new_node_role
 from eks_ultraserver.constructs.jsii_calls import is_token
@@ -313,6 +313,7 @@ class Karpenter(Construct):
         burst: BurstCapacitySpec | None = None,
         reserved: Sequence[ReservedCapacitySpec] = (),
         reserved_subnets: Sequence[ec2.ISubnet] = (),
+        burst_subnets: Sequence[ec2.ISubnet] = (),
         id: str = "GpuCapacity",
     ) -> eks.KubernetesManifest:
         """Applies the ``gpu-burst`` / ``gpu-reserved`` NodePools and EC2NodeClasses, and one
@@ -325,6 +326,13 @@ class Karpenter(Construct):
             classes select by id (they are not tagged for discovery, so burst nodes never
             use them). Default: the discovery-tagged subnets (one must be in each
             reservation's zone).
+        :param burst_subnets: subnets in the burst pool's zone (``burst.availability_zone``,
+            e.g. a Local Zone), which the burst classes select by id. Default: the
+            discovery-tagged subnets.
+
+        A pool that shares its GPUs (``sharing``) gets a synth warning: Karpenter counts
+        physical GPUs, so ``maxGpus`` bounds those, and it may launch more nodes than the
+        shared GPUs need (kubernetes-sigs/karpenter #729).
 
         With more than one burst pool (an EFA instance type beside other types), a synth
         warning says that each carries the whole ``maxGpus`` limit."""
@@ -337,8 +345,28 @@ class Karpenter(Construct):
             reserved=reserved,
             security_group_ids=[self._cluster_sg_id],
             reserved_subnet_ids=[s.subnet_id for s in reserved_subnets],
+            burst_subnet_ids=[s.subnet_id for s in burst_subnets],
         )
         self.capacity_chart = chart
+        shared = [
+            (f"reservedCapacity {r.name!r}", r.sharing)
+            for r in reserved
+            if r.provisioner is ReservedProvisioner.KARPENTER and r.sharing is not None
+        ]
+        if burst is not None and burst.sharing is not None:
+            shared.append((f"burstCapacity (maxGpus {burst.max_gpus})", burst.sharing))
+        if shared:
+            pools = ", ".join(f"{where}: {s.strategy.value} x{s.replicas}" for where, s in shared)
+            cdk.Annotations.of(self).add_warning_v2(
+                "eks-ultraserver:karpenter-shared-gpus",
+                f"Karpenter pools with shared GPUs ({pools}): Karpenter does not know about GPU "
+                "sharing (kubernetes-sigs/karpenter #729) and counts each node's physical GPUs. "
+                "The nvidia.com/gpu limit (maxGpus) bounds the physical GPUs, so the pool can "
+                "hand out maxGpus x replicas shared GPUs; and when pods are pending, Karpenter "
+                "sizes new nodes for one pod per physical GPU, so it may launch more nodes than "
+                "the shared GPUs need (the empty ones are removed after consolidateAfter). "
+                "See docs/sharing-gpus.md.",
+            )
         if burst is not None and len(chart.burst_pools) > 1:
             cpu = f" and {burst.max_vcpus} vCPUs" if burst.max_vcpus is not None else ""
             cdk.Annotations.of(self).add_warning_v2(

@@ -61,14 +61,16 @@ def network_problems(
     ultraserver_subnets: Sequence[ec2.ISubnet] | None,
     nat_gateways: int = 1,
     reserved_zones: Iterable[str | None] = (),
+    burst_zone: str | None = None,
     problems: Problems,
 ) -> None:
     """Adds the problems of the network's arguments to ``problems``.
 
     ``reserved_zones``: the zone of each reservation of the reserved capacity (``None``:
-    the UltraServers' zone), named ``reservedCapacity[i]`` as in cdk.json. With an existing
-    VPC every reservation must be in the UltraServers' zone (the VPC gets no new subnets);
-    two other zones must not share a subnet slot.
+    the UltraServers' zone), named ``reservedCapacity[i]`` as in cdk.json; ``burst_zone``:
+    the burst pool's zone (``burstCapacity.availabilityZone``; ``None``: no zone of its
+    own). With an existing VPC every one must be the UltraServers' zone (the VPC gets no
+    new subnets); two other zones must not share a subnet slot.
     """
     if vpc is not None and not ultraserver_subnets:
         problems.add(
@@ -78,13 +80,16 @@ def network_problems(
     if not (1 <= nat_gateways <= 2):
         problems.add(f"nat_gateways: {nat_gateways!r} is out of range; use 1 or 2")
     slots: dict[int, str] = {}
-    for i, given in enumerate(reserved_zones):
+    named = [(f"reservedCapacity[{i}]", z) for i, z in enumerate(reserved_zones)]
+    if burst_zone is not None:
+        named.append(("burstCapacity", burst_zone))
+    for where, given in named:
         zone = given or availability_zone
         if zone == availability_zone:
             continue
         if vpc is not None:
             problems.add(
-                f"reservedCapacity[{i}].availabilityZone: {zone!r} differs from the "
+                f"{where}.availabilityZone: {zone!r} differs from the "
                 f"UltraServers' zone {availability_zone!r}; with an existing VPC, reserved "
                 "capacity must share the UltraServers' subnets (or use your own "
                 "ReservedGpuNodeGroup with your subnets)"
@@ -94,7 +99,7 @@ def network_problems(
         other = slots.get(slot)
         if other is not None and other != zone:
             problems.add(
-                f"reservedCapacity[{i}].availabilityZone: {zone!r} and {other!r} end in the "
+                f"{where}.availabilityZone: {zone!r} and {other!r} end in the "
                 "same letter and would share a subnet range; put these reservations in "
                 "one zone or use your own ReservedGpuNodeGroup with your subnets"
             )

@@ -33,7 +33,8 @@ What it synthesizes, and why:
   no ``InstanceTypes``, min = max = desired = the reserved instance count, the GPU taint,
   and the labels ``eks-ultraserver.io/capacity=reserved`` and
   ``eks-ultraserver.io/reserved-capacity=<name>`` for routing (Karpenter's
-  ``karpenter.sh/capacity-type`` does not exist on managed node groups);
+  ``karpenter.sh/capacity-type`` does not exist on managed node groups), and with
+  ``sharing`` ``nvidia.com/device-plugin.config=<config name>`` (docs/sharing-gpus.md);
 - ``UpdateConfig: {UpdateStrategy: MINIMAL, MaxUnavailable: max_unavailable}``: a fully
   used reservation has no spare instance, so an update terminates nodes before launching
   their replacements (EKS API reference, NodegroupUpdateConfig);
@@ -53,8 +54,10 @@ from aws_cdk import aws_iam as iam
 
 from constructs import Construct
 from eks_ultraserver.capacity import (
+    DEVICE_PLUGIN_CONFIG_LABEL,
     CapacityClass,
     GpuInstanceType,
+    GpuSharingSpec,
     ReservationKind,
     ReservedCapacitySpec,
     gpu_instance_type,
@@ -119,6 +122,11 @@ class ReservedGpuNodeGroup(Construct):
         targeting a resource group).
     :param efa: create the instance type's EFA interfaces. Default ``True``; ``False`` leaves
         only the primary ENA interface (and no EFA security group).
+    :param sharing: share each GPU between pods (``capacity.GpuSharingSpec``: time-slicing or
+        MPS): the nodes get the label ``nvidia.com/device-plugin.config=<config name>``,
+        which selects the device plugin configuration of that name; the GPU Operator must
+        have it (``GpuPlatformAddons(device_plugin_configs=capacity.sharing_configs(...))``,
+        which ``UltraServerEnvironment`` passes). Default ``None``: whole GPUs.
     :param options: the options every GPU node group takes (``labels``, ``taints``,
         ``node_role``, ``max_unavailable``, ...), each documented with its default in
         ``GpuNodeGroupOptions`` (``gpu_nodegroup.py``). Here: ``max_unavailable`` at most
@@ -145,6 +153,7 @@ class ReservedGpuNodeGroup(Construct):
         resource_group_arn: str | None = None,
         reservation_only: bool = True,
         efa: bool = True,
+        sharing: GpuSharingSpec | None = None,
         **options: Unpack[GpuNodeGroupKwargs],
     ) -> None:
         opts = gpu_options(ReservedGpuNodeGroup, options)
@@ -176,6 +185,12 @@ class ReservedGpuNodeGroup(Construct):
                 reserves="a reservation",
             )
         )
+        given_sharing: object = sharing
+        if given_sharing is not None and not isinstance(given_sharing, GpuSharingSpec):
+            problems.add(
+                f"sharing: {sharing!r} is not a capacity.GpuSharingSpec (e.g. "
+                "GpuSharingSpec(strategy='time-slicing', replicas=4))"
+            )
         problems.raise_if_any(f"ReservedGpuNodeGroup {id!r}")
         assert spec is not None and kind_ is not None
 
@@ -188,6 +203,7 @@ class ReservedGpuNodeGroup(Construct):
         self.capacity_reservation_id = capacity_reservation_id
         self.resource_group_arn = resource_group_arn
         self.efa_devices = spec.efa_devices if efa else 0
+        self.sharing = sharing
         # Without EFA interfaces, no EFA group (not even a given one).
         self.efa_security_group = (
             efa_group_for(self, cluster, opts.efa_security_group, efa=True) if self.efa_devices else None
@@ -231,6 +247,7 @@ class ReservedGpuNodeGroup(Construct):
                     if capacity_reservation_id and not is_token(capacity_reservation_id)
                     else {}
                 ),
+                **({DEVICE_PLUGIN_CONFIG_LABEL: sharing.config_name} if sharing is not None else {}),
             },
             tags={
                 "eks-ultraserver:reserved-capacity": name,
@@ -268,6 +285,7 @@ class ReservedGpuNodeGroup(Construct):
             capacity_reservation_id=spec.capacity_reservation_id,
             resource_group_arn=spec.resource_group_arn,
             availability_zone=spec.availability_zone,
+            sharing=spec.sharing,
             **kwargs,
         )
 

@@ -20,7 +20,7 @@ nor cdk8s.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -61,9 +61,12 @@ from eks_ultraserver.versions import KARPENTER_AMI_ALIAS
 __all__ = [
     "BURST_FAMILIES",
     "CAPACITY_TYPE_LABEL",
+    "DEVICE_PLUGIN_CONFIG_LABEL",
     "EXAMPLE_BURST",
     "EXAMPLE_RESERVED",
+    "GPU_RESOURCE",
     "INSTANCE_TYPES",
+    "MAX_SHARING_REPLICAS",
     "QUOTAS",
     "RESERVED_CAPACITY_LABEL",
     "ULTRASERVER_FAMILY",
@@ -73,14 +76,17 @@ __all__ = [
     "CapacityClass",
     "EfaInterface",
     "GpuInstanceType",
+    "GpuSharingSpec",
     "QuotaCodes",
     "QuotaGroup",
     "ReservationKind",
     "ReservedCapacitySpec",
     "ReservedProvisioner",
+    "SharingStrategy",
     "gpu_instance_type",
     "quota_group_of",
     "read_capacity",
+    "sharing_configs",
     "with_instance_types",
 ]
 
@@ -110,6 +116,172 @@ class ReservedProvisioner(enum.StrEnum):
     #: Karpenter's gpu-reserved NodePool (``capacityReservationSelectorTerms``): nodes come
     #: and go with pending pods; EFA interfaces as in the table for the types it lists.
     KARPENTER = "karpenter"
+
+
+class SharingStrategy(enum.StrEnum):
+    """``sharing.strategy`` of a reserved or burst pool: how the NVIDIA device plugin shares
+    each GPU (NVIDIA/k8s-device-plugin v0.19.3, api/config/v1/sharing.go)."""
+
+    #: CUDA time-slicing (``sharing.timeSlicing``): replicas take turns on the whole GPU,
+    #: with no memory or fault isolation between them.
+    TIME_SLICING = "time-slicing"
+    #: CUDA MPS (``sharing.mps``): replicas run at once, each limited to 1/replicas of the
+    #: GPU's memory and compute; full GPUs only (no MIG).
+    MPS = "mps"
+
+
+#: The resource each pool shares (the device plugin's ``resources[].name``).
+GPU_RESOURCE = "nvidia.com/gpu"
+#: The node label that selects a named device plugin configuration (GPU Operator
+#: "Time-Slicing GPUs in Kubernetes"; k8s-device-plugin config-manager ``--node-label``).
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+#: Most replicas per GPU the library accepts (the device plugin sets no upper bound; this
+#: one catches typos: MPS gives each replica 1/replicas of the GPU's memory).
+MAX_SHARING_REPLICAS = 64
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GpuSharingSpec(SelfValidating):
+    """``sharing`` of a ``reservedCapacity`` entry or of ``burstCapacity``: the NVIDIA device
+    plugin shares each GPU of the pool's nodes between ``replicas`` pods.
+
+    The device plugin's config format (NVIDIA/k8s-device-plugin v0.19.3,
+    ``api/config/v1/{config,replicas}.go``): ``replicas`` at least 2; ``sharing.timeSlicing``
+    and ``sharing.mps`` are exclusive (one strategy per pool); ``renameByDefault`` advertises
+    ``nvidia.com/gpu.shared`` instead of ``nvidia.com/gpu``; ``failRequestsGreaterThanOne``
+    makes a pod asking for more than one replica fail (it would not get more of the GPU).
+    For MPS the device plugin forces ``failRequestsGreaterThanOne`` to true
+    (``config.go``, ``NewConfig``): it defaults to true here and ``false`` is refused.
+    MPS runs on full GPUs only; no pool of this library uses MIG (and UltraServer nodes
+    never share, see ``settings.ULTRASERVER_SHARING_REFUSAL``).
+    """
+
+    CONTEXT_KEYS: ClassVar[Mapping[str, str]] = {
+        "strategy": "strategy",
+        "replicas": "replicas",
+        "rename_by_default": "renameByDefault",
+        "fail_requests_greater_than_one": "failRequestsGreaterThanOne",
+    }
+
+    #: ``time-slicing`` or ``mps``.
+    strategy: SharingStrategy
+    #: Pods that share each GPU: 2 to :data:`MAX_SHARING_REPLICAS`.
+    replicas: int
+    #: Advertise the shared GPUs as ``nvidia.com/gpu.shared``. Default ``False``: pods keep
+    #: asking for ``nvidia.com/gpu``.
+    rename_by_default: bool = False
+    #: Refuse pods that ask for more than one replica. Default ``None``: the device plugin's
+    #: (false for time-slicing, true for MPS, which forces it); resolved to a bool.
+    fail_requests_greater_than_one: bool | None = None
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any], name: Naming, problems: Problems) -> dict[str, Any]:
+        out = dict(fields)
+        strategy = parse_enum(name("strategy"), fields["strategy"], SharingStrategy, problems)
+        out["strategy"] = strategy or fields["strategy"]
+        replicas = fields["replicas"]
+        if isinstance(replicas, str) and replicas.isdigit():
+            out["replicas"] = replicas = int(replicas)
+        if (
+            isinstance(replicas, bool)
+            or not isinstance(replicas, int)
+            or not 2 <= replicas <= MAX_SHARING_REPLICAS
+        ):
+            problems.add(
+                f"{name('replicas')}: {replicas!r} is not an integer from 2 to {MAX_SHARING_REPLICAS} "
+                "(the pods that share each GPU; the device plugin needs at least 2)"
+            )
+        for attr in ("rename_by_default", "fail_requests_greater_than_one"):
+            value = fields[attr]
+            if value in ("true", "false"):
+                out[attr] = value = value == "true"
+            if value is not None and not isinstance(value, bool):
+                problems.add(f"{name(attr)}: {value!r} is not a boolean (true or false)")
+        fail = out["fail_requests_greater_than_one"]
+        if strategy is SharingStrategy.MPS:
+            if fail is False:
+                problems.add(
+                    f"{name('fail_requests_greater_than_one')}: false is not allowed with "
+                    f"{name.key('strategy')} 'mps': the device plugin forces it to true for MPS "
+                    "(a replica is a fixed share of the GPU, and two of them would not be one "
+                    "larger share); omit it or give true"
+                )
+            out["fail_requests_greater_than_one"] = True
+        elif fail is None:
+            out["fail_requests_greater_than_one"] = False
+        return out
+
+    @property
+    def config_name(self) -> str:
+        """The name of this setting's device plugin configuration (a key of the GPU
+        Operator's ``devicePlugin.config.data`` and the value of the nodes'
+        ``nvidia.com/device-plugin.config`` label): the strategy and the replicas, e.g.
+        ``time-slicing-4``, with ``-renamed`` when ``rename_by_default`` and ``-strict`` for
+        time-slicing that fails requests for more than one replica. Equal settings share
+        one name."""
+        name = f"{self.strategy.value}-{self.replicas}"
+        if self.rename_by_default:
+            name += "-renamed"
+        if self.strategy is SharingStrategy.TIME_SLICING and self.fail_requests_greater_than_one:
+            name += "-strict"
+        return name
+
+    @property
+    def resource_name(self) -> str:
+        """The resource pods request: ``nvidia.com/gpu.shared`` with ``rename_by_default``
+        (the device plugin's ``DefaultSharedRename``), else ``nvidia.com/gpu``."""
+        return f"{GPU_RESOURCE}.shared" if self.rename_by_default else GPU_RESOURCE
+
+    def device_plugin_config(self) -> dict[str, Any]:
+        """The device plugin configuration (``version: v1``) as a dict: ``sharing.timeSlicing``
+        or ``sharing.mps`` with ``renameByDefault``, ``failRequestsGreaterThanOne`` and one
+        ``nvidia.com/gpu`` resource with ``replicas``. No ``flags``: the GPU Operator starts
+        the plugin with its flags as environment variables (``GDRCOPY_ENABLED``, the MIG
+        strategy, the driver root), which take precedence over a config file's
+        (k8s-device-plugin ``NewConfig``: "(1) command line, (2) environment variable, (3)
+        config file")."""
+        key = "mps" if self.strategy is SharingStrategy.MPS else "timeSlicing"
+        return {
+            "version": "v1",
+            "sharing": {
+                key: {
+                    "renameByDefault": self.rename_by_default,
+                    "failRequestsGreaterThanOne": bool(self.fail_requests_greater_than_one),
+                    "resources": [{"name": GPU_RESOURCE, "replicas": self.replicas}],
+                }
+            },
+        }
+
+
+def _sharing(value: Any, name: Naming, problems: Problems) -> Any:
+    """A pool's ``sharing``: ``None``, a :class:`GpuSharingSpec`, or (cdk.json) an object
+    with its keys, parsed here under ``<pool>.sharing``."""
+    if value is None or isinstance(value, GpuSharingSpec):
+        return value
+    where = name("sharing")
+    if not isinstance(value, Mapping):
+        problems.add(
+            f"{where}: {value!r} is not an object like "
+            '{"strategy": "time-slicing", "replicas": 4} (strategy time-slicing or mps)'
+        )
+        return None
+    keys = GpuSharingSpec.CONTEXT_KEYS
+    unknown = sorted(set(value) - set(keys.values()))
+    if unknown:
+        problems.add(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
+            + ", ".join(map(repr, keys.values()))
+        )
+    missing = [k for k in ("strategy", "replicas") if k not in value]
+    if missing:
+        problems.add(
+            f"{where}: missing {', '.join(map(repr, missing))}; e.g. "
+            '{"strategy": "time-slicing", "replicas": 4}'
+        )
+        return None
+    spec, found = GpuSharingSpec.parse(where, **{attr: value[k] for attr, k in keys.items() if k in value})
+    problems.extend(found)
+    return spec if not unknown else None
 
 
 def _table(value: object, problems: Problems | None = None) -> Mapping[str, GpuInstanceType]:
@@ -142,6 +314,7 @@ class ReservedCapacitySpec(SelfValidating):
         "resource_group_arn": "capacityReservationResourceGroupArn",
         "availability_zone": "availabilityZone",
         "provisioner": "provisioner",
+        "sharing": "sharing",
     }
 
     name: str
@@ -152,6 +325,9 @@ class ReservedCapacitySpec(SelfValidating):
     resource_group_arn: str | None = None
     availability_zone: str | None = None
     provisioner: ReservedProvisioner = ReservedProvisioner.NODEGROUP
+    #: GPU sharing on the reservation's nodes (:class:`GpuSharingSpec`, or its cdk.json
+    #: object). Default ``None``: whole GPUs.
+    sharing: GpuSharingSpec | None = None
     #: The instance-type table this entry is checked against and resolved from:
     #: ``instance_types.INSTANCE_TYPES``, or your ``with_instance_types(...)``.
     instance_types: Mapping[str, GpuInstanceType] = field(
@@ -204,7 +380,25 @@ class ReservedCapacitySpec(SelfValidating):
             problems.add(
                 f"{name('availability_zone')}: {zone!r} is not an Availability Zone name like 'us-east-1a'"
             )
+        out["sharing"] = sharing = _sharing(fields["sharing"], name, problems)
+        if provisioner is ReservedProvisioner.KARPENTER:
+            _karpenter_rename_problem(sharing, name, problems)
         return out
+
+
+def _karpenter_rename_problem(sharing: GpuSharingSpec | None, name: Naming, problems: Problems) -> None:
+    """``renameByDefault`` on a pool Karpenter launches: refused. The nodes then advertise
+    only ``nvidia.com/gpu.shared``, which no instance type offers in Karpenter's eyes, so a
+    pod asking for it never makes Karpenter launch a node, and one asking for
+    ``nvidia.com/gpu`` gets a node that has none."""
+    if sharing is not None and sharing.rename_by_default:
+        problems.add(
+            f"{name('sharing')}.renameByDefault: true is not allowed on a pool Karpenter "
+            "launches: its nodes would advertise only nvidia.com/gpu.shared, a resource "
+            "Karpenter knows no instance type for, so pods asking for it never bring a node "
+            "up (and pods asking for nvidia.com/gpu get nodes without it); leave it false "
+            "(pods then ask for nvidia.com/gpu), or use provisioner 'nodegroup'"
+        )
 
 
 def _target_problems(
@@ -263,6 +457,8 @@ class BurstCapacitySpec(SelfValidating):
         "spot": "spot",
         "ami_alias": "amiAlias",
         "consolidate_after": "consolidateAfter",
+        "availability_zone": "availabilityZone",
+        "sharing": "sharing",
     }
 
     #: Karpenter ``karpenter.k8s.aws/instance-family`` values, e.g. ("g6e", "p5").
@@ -279,6 +475,12 @@ class BurstCapacitySpec(SelfValidating):
     ami_alias: str = KARPENTER_AMI_ALIAS
     #: How long a node must be empty before Karpenter removes it.
     consolidate_after: str = "10m"
+    #: Launch only in this zone (a Local Zone or a regular AZ), from a subnet the
+    #: environment adds there. Default ``None``: the discovery-tagged private subnets.
+    availability_zone: str | None = None
+    #: GPU sharing on the pool's nodes (:class:`GpuSharingSpec`, or its cdk.json object).
+    #: Default ``None``: whole GPUs.
+    sharing: GpuSharingSpec | None = None
     #: The instance-type table whose EFA types get pools of their own.
     instance_types: Mapping[str, GpuInstanceType] = field(
         default_factory=lambda: INSTANCE_TYPES, compare=False, repr=False
@@ -361,6 +563,14 @@ class BurstCapacitySpec(SelfValidating):
         after = fields["consolidate_after"]
         if not matches(DURATION_RE, after):
             problems.add(f"{name('consolidate_after')}: {after!r} is not a duration like '10m' or '1h'")
+        zone = fields["availability_zone"]
+        if zone is not None and not matches(AVAILABILITY_ZONE_RE, zone):
+            problems.add(
+                f"{name('availability_zone')}: {zone!r} is not an Availability Zone name like "
+                "'us-east-1a' or a Local Zone like 'us-east-1-dfw-2a'"
+            )
+        out["sharing"] = sharing = _sharing(fields["sharing"], name, problems)
+        _karpenter_rename_problem(sharing, name, problems)
         _table(fields["instance_types"], problems)
         return out
 
@@ -427,6 +637,16 @@ class BurstCapacitySpec(SelfValidating):
             if group is not None:
                 out[group] = out.get(group, 0) + capped(self.max_gpus * itype.vcpus // itype.gpus)
         return out
+
+
+def sharing_configs(
+    reserved: Sequence[ReservedCapacitySpec] = (), burst: BurstCapacitySpec | None = None
+) -> dict[str, dict[str, Any]]:
+    """The device plugin configurations the pools that share GPUs need, one per distinct
+    setting (:attr:`GpuSharingSpec.config_name` -> :meth:`GpuSharingSpec.device_plugin_config`);
+    empty when no pool shares."""
+    settings = [r.sharing for r in reserved] + [burst.sharing if burst is not None else None]
+    return {s.config_name: s.device_plugin_config() for s in settings if s is not None}
 
 
 # --------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from eks_ultraserver.settings import (
     EfaMode,
     EnvironmentConfig,
     UltraServerSpec,
+    refused_ultraserver_key_problems,
     ultraserver_entry_problems,
 )
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
@@ -170,7 +171,8 @@ def _read_ultraservers(get: Callable[[str], Any], problems: Problems) -> Any:
             problems.add(f"{where}: {entry!r} is not an object; {example_flag(key, EXAMPLE_ULTRASERVERS)}")
             continue
         allowed = tuple(UltraServerSpec.CONTEXT_KEYS.values())
-        unknown = sorted(set(entry) - set(allowed))
+        refused = refused_ultraserver_key_problems(where, entry, problems)
+        unknown = sorted(set(entry) - set(allowed) - refused)
         if unknown:
             problems.add(
                 f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
@@ -183,7 +185,7 @@ def _read_ultraservers(get: Callable[[str], Any], problems: Problems) -> Any:
             name=entry.get("name", f"us-{i + 1}"),
         )
         problems.extend(found)
-        if spec is not None and not unknown:
+        if spec is not None and not unknown and not refused:
             specs.append(spec)
     return tuple(specs) if specs or not servers else INVALID
 

@@ -209,6 +209,27 @@ class UltraServerSpec(SelfValidating):
         return {**fields, "type": found if found is not None else fields["type"]}
 
 
+#: Why an ``ultraServers`` entry takes no ``sharing`` (GPU sharing is for the reserved and
+#: burst pools only, docs/sharing-gpus.md).
+ULTRASERVER_SHARING_REFUSAL = (
+    "UltraServer nodes never share GPUs: driver 580 on the P6e-GB200 AMI runs with CDMM, "
+    "under which MIG is not supported (EKS user guide, ml-eks-nvidia-ultraserver), and "
+    "ComputeDomain (IMEX) jobs need whole GPUs on every node of the NVLink domain; share "
+    "the GPUs of a reservedCapacity entry or of burstCapacity instead (their 'sharing' key)"
+)
+
+
+def refused_ultraserver_key_problems(where: str, entry: Mapping[str, Any], problems: Problems) -> set[str]:
+    """The keys of an ``ultraServers`` entry that are refused with a reason rather than as
+    unknown (``sharing``: :data:`ULTRASERVER_SHARING_REFUSAL`); adds a problem for each and
+    returns them."""
+    refused = {"sharing": ULTRASERVER_SHARING_REFUSAL}
+    found = set(entry) & set(refused)
+    for key in sorted(found):
+        problems.add(f"{where}.{key}: {entry[key]!r} is not allowed; {refused[key]}")
+    return found
+
+
 def ultraserver_entry_problems(
     where: str,
     *,

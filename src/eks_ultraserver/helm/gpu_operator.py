@@ -22,6 +22,18 @@ GPU operator"; NVIDIA GPU Operator chart values.yaml):
   flag (k8s-device-plugin ``--gdrcopy-enabled``: "ensure that containers that request NVIDIA
   GPU resources are started with GDRCopy support"). Without it NCCL over EFA still works,
   slower for small messages; with it, every GPU pod gets the device node.
+- ``devicePlugin.config`` (only when a reserved or burst pool shares its GPUs,
+  ``capacity.GpuSharingSpec``): a ConfigMap the chart creates (``create: true``, ``name``,
+  ``data``) with one device plugin configuration per distinct sharing setting (key
+  ``time-slicing-4``, ``mps-2``, ...), which the nodes of each pool select with the label
+  ``nvidia.com/device-plugin.config=<key>`` (NVIDIA GPU Operator docs, "Time-Slicing GPUs
+  in Kubernetes"). ``default`` stays unset: the operator runs the plugin's config manager
+  with ``FALLBACK_STRATEGIES=empty`` (gpu-operator v26.3.3
+  controllers/object_controls.go), so a node without the label (every UltraServer and
+  every node of a pool that does not share) gets no config file and keeps whole GPUs. The
+  configurations carry no ``flags``: the plugin's environment (``GDRCOPY_ENABLED`` below)
+  takes precedence over a config file's flags (k8s-device-plugin v0.19.3
+  api/config/v1/config.go, ``NewConfig``), so shared nodes keep GDRCopy.
 - ``ccManager.enabled=false``: v26.3 turns the Confidential Computing manager on by default
   (``defaultMode: on``); it resets GPUs into CC mode for Kata confidential containers, which
   this platform does not run.
@@ -56,6 +68,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from eks_ultraserver.helm.values import (
     deep_merge,
     gpu_node_toleration,
@@ -70,11 +84,13 @@ from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.versions import GPU_OPERATOR, GPU_OPERATOR_DEVICE_PLUGIN, ChartVersion
 
 __all__ = [
+    "DEVICE_PLUGIN_CONFIG_MAP",
     "GDRCOPY_ENV",
     "GPU_OPERATOR_SUBCHART_KEYS",
     "PLATFORM_CONTRADICTIONS",
     "GpuOperatorValues",
     "contradiction_problems",
+    "device_plugin_config_yaml",
 ]
 
 #: Keys of the bundled node-feature-discovery subchart that this library sets and that the
@@ -98,6 +114,12 @@ BAD_DEVICE_PLUGINS = ((0, 19, 0), (0, 19, 1), (0, 19, 2))
 #: Device plugin environment that hands ``/dev/gdrdrv`` to GPU containers (device plugin
 #: v0.19.3 and later no longer do it by default).
 GDRCOPY_ENV = {"name": "GDRCOPY_ENABLED", "value": "true"}
+
+#: The ConfigMap of the device plugin configurations (``devicePlugin.config.name``), which
+#: the chart creates in its namespace when a pool shares its GPUs.
+DEVICE_PLUGIN_CONFIG_MAP = "eks-ultraserver-device-plugin-config"
+#: Characters of a ConfigMap key that is also a label value (the config's name).
+_CONFIG_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 #: Values that contradict the EKS AL2023 NVIDIA AMI on P6e-GB200 nodes: (dotted key, the
 #: value refused, why, source). Refused in ``addonValues.gpuOperator``.
@@ -152,6 +174,11 @@ class GpuOperatorValues:
         chart's.
     :param with_dra_driver_chart: whether the NVIDIA DRA driver chart is installed next to
         the operator (decides the ComputeDomain CRD check). Default: ``True``.
+    :param device_plugin_configs: named NVIDIA device plugin configurations (name -> the
+        config as a dict, ``capacity.GpuSharingSpec.device_plugin_config``), written to
+        ``devicePlugin.config.data`` as YAML; nodes select one with the
+        ``nvidia.com/device-plugin.config`` label. Default: none (``devicePlugin.config``
+        left as the chart has it: every node keeps whole GPUs).
     :param extra_values: Helm values deep-merged over the library's. Default: none.
     """
 
@@ -159,6 +186,7 @@ class GpuOperatorValues:
     system_node_selector: Mapping[str, str] | None = None
     system_node_tolerations: Sequence[Mapping[str, Any]] = ()
     with_dra_driver_chart: bool = True
+    device_plugin_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     extra_values: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -196,6 +224,7 @@ class GpuOperatorValues:
             # GDRCOPY_ENABLED: device plugin v0.19.3+ only hands /dev/gdrdrv (GDRCopy,
             # used by libfabric/aws-ofi-nccl over EFA) to GPU containers with this flag.
             "devicePlugin": {"enabled": True, "env": [dict(GDRCOPY_ENV)]},
+            # (devicePlugin.config: below, only when a pool shares its GPUs)
             "nfd": {"enabled": True},
             "gfd": {"enabled": True},
             # CDMM (driver 580 on the EKS AMI) does not support MIG.
@@ -208,6 +237,17 @@ class GpuOperatorValues:
             "daemonsets": {"tolerations": [gpu]},
             "node-feature-discovery": {"worker": {"tolerations": [gpu]}},
         }
+        if self.device_plugin_configs:
+            # One named config per sharing setting; no default, so nodes without the
+            # nvidia.com/device-plugin.config label (UltraServers) keep whole GPUs.
+            ours["devicePlugin"]["config"] = {
+                "create": True,
+                "name": DEVICE_PLUGIN_CONFIG_MAP,
+                "data": {
+                    name: device_plugin_config_yaml(config)
+                    for name, config in sorted(self.device_plugin_configs.items())
+                },
+            }
         selector = dict(self.system_node_selector or {})
         if selector:
             # v25.x values declare operator.affinity but not operator.nodeSelector (added
@@ -235,6 +275,7 @@ class GpuOperatorValues:
         problems += contradiction_problems(_VALUES_KEY, self.extra_values, PLATFORM_CONTRADICTIONS)
         problems += label_selector_problems("system_node_selector", self.system_node_selector)
         problems += tolerations_problems("system_node_tolerations", self.system_node_tolerations)
+        problems += self._device_plugin_config_problems()
         version = parse_version(self.version)
         known = ", ".join(GPU_OPERATOR_DEVICE_PLUGIN)
         if version is None:
@@ -280,6 +321,46 @@ class GpuOperatorValues:
                 f"{GPU_OPERATOR_DEVICE_PLUGIN[GPU_OPERATOR.version]})"
             )
         return problems
+
+    def _device_plugin_config_problems(self) -> list[str]:
+        given: object = self.device_plugin_configs
+        if not isinstance(given, Mapping):
+            return [f"device_plugin_configs: {given!r} is not a mapping of config names to configs"]
+        configs: Mapping[object, object] = given
+        out: list[str] = []
+        for name, config in configs.items():
+            if (
+                not isinstance(name, str)
+                or not 1 <= len(name) <= 63
+                or not set(name) <= _CONFIG_NAME_CHARS
+                or not name[0].isalnum()
+                or not name[-1].isalnum()
+            ):
+                out.append(
+                    f"device_plugin_configs: {name!r} is not a config name of at most 63 "
+                    "lowercase letters, digits and '-' (a ConfigMap key and the value of the "
+                    "nvidia.com/device-plugin.config node label)"
+                )
+            if not isinstance(config, Mapping) or config.get("version") != "v1":
+                out.append(
+                    f"device_plugin_configs[{name!r}]: {config!r} is not a device plugin config "
+                    "with version 'v1'"
+                )
+        plugin = self.extra_values.get("devicePlugin") if isinstance(self.extra_values, Mapping) else None
+        if configs and isinstance(plugin, Mapping) and "config" in plugin:
+            out.append(
+                f"{_VALUES_KEY}.devicePlugin.config: {plugin['config']!r} would replace the "
+                f"device plugin configurations of the pools that share GPUs ({', '.join(sorted(map(str, configs)))}); "
+                "leave it unset and set sharing on the pools (reservedCapacity[].sharing, "
+                "burstCapacity.sharing)"
+            )
+        return out
+
+
+def device_plugin_config_yaml(config: Mapping[str, Any]) -> str:
+    """A device plugin configuration as the YAML text of a ConfigMap value, keys in the
+    order given (``version`` first)."""
+    return yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False)
 
 
 def _truthy(value: object) -> bool | None:
