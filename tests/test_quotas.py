@@ -270,7 +270,8 @@ def test_karpenter_reservations_are_checked_too():
 
 def test_preflight_command_runs_the_capacity_checks(tmp_path, monkeypatch, capsys):
     """GIVEN cdk.json with reservedCapacity and burstCapacity WHEN `eks-ultraserver
-    preflight` runs THEN it asks EC2 about the ODCR and Service Quotas about each quota,
+    preflight` runs THEN it asks EC2 about the ODCR and its type's offering in its zone and
+    Service Quotas about each quota,
     and a 0 quota fails the run (exit 1) with the request command."""
     from test_preflight import CONTEXT, run_cli, stub_all
 
@@ -293,6 +294,17 @@ def test_preflight_command_runs_the_capacity_checks(tmp_path, monkeypatch, capsy
         {"CapacityReservations": [odcr()]},
         expected_params={"CapacityReservationIds": [ODCR_ID]},
     )
+    stubs[0].add_response(
+        "describe_instance_type_offerings",
+        {"InstanceTypeOfferings": [{"InstanceType": "p5.48xlarge", "LocationType": "availability-zone"}]},
+        expected_params={
+            "LocationType": "availability-zone",
+            "Filters": [
+                {"Name": "location", "Values": [ZONE]},
+                {"Name": "instance-type", "Values": ["p5.48xlarge"]},
+            ],
+        },
+    )
     quotas, quota_stub = s.stubbed("service-quotas")
     quota_stub.add_response(
         "get_service_quota",
@@ -305,7 +317,7 @@ def test_preflight_command_runs_the_capacity_checks(tmp_path, monkeypatch, capsy
         quota_stub.assert_no_pending_responses()
         stubs[0].assert_no_pending_responses()
     assert code == 1
-    assert "reservedCapacity eval" in out
+    assert "reservedCapacity eval" in out and "p5.48xlarge offered in us-east-1a" in out
     assert "quota L-417A185B" in out and "1152 vCPUs" in out
     assert "GPU vCPU quotas" in err
 

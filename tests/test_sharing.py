@@ -169,15 +169,17 @@ def test_sharing_spec_defaults_follow_the_device_plugin():
     """GIVEN time-slicing and MPS with no failRequestsGreaterThanOne THEN time-slicing does
     not fail larger requests and MPS does (the plugin forces it); the config names differ
     by every setting."""
-    ts = GpuSharingSpec(strategy="time-slicing", replicas=4)
+    ts = GpuSharingSpec(strategy=SharingStrategy.TIME_SLICING, replicas=4)
     mps = GpuSharingSpec(strategy=SharingStrategy.MPS, replicas=2)
     assert ts.strategy is SharingStrategy.TIME_SLICING
     assert (ts.fail_requests_greater_than_one, mps.fail_requests_greater_than_one) == (False, True)
     assert ts.config_name == "time-slicing-4" and mps.config_name == "mps-2"
-    assert GpuSharingSpec(strategy="time-slicing", replicas=4, rename_by_default=True).config_name == (
-        "time-slicing-4-renamed"
+    assert GpuSharingSpec(
+        strategy=SharingStrategy.TIME_SLICING, replicas=4, rename_by_default=True
+    ).config_name == ("time-slicing-4-renamed")
+    strict = GpuSharingSpec(
+        strategy=SharingStrategy.TIME_SLICING, replicas=4, fail_requests_greater_than_one=True
     )
-    strict = GpuSharingSpec(strategy="time-slicing", replicas=4, fail_requests_greater_than_one=True)
     assert strict.config_name == "time-slicing-4-strict"
     assert mps.device_plugin_config() == {
         "version": "v1",
@@ -189,7 +191,7 @@ def test_sharing_spec_defaults_follow_the_device_plugin():
             }
         },
     }
-    assert GpuSharingSpec(strategy="mps", replicas=2, rename_by_default=True).resource_name == (
+    assert GpuSharingSpec(strategy=SharingStrategy.MPS, replicas=2, rename_by_default=True).resource_name == (
         "nvidia.com/gpu.shared"
     )
 
@@ -233,12 +235,14 @@ def _read(reserved=None, burst=None):
 def test_cdk_json_sharing_of_a_reservation_and_the_burst_pool():
     (reserved, burst), problems = _read([MPS_RESERVED], TIME_SLICED_BURST | {"availabilityZone": LOCAL_ZONE})
     assert problems == []
-    assert reserved[0].sharing == GpuSharingSpec(strategy="mps", replicas=2)
-    assert burst.sharing == GpuSharingSpec(strategy="time-slicing", replicas=4)
+    assert reserved[0].sharing == GpuSharingSpec(strategy=SharingStrategy.MPS, replicas=2)
+    assert burst.sharing == GpuSharingSpec(strategy=SharingStrategy.TIME_SLICING, replicas=4)
     assert burst.availability_zone == LOCAL_ZONE
     assert sharing_configs(reserved, burst) == {
-        "mps-2": GpuSharingSpec(strategy="mps", replicas=2).device_plugin_config(),
-        "time-slicing-4": GpuSharingSpec(strategy="time-slicing", replicas=4).device_plugin_config(),
+        "mps-2": GpuSharingSpec(strategy=SharingStrategy.MPS, replicas=2).device_plugin_config(),
+        "time-slicing-4": GpuSharingSpec(
+            strategy=SharingStrategy.TIME_SLICING, replicas=4
+        ).device_plugin_config(),
     }
 
 
@@ -304,12 +308,14 @@ def test_gpu_operator_gets_one_named_config_per_setting_and_no_default(go_struct
     devicePlugin.config creates the ConfigMap with both configs (YAML in the device
     plugin's format), sets no default (nodes without the label keep whole GPUs) and keeps
     GDRCOPY_ENABLED; every key exists in the chart's values.yaml."""
+    reserved, _ = ReservedCapacitySpec.parse("r", **_python(MPS_RESERVED))
+    assert reserved is not None
     configs = sharing_configs(
-        [ReservedCapacitySpec.parse("r", **_python(MPS_RESERVED))[0]],
+        [reserved],
         BurstCapacitySpec(
             instance_families=("g6e",),
             max_gpus=16,
-            sharing=GpuSharingSpec(strategy="time-slicing", replicas=4),
+            sharing=GpuSharingSpec(strategy=SharingStrategy.TIME_SLICING, replicas=4),
         ),
     )
     values = GpuOperatorValues(device_plugin_configs=configs).values()
@@ -336,7 +342,7 @@ def test_addon_values_may_not_replace_the_pools_configs():
     ):
         GpuOperatorValues(
             device_plugin_configs={
-                "mps-2": GpuSharingSpec(strategy="mps", replicas=2).device_plugin_config()
+                "mps-2": GpuSharingSpec(strategy=SharingStrategy.MPS, replicas=2).device_plugin_config()
             },
             extra_values={"devicePlugin": {"config": {"name": "mine", "default": "any"}}},
         )
@@ -495,7 +501,7 @@ def test_karpenter_reservations_of_one_pool_must_share_alike():
 
     from eks_ultraserver.charts.karpenter import KarpenterGpuCapacityChart
 
-    base = {
+    base: dict[str, Any] = {
         "instance_type": "p5.48xlarge",
         "instance_count": 1,
         "availability_zone": "us-east-1a",
@@ -504,7 +510,7 @@ def test_karpenter_reservations_of_one_pool_must_share_alike():
     shared = ReservedCapacitySpec(
         name="a",
         capacity_reservation_id="cr-0aaaaaaaaaaaaaaa1",
-        sharing=GpuSharingSpec(strategy="mps", replicas=2),
+        sharing=GpuSharingSpec(strategy=SharingStrategy.MPS, replicas=2),
         **base,
     )
     whole = ReservedCapacitySpec(name="b", capacity_reservation_id="cr-0aaaaaaaaaaaaaaa2", **base)

@@ -28,7 +28,8 @@ Facts used here, and where they come from:
 The checks live in modules by concern: ``errors`` (botocore errors, one call at a time),
 ``findings`` (results), ``reservations`` and ``capacity_blocks`` (the UltraServers' Capacity
 Blocks: the reservations, then each block's UltraServer type and interconnect), ``platform``
-(AMI, Kubernetes version), ``quotas`` (reserved and burst capacity), ``report`` (all of
+(AMI, Kubernetes version), ``quotas`` (reserved and burst capacity), ``offerings`` (their
+instance types offered in their zones), ``report`` (all of
 them); this package re-exports their public names.
 """
 
@@ -46,6 +47,7 @@ from eks_ultraserver.aws_checks.findings import (
     format_duration,
     worst,
 )
+from eks_ultraserver.aws_checks.offerings import check_instance_offerings, offered_instance_types
 from eks_ultraserver.aws_checks.platform import (
     AmiFacts,
     ami_parameter_name,
@@ -92,6 +94,7 @@ __all__ = [
     "call",
     "check_ami",
     "check_capacity_block",
+    "check_instance_offerings",
     "check_kubernetes_version",
     "check_reservation",
     "check_reservations",
@@ -103,6 +106,7 @@ __all__ = [
     "format_duration",
     "get_vcpu_quota",
     "has_operation",
+    "offered_instance_types",
     "release_date",
     "run_preflight",
     "setup_error",

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eks_ultraserver.aws_checks.findings import Finding, Severity, worst
+from eks_ultraserver.aws_checks.offerings import check_instance_offerings
 from eks_ultraserver.aws_checks.platform import check_ami, check_kubernetes_version
 from eks_ultraserver.aws_checks.quotas import check_reserved_capacity, check_vcpu_quotas
 from eks_ultraserver.aws_checks.reservations import DEFAULT_MIN_TIME_LEFT, check_reservations
@@ -68,7 +69,9 @@ def run_preflight(
     """Runs every check. Raises :class:`AwsSetupError` when AWS cannot be asked at all.
 
     With ``reserved`` / ``burst`` (``reservedCapacity`` / ``burstCapacity``), also checks the
-    reservations (:func:`check_reserved_capacity`) and, given a ``service_quotas`` client,
+    reservations (:func:`check_reserved_capacity`), that their instance types (and a zoned
+    burst pool's) are offered in their zones (:func:`check_instance_offerings`) and, given a
+    ``service_quotas`` client,
     the GPU vCPU quotas (:func:`check_vcpu_quotas`)."""
     findings: list[Finding] = []
     if uses_example_reservation:
@@ -101,6 +104,13 @@ def run_preflight(
     if reserved:
         progress(f"checking {len(reserved)} reservation(s) of reservedCapacity")
         findings.extend(check_reserved_capacity(ec2, reserved, now=now, region=region))
+    if reserved or (burst is not None and burst.availability_zone):
+        progress("checking that the reserved and burst instance types are offered in their zones")
+        findings.extend(
+            check_instance_offerings(
+                ec2, reserved=reserved, burst=burst, availability_zone=availability_zone, region=region
+            )
+        )
     if (reserved or burst) and service_quotas is not None:
         progress("checking the GPU vCPU quotas (Service Quotas)")
         findings.extend(check_vcpu_quotas(service_quotas, reserved=reserved, burst=burst, region=region))

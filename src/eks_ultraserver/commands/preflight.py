@@ -44,10 +44,13 @@ expired, cancelled, failed, payment-failed block), does not end too soon, and (w
 EC2 API reports them) reserves that UltraServer type with a healthy interconnect. Also
 that the AL2023 ARM64 NVIDIA AMI resolves for the Kubernetes version and that EKS offers
 that version. With reservedCapacity / burstCapacity configured, also each reservation's
-type, zone, size and state, and the GPU vCPU quotas (Service Quotas: On-Demand and Spot,
-P and G/VT) against what the configuration could launch. Every problem says what to do.
+type, zone, size and state, that each reserved instance type (and each family of a burst
+pool with availabilityZone) is offered in its zone, and the GPU vCPU quotas (Service
+Quotas: On-Demand and Spot, P and G/VT) against what the configuration could launch.
+Every problem says what to do.
 
 Needs read-only permissions: ec2:DescribeCapacityReservations,
+ec2:DescribeInstanceTypeOfferings (optional),
 ec2:DescribeCapacityBlocks, ec2:DescribeCapacityBlockStatus, ssm:GetParameters,
 eks:DescribeClusterVersions, servicequotas:GetServiceQuota (the last four are optional:
 without them the check is reported as a note)."""
