@@ -31,7 +31,7 @@ from eks_ultraserver.helm.gpu_operator import DEVICE_PLUGIN_CONFIG_MAP, GDRCOPY_
 from eks_ultraserver.helm.values import unknown_keys
 from eks_ultraserver.model import CAPACITY_TYPE_LABEL, ConfigurationError, Problems
 
-from conftest import LOCAL_ZONE, REPO, UPSTREAM, synth_environment
+from conftest import LOCAL_ZONE, REPO, UPSTREAM, cfn_lint_errors, synth_environment
 
 TIME_SLICED_BURST: dict = {
     "instanceFamilies": ["g6e"],
@@ -406,6 +406,11 @@ def test_the_pools_nodes_are_labelled_to_select_their_config(shared_env):
         CAPACITY_TYPE_LABEL: "burst",
         DEVICE_PLUGIN_CONFIG_LABEL: "time-slicing-4",
     }
+
+
+def test_the_shared_environment_passes_cfn_lint(shared_env):
+    for name, tpl in shared_env.templates().items():
+        assert cfn_lint_errors(tpl) == [], name
 
 
 def test_the_burst_pool_lives_in_its_zone_subnet(shared_env):
