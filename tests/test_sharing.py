@@ -545,3 +545,35 @@ def test_an_existing_vpc_keeps_the_burst_pool_in_the_ultraservers_zone():
         "'us-east-1-dfw-2a'; with an existing VPC, reserved capacity must share the "
         "UltraServers' subnets (or use your own ReservedGpuNodeGroup with your subnets)"
     ]
+
+
+def test_burst_subnets_without_a_burst_zone_are_refused():
+    import cdk8s
+
+    from eks_ultraserver.charts.karpenter import KarpenterGpuCapacityChart
+
+    burst = BurstCapacitySpec(instance_families=("g6e",), max_gpus=8)
+    with pytest.raises(ConfigurationError, match=r"burst_subnet_ids: given without a burst pool zone"):
+        KarpenterGpuCapacityChart(
+            cdk8s.App(),
+            "c",
+            node_role="r",
+            discovery="d",
+            burst=burst,
+            burst_subnet_ids=["subnet-0123456789abcdef1"],
+        )
+
+
+def test_a_renamed_node_group_reservation_gets_its_own_config():
+    """GIVEN a node-group reservation with renameByDefault (allowed: no Karpenter) and a
+    time-sliced burst pool of the same replicas WHEN their configs are collected THEN two
+    names, the renamed one advertising nvidia.com/gpu.shared."""
+    (reserved, burst), problems = _read(
+        [MPS_RESERVED | {"sharing": {"strategy": "time-slicing", "replicas": 4, "renameByDefault": True}}],
+        TIME_SLICED_BURST,
+    )
+    assert problems == []
+    configs = sharing_configs(reserved, burst)
+    assert sorted(configs) == ["time-slicing-4", "time-slicing-4-renamed"]
+    assert configs["time-slicing-4-renamed"]["sharing"]["timeSlicing"]["renameByDefault"] is True
+    assert reserved[0].sharing.resource_name == "nvidia.com/gpu.shared"
