@@ -43,6 +43,7 @@ from eks_ultraserver.patterns import (
     is_reservation_id,
     matches,
 )
+from eks_ultraserver.runai_config import RunAiConfig
 from eks_ultraserver.versions import (
     DEFAULT_KUBERNETES_VERSION,
     DRANET_MIN_KUBERNETES,
@@ -333,6 +334,7 @@ class EnvironmentConfig(SelfValidating):
         "reserved_capacity": "reservedCapacity",
         "burst_capacity": "burstCapacity",
         "capacity_block_end": "capacityBlockEnd",
+        "runai": "runai",
     }
 
     ultraservers: tuple[UltraServerSpec, ...]
@@ -366,6 +368,8 @@ class EnvironmentConfig(SelfValidating):
     burst_capacity: BurstCapacitySpec | None = None
     #: ``capacityBlockEnd``: cordon, mark and optionally drain the nodes of ending blocks.
     capacity_block_end: CapacityBlockEndConfig = field(default_factory=CapacityBlockEndConfig)
+    #: ``runai``: NVIDIA Run:ai's cluster component (runai_config.py); ``None``: no Run:ai.
+    runai: RunAiConfig | None = None
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -515,6 +519,9 @@ class EnvironmentConfig(SelfValidating):
         ending = out["capacity_block_end"]
         if ending is not INVALID and not isinstance(ending, CapacityBlockEndConfig):
             problems.add(f"{name('capacity_block_end')}: {ending!r} is not a CapacityBlockEndConfig")
+        runai = out["runai"]
+        if runai is not INVALID and runai is not None and not isinstance(runai, RunAiConfig):
+            problems.add(f"{name('runai')}: {runai!r} is not a runai_config.RunAiConfig")
         return out
 
 
