@@ -272,7 +272,7 @@ KARPENTER = ChartVersion(
 )
 
 RUNAI_CLUSTER = ChartVersion(
-    component="NVIDIA Run:ai cluster (optional, ``runai``)",
+    component="NVIDIA Run:ai cluster (optional, `runai`)",
     chart="runai-cluster",
     repository="https://helm.ngc.nvidia.com/nvidia/runai-oss",
     version="3.0.24",
@@ -294,11 +294,13 @@ RUNAI_GPU_FRACTIONS_MIN_GPU_OPERATOR = "v26.7.1"
 #: kube-prometheus-stack, the Prometheus Operator the Run:ai cluster needs ("Prometheus:
 #: prerequisite, every installation"); only installed with ``runai``.
 KUBE_PROMETHEUS_STACK = ChartVersion(
-    component="kube-prometheus-stack (with ``runai`` only)",
+    component="kube-prometheus-stack (with `runai` only)",
     chart="kube-prometheus-stack",
     repository="https://prometheus-community.github.io/helm-charts",
     version="88.6.5",
-    app_version="v3.13.1",
+    # the chart's appVersion is its Prometheus Operator's, not recorded here; the support
+    # matrix pairs this chart version with Prometheus 3.13.1
+    app_version="",
     namespace="monitoring",
     release="prometheus",
     notes=(

@@ -2,9 +2,9 @@
 
 ``runai-cluster`` (NGC ``runai-oss``): the values the Run:ai install command sets
 (``controlPlane.url``, ``controlPlane.clientSecret``, ``cluster.uid``, ``cluster.url``;
-Run:ai docs "Install the Cluster", and the v2.20 cluster install page of run-ai/docs,
-docs/admin/runai-setup/cluster-setup/cluster-install.md), plus ``global.affinity``: Run:ai's
-system services by default only *prefer* nodes labelled
+Run:ai docs "Install the Cluster", and the v2.20 page in the run-ai/docs repository, file
+admin/runai-setup/cluster-setup/cluster-install.md of its docs folder), plus
+``global.affinity``: Run:ai's system services by default only *prefer* nodes labelled
 ``node-role.kubernetes.io/runai-system`` (Run:ai docs "Node Roles", "System Nodes";
 ``global.affinity`` is a Helm-only setting, "Advanced Cluster Configurations"), so the
 library makes them *require* the environment's system nodes instead.
