@@ -167,10 +167,29 @@ class RunAi(Construct):
         )
         resource = helm.node.find_child("Resource").node.default_child
         assert isinstance(resource, CfnResource)
-        resource.add_property_override("Values", json.dumps(values, sort_keys=True, separators=(",", ":")))
+        resource.add_property_override(
+            "Values", _values_property(values, self.config.client_secret_reference)
+        )
         self.releases[key] = chart
         self.values[key] = values
         return helm
+
+
+def _values_property(values: dict[str, Any], reference: str) -> str | dict[str, Any]:
+    """The release's ``Values`` as JSON text. Where the text holds the client secret's dynamic
+    reference, an ``Fn::Join`` of the text around it and the reference as an element of its
+    own: CloudFormation resolves the reference either way, and linters that read a dynamic
+    reference up to the last ``}}`` of a string (cfn-lint's E1050) see it whole."""
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    if reference not in text:
+        return text
+    parts: list[str] = []
+    for i, piece in enumerate(text.split(reference)):
+        if i:
+            parts.append(reference)
+        parts.append(piece)
+    # a literal Fn::Join: aws_cdk.Fn.join folds literal strings back into one
+    return {"Fn::Join": ["", parts]}
 
 
 def _stack_partition(stack: Stack) -> str | None:

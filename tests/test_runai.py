@@ -12,6 +12,7 @@ from unittest import mock
 import aws_cdk as cdk
 import boto3
 import pytest
+import yaml
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk.assertions import Annotations, Match, Template
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
@@ -20,11 +21,13 @@ from botocore.stub import Stubber
 from constructs import DependencyGroup
 from eks_ultraserver.config import read_environment
 from eks_ultraserver.constructs.runai import RunAi
+from eks_ultraserver.helm.runai import kube_prometheus_stack_values
+from eks_ultraserver.helm.values import unknown_keys
 from eks_ultraserver.model import SYSTEM_NODE_LABEL, SYSTEM_NODE_LABEL_VALUE, ConfigurationError
 from eks_ultraserver.runai_config import RunAiConfig
 from eks_ultraserver.versions import KUBE_PROMETHEUS_STACK, RUNAI_CLUSTER
 
-from conftest import ACCOUNT, REGION, synth_environment
+from conftest import ACCOUNT, REGION, UPSTREAM, cfn_lint_errors, synth_environment
 
 HELM = "Custom::AWSCDK-EKS-HelmChart"
 SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
@@ -62,6 +65,17 @@ def _stack(region: str = REGION):
         kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=KubectlV35Layer(stack, "Kubectl")),
     )
     return stack, cluster
+
+
+def _values(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A release's ``Values``: JSON text, or an ``Fn::Join`` of literal pieces around the
+    client secret's reference (which must then be a piece of its own)."""
+    value = resource["Properties"]["Values"]
+    if isinstance(value, str):
+        return json.loads(value)
+    separator, pieces = value["Fn::Join"]
+    assert separator == "" and all(isinstance(p, str) for p in pieces)
+    return json.loads("".join(pieces))
 
 
 def _releases(template: Mapping[str, Any]) -> dict[str, dict]:
@@ -144,6 +158,24 @@ def test_the_reference_names_the_secret_and_its_json_key():
     )
 
 
+# ---------------------------------------------------------------- values
+
+
+def test_every_prometheus_stack_key_the_library_sets_exists_in_the_chart():
+    """Checked against kube-prometheus-stack 88.5.3's values.yaml and its kube-state-metrics
+    subchart 8.4.0 (tests/third_party/README.md says why not 88.6.5's)."""
+    values = kube_prometheus_stack_values(system_node_selector=SYSTEM)
+    defaults = yaml.safe_load((UPSTREAM / "kube-prometheus-stack-values-88.5.3.yaml").read_text())
+    ksm = yaml.safe_load((UPSTREAM / "kube-state-metrics-values-8.4.0.yaml").read_text())
+    parent = {k: v for k, v in values.items() if k != "kube-state-metrics"}
+    assert unknown_keys(parent, defaults) == []
+    assert unknown_keys(values["kube-state-metrics"], ksm) == []
+    assert "kube-state-metrics" in defaults  # the subchart's values go under its name
+    assert unknown_keys({"prometheusOperator": {"nodeSelectr": SYSTEM}}, defaults) == [
+        "prometheusOperator.nodeSelectr"
+    ]
+
+
 # ---------------------------------------------------------------- the construct
 
 
@@ -174,7 +206,9 @@ def test_runai_cluster_and_prometheus_releases_on_system_nodes():
         },
     )
     releases = _releases(template.to_json())
-    runai = json.loads(releases["runai-cluster"]["Properties"]["Values"])
+    runai = _values(releases["runai-cluster"])
+    reference = f"{{{{resolve:secretsmanager:{ARN}:SecretString:::}}}}"
+    assert reference in releases["runai-cluster"]["Properties"]["Values"]["Fn::Join"][1]
     assert runai["controlPlane"] == {
         "url": "https://acme.run.ai",
         "clientSecret": f"{{{{resolve:secretsmanager:{ARN}:SecretString:::}}}}",
@@ -188,7 +222,7 @@ def test_runai_cluster_and_prometheus_releases_on_system_nodes():
             ]
         }
     ]
-    prometheus = json.loads(releases["prometheus"]["Properties"]["Values"])
+    prometheus = _values(releases["prometheus"])
     assert prometheus["grafana"] == {"enabled": False}
     for path in (
         ("prometheusOperator", "nodeSelector"),
@@ -266,6 +300,10 @@ def test_environment_installs_runai_after_the_gpu_operator(runai_env):
     )
 
 
+def test_environment_with_runai_passes_cfn_lint(runai_env):
+    assert cfn_lint_errors(runai_env.template) == []
+
+
 def test_environment_without_runai_has_no_runai_release():
     resources = synth_environment({}).template["Resources"]
     releases = {r["Properties"]["Release"] for r in resources.values() if r["Type"] == HELM}
@@ -317,7 +355,7 @@ def test_the_client_secret_never_reaches_the_cloud_assembly(tmp_path: Path):
     reference = f"{{{{resolve:secretsmanager:{ARN}:SecretString:::}}}}"
     template = json.loads((tmp_path / "RunAiSecretScan.template.json").read_text())
     values = [
-        json.loads(r["Properties"]["Values"])
+        _values(r)
         for r in template["Resources"].values()
         if r["Type"] == HELM and r["Properties"]["Release"] == "runai-cluster"
     ]
