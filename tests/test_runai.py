@@ -304,6 +304,25 @@ def test_environment_with_runai_passes_cfn_lint(runai_env):
     assert cfn_lint_errors(runai_env.template) == []
 
 
+def test_environment_with_runai_leaves_no_cdk_nag_error(tmp_path: Path):
+    """The releases add no IAM or Lambda resource: nothing new for AwsSolutions (the
+    kubectl handler gets no Secrets Manager permission; CloudFormation resolves the
+    reference with the deploying role)."""
+    from test_quality import _nag_environment
+
+    run = _nag_environment({"runai": json.dumps(RUNAI)}, tmp_path)
+    assert run.failure is None
+    assert run.findings("error") == []
+    policies = [
+        json.dumps(r["Properties"])
+        for path in tmp_path.glob("*.template.json")
+        for r in json.loads(path.read_text())["Resources"].values()
+        if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy")
+    ]
+    assert policies  # the templates were read
+    assert not any("secretsmanager:GetSecretValue" in p for p in policies)
+
+
 def test_environment_without_runai_has_no_runai_release():
     resources = synth_environment({}).template["Resources"]
     releases = {r["Properties"]["Release"] for r in resources.values() if r["Type"] == HELM}
