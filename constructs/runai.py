@@ -95,7 +95,8 @@ class RunAi(Construct):
             found = secret_arn_partition(config.client_secret_arn)
             if partition is not None and found is not None and found != partition:
                 problems.add(
-                    f"runai.clientSecretArn: {config.client_secret_arn!r} is in partition {found!r}, "
+                    f"runai.clientSecretArn (config.client_secret_arn): {config.client_secret_arn!r} is "
+                    f"in partition {found!r}, "
                     f"but the stack deploys to partition {partition!r}; CloudFormation resolves the "
                     "secret in the stack's partition: give a secret there"
                 )

@@ -134,6 +134,20 @@ def test_every_bad_runai_key_is_reported_at_once_with_its_context_key():
     assert "runai.installPrometheus" in text
 
 
+def test_a_secret_outside_the_configured_regions_partition_is_refused_at_read():
+    context = {
+        "ultraServers": [{"capacityReservationId": "cr-0123456789abcdef0", "type": "u-p6e-gb200x36"}],
+        "availabilityZone": "us-east-1-dfw-2a",
+        "region": "us-gov-west-1",
+        "runai": json.dumps(RUNAI),
+    }
+    with pytest.raises(
+        ConfigurationError,
+        match=r"runai.clientSecretArn: .* partition 'aws', but region 'us-gov-west-1' is in 'aws-us-gov'",
+    ):
+        read_environment(context.get)
+
+
 def test_runai_must_be_an_object():
     context = {
         "ultraServers": [{"capacityReservationId": "cr-0123456789abcdef0", "type": "u-p6e-gb200x36"}],
@@ -263,7 +277,10 @@ def test_version_and_private_ecr_repository_overrides():
 
 def test_a_secret_of_another_partition_is_refused():
     stack, cluster = _stack(region="cn-north-1")
-    with pytest.raises(ConfigurationError, match=r"runai.clientSecretArn: .* partition 'aws', .* 'aws-cn'"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"runai.clientSecretArn \(config.client_secret_arn\): .* partition 'aws', .* 'aws-cn'",
+    ):
         RunAi(stack, "RunAi", cluster=cluster, config=_config())
     assert stack.node.try_find_child("RunAi") is None
 
