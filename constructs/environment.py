@@ -68,12 +68,14 @@ from eks_ultraserver.constructs.shards import (
 )
 from eks_ultraserver.constructs.validation_jobs import ValidationTargets, validation_manifests
 from eks_ultraserver.model import EfaLayout
+from eks_ultraserver.runai_config import RunAiConfig
 from eks_ultraserver.settings import EfaMode
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
 
 if TYPE_CHECKING:  # imported where used: most environments have neither (faster synth)
     from eks_ultraserver.constructs.karpenter import Karpenter
     from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
+    from eks_ultraserver.constructs.runai import RunAi
 
 __all__ = [
     "MANAGED_NODEGROUPS_QUOTA",
@@ -152,6 +154,10 @@ class UltraServerEnvironment(Construct):
         topic and optionally evict their pods (a scheduled Lambda function; see
         capacity_block_end.py). Default: ``CapacityBlockEndConfig()`` (90 minutes' notice,
         no eviction); ``enabled=False`` for none.
+    :param runai: install NVIDIA Run:ai's cluster component (and kube-prometheus-stack)
+        on the system nodes after the GPU platform add-ons, connected to the Run:ai control
+        plane named there; the client secret by Secrets Manager reference only (see
+        constructs/runai.py, docs/runai.md). Default: ``None``, no Run:ai.
     """
 
     #: The reserved-capacity subnets added to a new VPC, by zone.
@@ -186,6 +192,7 @@ class UltraServerEnvironment(Construct):
         burst_capacity: BurstCapacitySpec | None = None,
         node_repair: bool = True,
         capacity_block_end: CapacityBlockEndConfig | None = None,
+        runai: RunAiConfig | None = None,
     ) -> None:
         addons = addons or AddonsConfig()
         ultraservers = tuple(ultraservers)
@@ -229,6 +236,7 @@ class UltraServerEnvironment(Construct):
         )
         self._system_nodes(system_instance_type, system_nodes)
         self._addons(addons, addons_plan)
+        self._runai(runai)
         self._ultraservers(ultraservers, efa_layout)
         self._capacity(reserved_capacity, burst_capacity, cluster_name)
         self._warnings(
@@ -317,6 +325,7 @@ class UltraServerEnvironment(Construct):
             burst_capacity=config.burst_capacity,
             node_repair=config.node_repair,
             capacity_block_end=config.capacity_block_end,
+            runai=config.runai,
             **kwargs,
         )
 
@@ -390,6 +399,23 @@ class UltraServerEnvironment(Construct):
             plan=plan,
         )
         self.addons.node.add_dependency(self.system_nodegroup)
+
+    def _runai(self, config: RunAiConfig | None) -> None:
+        """NVIDIA Run:ai's cluster component, after every GPU platform add-on (see runai.py)."""
+        self.runai: RunAi | None = None
+        if config is None:
+            return
+        from eks_ultraserver.constructs.runai import RunAi
+
+        self.runai = RunAi(
+            self,
+            "RunAi",
+            cluster=self._icluster,
+            config=config,
+            system_node_selector=SYSTEM_NODE_SELECTOR,
+            after=self.addons.ready,
+            gpu_operator_version=self.addons.releases["gpuOperator"].version,
+        )
 
     def _ultraservers(self, ultraservers: Sequence[UltraServerSpec], efa_layout: EfaLayout) -> None:
         """The GPU node role and EFA security group they share, and one node group per

@@ -31,6 +31,7 @@ MODEL = (
     "capacity",
     "capacity_reader",
     "synth_files",
+    "runai_config",
 )
 SOURCES = {
     "constructs": REPO / "constructs",

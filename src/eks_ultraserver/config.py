@@ -25,6 +25,7 @@ from eks_ultraserver.context import decoded, example_flag, read_context_files
 from eks_ultraserver.endpoint_access import OPEN_TO_THE_WORLD, EndpointAccess, public_access_cidr_problems
 from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
 from eks_ultraserver.model import INVALID, ConfigurationError, Problems
+from eks_ultraserver.runai_config import RunAiConfig, read_runai
 from eks_ultraserver.settings import (
     ADDON_KEYS,
     EXAMPLE_RESERVATION_ID,
@@ -68,6 +69,7 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "reservedCapacity": "ODCRs and Capacity Blocks of other GPU types",
     "burstCapacity": "Karpenter's Spot-first GPU pool",
     "capacityBlockEnd": "cordon, mark and optionally drain nodes before their Capacity Block ends",
+    "runai": "NVIDIA Run:ai's cluster component, connected to a Run:ai control plane",
 }
 
 
@@ -140,6 +142,7 @@ def read_environment(
     )
 
     values["capacity_block_end"] = _read_capacity_block_end(get, problems)
+    values["runai"] = read_runai(get, problems)
 
     config, found = EnvironmentConfig.parse("", **values)
     problems.extend(found)
@@ -294,6 +297,7 @@ __all__ = [
     "EfaMode",
     "EndpointAccess",
     "EnvironmentConfig",
+    "RunAiConfig",
     "UltraServerSpec",
     "misspelling_message",
     "misspelt_context_keys",

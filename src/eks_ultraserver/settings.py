@@ -43,6 +43,7 @@ from eks_ultraserver.patterns import (
     is_reservation_id,
     matches,
 )
+from eks_ultraserver.runai_config import RunAiConfig, partition_of_region, secret_arn_partition
 from eks_ultraserver.versions import (
     DEFAULT_KUBERNETES_VERSION,
     DRANET_MIN_KUBERNETES,
@@ -354,6 +355,7 @@ class EnvironmentConfig(SelfValidating):
         "reserved_capacity": "reservedCapacity",
         "burst_capacity": "burstCapacity",
         "capacity_block_end": "capacityBlockEnd",
+        "runai": "runai",
     }
 
     ultraservers: tuple[UltraServerSpec, ...]
@@ -387,6 +389,8 @@ class EnvironmentConfig(SelfValidating):
     burst_capacity: BurstCapacitySpec | None = None
     #: ``capacityBlockEnd``: cordon, mark and optionally drain the nodes of ending blocks.
     capacity_block_end: CapacityBlockEndConfig = field(default_factory=CapacityBlockEndConfig)
+    #: ``runai``: NVIDIA Run:ai's cluster component (runai_config.py); ``None``: no Run:ai.
+    runai: RunAiConfig | None = None
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -536,6 +540,22 @@ class EnvironmentConfig(SelfValidating):
         ending = out["capacity_block_end"]
         if ending is not INVALID and not isinstance(ending, CapacityBlockEndConfig):
             problems.add(f"{name('capacity_block_end')}: {ending!r} is not a CapacityBlockEndConfig")
+        runai = out["runai"]
+        if runai is not INVALID and runai is not None and not isinstance(runai, RunAiConfig):
+            problems.add(f"{name('runai')}: {runai!r} is not a runai_config.RunAiConfig")
+        elif (
+            isinstance(runai, RunAiConfig)
+            and isinstance(out["region"], str)
+            and matches(REGION_RE, out["region"])
+        ):
+            secret_partition = secret_arn_partition(runai.client_secret_arn)
+            stack_partition = partition_of_region(out["region"])
+            if secret_partition is not None and secret_partition != stack_partition:
+                problems.add(
+                    f"{name('runai')}.clientSecretArn: {runai.client_secret_arn!r} is in partition "
+                    f"{secret_partition!r}, but {name('region')} {out['region']!r} is in {stack_partition!r}; "
+                    "CloudFormation resolves the secret in the stack's partition: give a secret there"
+                )
         return out
 
 

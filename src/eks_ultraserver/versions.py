@@ -271,6 +271,45 @@ KARPENTER = ChartVersion(
     newer="1.15.x (alpha DRA, no ComputeDomains): its chart values and CRDs are not in tests/third_party yet; once they are, bumping is a one-line change here",
 )
 
+RUNAI_CLUSTER = ChartVersion(
+    component="NVIDIA Run:ai cluster (optional, `runai`)",
+    chart="runai-cluster",
+    repository="https://helm.ngc.nvidia.com/nvidia/runai-oss",
+    version="3.0.24",
+    app_version="3.0.24",
+    namespace="runai",
+    release="runai-cluster",
+    notes=(
+        "Run:ai self-hosted docs v3.0, 'Hotfixes for Version 3.0' (3.0.24, 11/15/2026, the versions "
+        "published in NGC's runai-oss collection); 'Upgrade NVIDIA Run:ai': NGC is the only "
+        "supported artifact source since v2.25 (JFrog deprecated), runai-oss needs no authentication."
+    ),
+)
+
+#: Oldest GPU Operator with which Run:ai's GPU fractions work (Run:ai v3.0 support matrix,
+#: footnote 1: "GPU Operator 26.7.1 is required to use GPU fractions, alongside CUDA driver
+#: r615 or later"); synth warns when the environment's GPU Operator is older.
+RUNAI_GPU_FRACTIONS_MIN_GPU_OPERATOR = "v26.7.1"
+
+#: kube-prometheus-stack, the Prometheus Operator the Run:ai cluster needs ("Prometheus:
+#: prerequisite, every installation"); only installed with ``runai``.
+KUBE_PROMETHEUS_STACK = ChartVersion(
+    component="kube-prometheus-stack (with `runai` only)",
+    chart="kube-prometheus-stack",
+    repository="https://prometheus-community.github.io/helm-charts",
+    version="88.6.5",
+    # the chart's appVersion is its Prometheus Operator's, not recorded here; the support
+    # matrix pairs this chart version with Prometheus 3.13.1
+    app_version="",
+    namespace="monitoring",
+    release="prometheus",
+    notes=(
+        "Run:ai v3.0 support matrix: 'Prometheus / Kube-Prometheus Stack 3.13.1 / 88.6.5 and above'; "
+        "release 'prometheus' in namespace 'monitoring' as in NVIDIA's NIM LLM with Run:ai reference "
+        "architecture, Appendix A."
+    ),
+)
+
 #: AMI of Karpenter's GPU EC2NodeClasses: the EKS-optimized AL2023 AMI, whose NVIDIA variant
 #: Karpenter picks for NVIDIA instance types (Karpenter docs, EC2NodeClass amiSelectorTerms
 #: alias). ``latest`` rather than a pinned release: a pinned alias such as al2023@v20251103
@@ -321,6 +360,8 @@ ALL_CHARTS: tuple[ChartVersion, ...] = (
     DRANET,
     MPI_OPERATOR,
     KARPENTER,
+    RUNAI_CLUSTER,
+    KUBE_PROMETHEUS_STACK,
 )
 
 
