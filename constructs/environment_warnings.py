@@ -11,10 +11,11 @@ import aws_cdk as cdk
 from constructs import IConstruct
 from eks_ultraserver.config import OPEN_TO_THE_WORLD, EndpointAccess
 from eks_ultraserver.model import ControlPlaneTier, control_plane_tier_advice
+from eks_ultraserver.quotas import EKS_MANAGED_NODEGROUPS
 from eks_ultraserver.versions import extended_support_warning
 
 #: EKS's default quota of managed node groups per cluster (Service Quotas L-6D54EA21).
-MANAGED_NODEGROUPS_QUOTA = 30
+MANAGED_NODEGROUPS_QUOTA = EKS_MANAGED_NODEGROUPS.default
 
 
 def environment_warnings(

@@ -28,7 +28,8 @@ Facts used here, and where they come from:
 The checks live in modules by concern: ``errors`` (botocore errors, one call at a time),
 ``findings`` (results), ``reservations`` and ``capacity_blocks`` (the UltraServers' Capacity
 Blocks: the reservations, then each block's UltraServer type and interconnect), ``platform``
-(AMI, Kubernetes version), ``quotas`` (reserved and burst capacity), ``report`` (all of
+(AMI, Kubernetes version), ``quotas`` (reserved and burst capacity, the EKS node group
+quotas), ``report`` (all of
 them); this package re-exports their public names.
 """
 
@@ -55,9 +56,13 @@ from eks_ultraserver.aws_checks.platform import (
     release_date,
 )
 from eks_ultraserver.aws_checks.quotas import (
+    EksQuotaDemand,
     QuotaDemand,
+    check_eks_quotas,
     check_reserved_capacity,
     check_vcpu_quotas,
+    eks_quota_demand,
+    get_eks_quota,
     get_vcpu_quota,
     vcpu_demand,
 )
@@ -83,6 +88,7 @@ __all__ = [
     "RESERVATION_STATES",
     "AmiFacts",
     "AwsSetupError",
+    "EksQuotaDemand",
     "Finding",
     "PreflightReport",
     "QuotaDemand",
@@ -92,6 +98,7 @@ __all__ = [
     "call",
     "check_ami",
     "check_capacity_block",
+    "check_eks_quotas",
     "check_kubernetes_version",
     "check_reservation",
     "check_reservations",
@@ -99,8 +106,10 @@ __all__ = [
     "check_vcpu_quotas",
     "describe_ami",
     "describe_reservation",
+    "eks_quota_demand",
     "error_code",
     "format_duration",
+    "get_eks_quota",
     "get_vcpu_quota",
     "has_operation",
     "release_date",
