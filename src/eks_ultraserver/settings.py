@@ -340,8 +340,8 @@ GPU_NODE_PODS = 16
 class VpcCniConfig(SelfValidating):
     """``vpcCni``: settings of the Amazon VPC CNI (the ``vpc-cni`` EKS add-on's ``env``
     configuration values: ``ENABLE_PREFIX_DELEGATION``, ``WARM_PREFIX_TARGET``,
-    ``WARM_IP_TARGET``, ``MINIMUM_IP_TARGET``; aws/amazon-vpc-cni-k8s README and
-    docs/prefix-and-ip-target.md). Only the settings given are written; the others keep the
+    ``WARM_IP_TARGET``, ``MINIMUM_IP_TARGET``; the aws/amazon-vpc-cni-k8s README and its
+    "prefix-and-ip-target" page). Only the settings given are written; the others keep the
     add-on's defaults (no prefix delegation, ``WARM_ENI_TARGET`` 1).
 
     Checks itself: a boolean and whole numbers of 0 or more; ``warmPrefixTarget`` only with
