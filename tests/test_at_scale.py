@@ -30,7 +30,7 @@ from eks_ultraserver.model import (
 )
 from eks_ultraserver.settings import UltraServerSpec
 
-from conftest import ACCOUNT, LOCAL_ZONE, REGION, synth_environment
+from conftest import ACCOUNT, LOCAL_ZONE, REGION, cfn_lint_errors, synth_environment
 
 
 def _servers(count: int, kind: str = "u-p6e-gb200x72") -> str:
@@ -360,3 +360,17 @@ def test_subnet_cidr_key_is_checked_and_refused_with_an_existing_vpc():
                 "ultraServerSubnetIds": ["subnet-0123456789abcdef0"],
             }
         )
+
+
+def test_the_scaled_templates_are_cfn_lint_clean(scaled_env):
+    """The tier, the add-on's configuration values and the secondary CIDR block pass
+    cfn-lint's schemas (tier-ultra too, which aws-cdk-lib 2.275 has no member for)."""
+    for name, template in scaled_env.templates().items():
+        assert cfn_lint_errors(template) == [], name
+    ultra = json.loads(json.dumps(scaled_env.template).replace('"tier-xl"', '"tier-ultra"'))
+    assert cfn_lint_errors(ultra) == []
+
+
+def test_a_misplaced_subnet_cidr_is_refused_before_anything_is_built():
+    with pytest.raises(ConfigurationError, match=r"ultraserver_subnet_cidr: '10.0.0.0/17' overlaps"):
+        synth_environment({"ultraServerSubnetCidr": "10.0.0.0/17"})
