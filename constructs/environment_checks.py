@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import aws_ec2 as ec2
@@ -19,7 +19,9 @@ from eks_ultraserver.config import (
 from eks_ultraserver.constructs.addons import AddonsPlan, GpuPlatformAddons
 from eks_ultraserver.constructs.cluster import SYSTEM_NODE_SELECTOR
 from eks_ultraserver.constructs.network import (
+    ULTRASERVER_SUBNET_CIDR,
     network_problems,
+    reserved_subnet_cidr,
     subnet_cidr_problems,
     subnet_size_problems,
 )
@@ -73,7 +75,6 @@ class Fleet:
 #: The VPC CNI settings a refusal suggests when they need fewer addresses than the ones
 #: given: a few warm addresses above the pods a GPU node runs (no prefix delegation).
 FRUGAL_VPC_CNI = VpcCniConfig(warm_ip_target=2, minimum_ip_target=GPU_NODE_PODS)
-FRUGAL_VPC_CNI_CONTEXT = {"warmIpTarget": 2, "minimumIpTarget": GPU_NODE_PODS}
 
 
 def subnet_problems(
@@ -83,9 +84,12 @@ def subnet_problems(
     ultraserver_subnet_cidr: str,
     vpc_cni: VpcCniConfig | None,
     problems: Problems,
+    zone_nodes: Mapping[str, int] | None = None,
 ) -> None:
-    """The new UltraServer subnet's place, and whether the fleet's addresses fit in it. An
-    existing VPC's subnets are the user's: their size is not known at synth."""
+    """The new UltraServer subnet's place, and whether the fleet's addresses fit in it and
+    in the reserved-capacity subnet of each other zone (``zone_nodes``: the reserved nodes
+    of each zone but the UltraServers'). An existing VPC's subnets are the user's: their
+    size is not known at synth."""
     if vpc is not None:
         return
     found = Problems()
@@ -95,15 +99,41 @@ def subnet_problems(
         return
     per_node = (vpc_cni or VpcCniConfig()).addresses_per_node()
     frugal = FRUGAL_VPC_CNI.addresses_per_node()
+    lower = (
+        (json.dumps(FRUGAL_VPC_CNI.to_context(), separators=(",", ":")), frugal)
+        if frugal < per_node
+        else None
+    )
     subnet_size_problems(
         ultraserver_subnet_cidr,
         nodes=fleet.subnet_nodes,
         addresses_per_node=per_node,
-        lower=(json.dumps(FRUGAL_VPC_CNI_CONTEXT, separators=(",", ":")), frugal)
-        if frugal < per_node
-        else None,
+        lower=lower,
         problems=problems,
     )
+    for zone, nodes in sorted((zone_nodes or {}).items()):
+        subnet_size_problems(
+            reserved_subnet_cidr(zone),
+            nodes=nodes,
+            addresses_per_node=per_node,
+            lower=lower,
+            problems=problems,
+            key=f"reservedCapacity in {zone}",
+            larger=(
+                "or a reservation in the UltraServers' zone, or your own VPC and subnets (vpcId + "
+                "ultraServerSubnetIds), or your own ReservedGpuNodeGroup with your subnets"
+            ),
+        )
+
+
+def _other_zone_nodes(reserved: Sequence[ReservedCapacitySpec], zone: str) -> dict[str, int]:
+    """Reserved nodes of each zone other than the UltraServers' ``zone``."""
+    out: dict[str, int] = {}
+    for spec in reserved:
+        other = spec.availability_zone or zone
+        if other != zone:
+            out[other] = out.get(other, 0) + spec.instance_count
+    return out
 
 
 def check_environment(
@@ -124,7 +154,7 @@ def check_environment(
     burst_capacity: BurstCapacitySpec | None = None,
     control_plane_tier: ControlPlaneTier | str | None = None,
     vpc_cni: VpcCniConfig | None = None,
-    ultraserver_subnet_cidr: str = "10.0.192.0/18",
+    ultraserver_subnet_cidr: str = ULTRASERVER_SUBNET_CIDR,
 ) -> AddonsPlan:
     """Checks the environment's arguments (named as in ``UltraServerEnvironment``) and
     returns the GPU platform's plan (``GpuPlatformAddons.plan``: its values, versions and
@@ -172,6 +202,7 @@ def check_environment(
             ultraserver_subnet_cidr=ultraserver_subnet_cidr,
             vpc_cni=vpc_cni,
             problems=problems,
+            zone_nodes=_other_zone_nodes(reserved_capacity, availability_zone),
         )
     try:
         plan = GpuPlatformAddons.plan(

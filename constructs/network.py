@@ -96,6 +96,8 @@ def subnet_size_problems(
     addresses_per_node: int,
     lower: tuple[str, int] | None,
     problems: Problems,
+    key: str = "ultraserver_subnet_cidr",
+    larger: str | None = None,
 ) -> None:
     """Refuses a fleet whose nodes cannot all get their addresses in the subnet ``cidr``.
 
@@ -103,7 +105,8 @@ def subnet_size_problems(
     capacity in the same zone); ``addresses_per_node``: what each holds under the VPC CNI's
     settings (``VpcCniConfig.addresses_per_node``: its own address and its pods'; efa-only
     interfaces take none); ``lower``: VPC CNI settings that need fewer (their ``vpcCni``
-    text and addresses per node), to suggest."""
+    text and addresses per node), to suggest; ``key``: what the problem names; ``larger``:
+    the other fixes (default: a larger ``ultraServerSubnetCidr`` or your own VPC)."""
     have = usable_addresses(cidr)
     need = nodes * addresses_per_node
     if need <= have:
@@ -115,16 +118,19 @@ def subnet_size_problems(
             f"fewer addresses per node with vpcCni (vpc_cni) {text}: {per_node} each, room for "
             f"{have // per_node:,} nodes here (aws-node rolls; no node group is replaced)"
         )
-    fixes.append(
-        "a larger ultraServerSubnetCidr (ultraserver_subnet_cidr): a block outside 10.0.0.0/16 "
-        "such as 10.1.0.0/16 (65,531 addresses) becomes a secondary CIDR of the VPC (a new CIDR "
-        "replaces the subnet and every UltraServer node group in it)"
-    )
-    fixes.append(
-        "or your own VPC and subnets (vpcId + ultraServerSubnetIds) for more nodes than one /16 holds"
-    )
+    if larger is not None:
+        fixes.append(larger)
+    else:
+        fixes.append(
+            "a larger ultraServerSubnetCidr (ultraserver_subnet_cidr): a block outside 10.0.0.0/16 "
+            "such as 10.1.0.0/16 (65,531 addresses) becomes a secondary CIDR of the VPC (a new "
+            "CIDR replaces the subnet and every UltraServer node group in it)"
+        )
+        fixes.append(
+            "or your own VPC and subnets (vpcId + ultraServerSubnetIds) for more nodes than one /16 holds"
+        )
     problems.add(
-        f"ultraserver_subnet_cidr: {nodes:,} nodes need about {need:,} addresses "
+        f"{key}: {nodes:,} nodes need about {need:,} addresses "
         f"({addresses_per_node} per node under the VPC CNI settings), more than the {have:,} "
         f"usable addresses of {cidr}; use " + "; ".join(fixes)
     )

@@ -374,3 +374,24 @@ def test_the_scaled_templates_are_cfn_lint_clean(scaled_env):
 def test_a_misplaced_subnet_cidr_is_refused_before_anything_is_built():
     with pytest.raises(ConfigurationError, match=r"ultraserver_subnet_cidr: '10.0.0.0/17' overlaps"):
         synth_environment({"ultraServerSubnetCidr": "10.0.0.0/17"})
+
+
+def test_reserved_capacity_in_another_zone_must_fit_its_subnet_too():
+    """GIVEN an ODCR of 30 p5.48xlarge in us-east-1a (its own /21: 2,043 addresses; 3,000
+    needed with the CNI's defaults) THEN synth refuses, naming that zone and the fixes."""
+    reserved = [
+        {
+            "name": "eval",
+            "instanceType": "p5.48xlarge",
+            "instanceCount": 30,
+            "capacityType": "odcr",
+            "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1",
+            "availabilityZone": "us-east-1a",
+        }
+    ]
+    with pytest.raises(
+        ConfigurationError,
+        match=r"reservedCapacity in us-east-1a: 30 nodes need about 3,000 addresses .* 2,043 usable "
+        r"addresses of 10.0.128.0/21; .*your own ReservedGpuNodeGroup",
+    ):
+        synth_environment({"reservedCapacity": json.dumps(reserved)})

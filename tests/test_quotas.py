@@ -337,9 +337,10 @@ def queue_eks_quotas(stub, nodegroups: float = 30.0, nodes: float = 450.0) -> No
 
 def _ultraservers(count: int, kind: str = "u-p6e-gb200x72"):
     from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.model import UltraServerType
 
     return [
-        UltraServerSpec(capacity_reservation_id=f"cr-0{i:016x}", type=kind, name=f"us-{i}")
+        UltraServerSpec(capacity_reservation_id=f"cr-0{i:016x}", type=UltraServerType(kind), name=f"us-{i}")
         for i in range(count)
     ]
 

@@ -383,6 +383,14 @@ class VpcCniConfig(SelfValidating):
                 out[var] = ("true" if value else "false") if isinstance(value, bool) else str(value)
         return out
 
+    def to_context(self) -> dict[str, bool | int]:
+        """The ``vpcCni`` cdk.json value of these settings (the fields given)."""
+        return {
+            key: getattr(self, attr)
+            for attr, key in self.CONTEXT_KEYS.items()
+            if getattr(self, attr) is not None
+        }
+
     def addresses_per_node(self, pods: int = GPU_NODE_PODS) -> int:
         """The subnet addresses a node with ``pods`` pod addresses holds under these
         settings (the node's own address included; efa-only interfaces take none):
