@@ -121,11 +121,12 @@ def subnet_size_problems(
     if larger is not None:
         fixes.append(larger)
     else:
-        fixes.append(
-            "a larger ultraServerSubnetCidr (ultraserver_subnet_cidr): a block outside 10.0.0.0/16 "
-            "such as 10.1.0.0/16 (65,531 addresses) becomes a secondary CIDR of the VPC (a new "
-            "CIDR replaces the subnet and every UltraServer node group in it)"
-        )
+        if ipaddress.IPv4Network(cidr).prefixlen > 16:  # a /16 is the largest subnet
+            fixes.append(
+                "a larger ultraServerSubnetCidr (ultraserver_subnet_cidr): a block outside "
+                "10.0.0.0/16 such as 10.1.0.0/16 (65,531 addresses) becomes a secondary CIDR of the "
+                "VPC (a new CIDR replaces the subnet and every UltraServer node group in it)"
+            )
         fixes.append(
             "or your own VPC and subnets (vpcId + ultraServerSubnetIds) for more nodes than one /16 holds"
         )

@@ -395,3 +395,30 @@ def test_reserved_capacity_in_another_zone_must_fit_its_subnet_too():
         r"addresses of 10.0.128.0/21; .*your own ReservedGpuNodeGroup",
     ):
         synth_environment({"reservedCapacity": json.dumps(reserved)})
+
+
+def test_a_full_16_is_not_told_to_grow():
+    """GIVEN 5,556 u-p6e-gb200x72 in a /16 already THEN the refusal suggests no larger
+    subnet (a /16 is the largest), only your own VPC and subnets."""
+    from eks_ultraserver.constructs.environment_checks import subnet_problems
+
+    fleet = Fleet.of(
+        ultraservers=[
+            UltraServerSpec(
+                capacity_reservation_id=f"cr-0{i:016x}", type=UltraServerType.U_P6E_GB200X72, name=f"u{i}"
+            )
+            for i in range(5_556)
+        ],
+        availability_zone=LOCAL_ZONE,
+    )
+    problems = Problems()
+    subnet_problems(
+        fleet=fleet,
+        vpc=None,
+        ultraserver_subnet_cidr="10.1.0.0/16",
+        vpc_cni=VpcCniConfig(warm_ip_target=2, minimum_ip_target=16),
+        problems=problems,
+    )
+    (problem,) = problems
+    assert "100,008 nodes need about 1,900,152 addresses" in problem
+    assert "larger ultraServerSubnetCidr" not in problem and "vpcId + ultraServerSubnetIds" in problem
