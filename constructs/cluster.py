@@ -21,7 +21,8 @@ from constructs import Construct, IDependable
 from eks_ultraserver.config import EndpointAccess
 from eks_ultraserver.constructs.gpu_nodegroup import TaggedLaunchTemplate
 from eks_ultraserver.constructs.iam import node_role
-from eks_ultraserver.model import SYSTEM_NODE_LABEL, SYSTEM_NODE_LABEL_VALUE
+from eks_ultraserver.model import SYSTEM_NODE_LABEL, SYSTEM_NODE_LABEL_VALUE, ControlPlaneTier
+from eks_ultraserver.settings import VpcCniConfig
 from eks_ultraserver.versions import EKS_MANAGED_ADDONS, kubectl_layer_class, kubectl_layer_module
 
 #: The system node group's labels, which the controllers select.
@@ -52,11 +53,19 @@ def eks_cluster(
     endpoint_access: EndpointAccess,
     public_access_cidrs: Sequence[str] | None,
     admin_principal_arn: str | None,
+    control_plane_tier: ControlPlaneTier | None = None,
 ) -> tuple[eks.Cluster, kms.Key]:
     """The cluster (control plane in the VPC's private subnets, every control-plane log,
     CDK's kubectl handler with the layer of ``kubernetes_version``, public access only from
-    ``public_access_cidrs`` when given, an admin access entry for ``admin_principal_arn``)
-    and the KMS key that encrypts its secrets."""
+    ``public_access_cidrs`` when given, an admin access entry for ``admin_principal_arn``,
+    the Provisioned Control Plane tier ``control_plane_tier`` when given: ``None`` writes no
+    ``ControlPlaneScalingConfig`` and EKS runs ``standard``) and the KMS key that encrypts
+    its secrets.
+
+    The tier goes through aws_eks_v2's ``control_plane_scaling_tier`` prop, built with
+    ``ControlPlaneScalingTier.of`` (aws-cdk-lib 2.275 has no static member for
+    ``tier-ultra``); a tier change updates the cluster in place (CloudFormation: "Update
+    requires: No interruption"; EKS runs a ``ScalingTierConfigUpdate`` of several minutes)."""
     layer_module = importlib.import_module(kubectl_layer_module(kubernetes_version))
     layer_class = getattr(layer_module, kubectl_layer_class(kubernetes_version))
     key = kms.Key(
@@ -81,6 +90,11 @@ def eks_cluster(
         cluster_logging=_CLUSTER_LOGGING,
         secrets_encryption_key=key,
         kubectl_provider_options=eks.KubectlProviderOptions(kubectl_layer=layer_class(scope, "KubectlLayer")),
+        control_plane_scaling_tier=(
+            eks.ControlPlaneScalingTier.of(control_plane_tier.value)
+            if control_plane_tier is not None
+            else None
+        ),
     )
     if admin_principal_arn:
         cluster.grant_access(
@@ -155,14 +169,35 @@ ADDON_CONFIGURATION: dict[str, dict] = {
 }
 
 
-def managed_addons(scope: Construct, cluster: eks.Cluster, *, after: IDependable) -> dict[str, eks.CfnAddon]:
+def addon_configuration(vpc_cni: VpcCniConfig | None = None) -> dict[str, dict]:
+    """The configuration values of each managed add-on: :data:`ADDON_CONFIGURATION`, and
+    the ``vpc-cni`` add-on's ``env`` from ``vpc_cni`` (its configuration schema:
+    ``aws eks describe-addon-configuration --addon-name vpc-cni``; the values are strings).
+    No ``vpc_cni``, or one with nothing set: no configuration values for vpc-cni, as before.
+    A change of them rolls the ``aws-node`` DaemonSet (each node's CNI restarts; running
+    pods keep their addresses)."""
+    out = dict(ADDON_CONFIGURATION)
+    env = vpc_cni.env if vpc_cni is not None else {}
+    if env:
+        out["vpc-cni"] = {"env": env}
+    return out
+
+
+def managed_addons(
+    scope: Construct,
+    cluster: eks.Cluster,
+    *,
+    after: IDependable,
+    vpc_cni: VpcCniConfig | None = None,
+) -> dict[str, eks.CfnAddon]:
     """The EKS managed add-ons of ``versions.EKS_MANAGED_ADDONS`` (VPC CNI, CoreDNS,
     kube-proxy, EKS Pod Identity Agent, EKS node monitoring agent), by name, each created
     after ``after`` (the system node group: CoreDNS needs nodes to run on before it reports
-    ACTIVE), with its ``ADDON_CONFIGURATION``."""
+    ACTIVE), with its configuration values (:func:`addon_configuration`)."""
     addons: dict[str, eks.CfnAddon] = {}
+    configurations = addon_configuration(vpc_cni)
     for name, version in EKS_MANAGED_ADDONS.items():
-        configuration = ADDON_CONFIGURATION.get(name)
+        configuration = configurations.get(name)
         addon = eks.CfnAddon(
             scope,
             f"Addon-{name}",

@@ -52,7 +52,7 @@ from eks_ultraserver.constructs.cluster import (
     system_nodegroup,
 )
 from eks_ultraserver.constructs.efa import EfaSecurityGroup
-from eks_ultraserver.constructs.environment_checks import check_environment
+from eks_ultraserver.constructs.environment_checks import Fleet, check_environment
 from eks_ultraserver.constructs.environment_warnings import MANAGED_NODEGROUPS_QUOTA, environment_warnings
 from eks_ultraserver.constructs.iam import node_role
 from eks_ultraserver.constructs.nag import suppress_cluster_findings, suppress_node_role
@@ -67,9 +67,9 @@ from eks_ultraserver.constructs.shards import (
     ultraserver_shard,
 )
 from eks_ultraserver.constructs.validation_jobs import ValidationTargets, validation_manifests
-from eks_ultraserver.model import EfaLayout
+from eks_ultraserver.model import ControlPlaneTier, EfaLayout
 from eks_ultraserver.runai_config import RunAiConfig
-from eks_ultraserver.settings import EfaMode
+from eks_ultraserver.settings import EfaMode, VpcCniConfig
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
 
 if TYPE_CHECKING:  # imported where used: most environments have neither (faster synth)
@@ -110,7 +110,13 @@ class UltraServerEnvironment(Construct):
     :param ultraserver_subnets: existing subnets in ``availability_zone`` for the
         UltraServers; required with ``vpc``. Default (new VPC): a new private subnet
         ``ultraserver_subnet_cidr`` in that zone.
-    :param ultraserver_subnet_cidr: CIDR of the new UltraServer subnet. Default 10.0.192.0/18.
+    :param ultraserver_subnet_cidr: CIDR of the new UltraServer subnet: inside 10.0.0.0/16
+        clear of the other subnets (10.0.64.0/18 or 10.0.192.0/18, or part of one), or a
+        block in 10.0.0.0/8 or 100.64.0.0/10 outside it, which is added to the VPC as a
+        secondary CIDR block. Synth refuses a fleet whose nodes cannot all get their
+        addresses there under ``vpc_cni`` (network.py ``subnet_size_problems``; an
+        existing VPC's subnets are not checked). A change replaces the subnet and every
+        UltraServer node group in it. Default 10.0.192.0/18.
     :param admin_principal_arn: an IAM role or user granted cluster admin through an access
         entry. Default: none; only the role CloudFormation deploys with (EKS makes the
         cluster creator admin) and CDK's kubectl handler can use the Kubernetes API, so
@@ -158,6 +164,15 @@ class UltraServerEnvironment(Construct):
         on the system nodes after the GPU platform add-ons, connected to the Run:ai control
         plane named there; the client secret by Secrets Manager reference only (see
         constructs/runai.py, docs/runai.md). Default: ``None``, no Run:ai.
+    :param control_plane_tier: the EKS Provisioned Control Plane tier (``ControlPlaneTier``
+        or its value: ``standard``, ``tier-xl`` ... ``tier-8xl``, ``tier-ultra``); every tier
+        but ``standard`` is billed per hour. Synth warns when the fleet is past what EKS and
+        upstream Kubernetes document for the tier (model.py ``control_plane_tier_advice``).
+        Default: none written (EKS runs ``standard``); give ``standard`` to leave a
+        Provisioned tier.
+    :param vpc_cni: VPC CNI settings written to the ``vpc-cni`` add-on's configuration
+        values (prefix delegation, warm targets). Default: none (the add-on's defaults:
+        secondary addresses, one interface's worth kept free). A change rolls ``aws-node``.
     """
 
     #: The reserved-capacity subnets added to a new VPC, by zone.
@@ -193,6 +208,8 @@ class UltraServerEnvironment(Construct):
         node_repair: bool = True,
         capacity_block_end: CapacityBlockEndConfig | None = None,
         runai: RunAiConfig | None = None,
+        control_plane_tier: ControlPlaneTier | str | None = None,
+        vpc_cni: VpcCniConfig | None = None,
     ) -> None:
         addons = addons or AddonsConfig()
         ultraservers = tuple(ultraservers)
@@ -213,8 +230,20 @@ class UltraServerEnvironment(Construct):
             reserved_capacity=reserved_capacity,
             burst_zone=burst_capacity.availability_zone if burst_capacity is not None else None,
             device_plugin_configs=sharing_configs(reserved_capacity, burst_capacity),
+            burst_capacity=burst_capacity,
+            control_plane_tier=control_plane_tier,
+            vpc_cni=vpc_cni,
+            ultraserver_subnet_cidr=ultraserver_subnet_cidr,
         )
         efa_layout = EfaLayout(efa_layout)
+        tier = ControlPlaneTier(control_plane_tier) if control_plane_tier is not None else None
+        self.fleet = Fleet.of(
+            ultraservers=ultraservers,
+            availability_zone=availability_zone,
+            reserved_capacity=reserved_capacity,
+            burst_capacity=burst_capacity,
+            system_nodes=system_nodes,
+        )
         endpoint_access = EndpointAccess(endpoint_access)
 
         super().__init__(scope, id)
@@ -233,9 +262,10 @@ class UltraServerEnvironment(Construct):
             endpoint_access=endpoint_access,
             public_access_cidrs=public_access_cidrs,
             admin_principal_arn=admin_principal_arn,
+            control_plane_tier=tier,
         )
         self._system_nodes(system_instance_type, system_nodes)
-        self._addons(addons, addons_plan)
+        self._addons(addons, addons_plan, vpc_cni)
         self._runai(runai)
         self._ultraservers(ultraservers, efa_layout)
         self._capacity(reserved_capacity, burst_capacity, cluster_name)
@@ -243,6 +273,7 @@ class UltraServerEnvironment(Construct):
             endpoint_access=endpoint_access,
             public_access_cidrs=public_access_cidrs,
             admin_principal_arn=admin_principal_arn,
+            control_plane_tier=tier,
         )
         self.validation_manifests: list[eks.KubernetesManifest] = []
         if validation_jobs:
@@ -326,6 +357,11 @@ class UltraServerEnvironment(Construct):
             node_repair=config.node_repair,
             capacity_block_end=config.capacity_block_end,
             runai=config.runai,
+            control_plane_tier=config.control_plane_tier,
+            vpc_cni=config.vpc_cni,
+            # cdk.json's key first; before it, Python callers passed the argument in kwargs
+            ultraserver_subnet_cidr=config.ultraserver_subnet_cidr
+            or kwargs.pop("ultraserver_subnet_cidr", ULTRASERVER_SUBNET_CIDR),
             **kwargs,
         )
 
@@ -369,6 +405,7 @@ class UltraServerEnvironment(Construct):
         endpoint_access: EndpointAccess,
         public_access_cidrs: Sequence[str] | None,
         admin_principal_arn: str | None,
+        control_plane_tier: ControlPlaneTier | None,
     ) -> None:
         """The EKS cluster and its secrets key (see cluster.py)."""
         self.cluster, self.secrets_key = eks_cluster(
@@ -379,16 +416,17 @@ class UltraServerEnvironment(Construct):
             endpoint_access=endpoint_access,
             public_access_cidrs=public_access_cidrs,
             admin_principal_arn=admin_principal_arn,
+            control_plane_tier=control_plane_tier,
         )
 
     def _system_nodes(self, instance_type: str, size: int) -> None:
         """The on-demand Graviton node group for controllers (see cluster.py)."""
         self.system_nodegroup = system_nodegroup(self, self.cluster, instance_type=instance_type, size=size)
 
-    def _addons(self, addons: AddonsConfig, plan: AddonsPlan) -> None:
-        """The EKS managed add-ons, then the GPU platform (controllers on the system nodes;
-        node agents tolerate the GPU taint)."""
-        self.eks_addons = managed_addons(self, self.cluster, after=self.system_nodegroup)
+    def _addons(self, addons: AddonsConfig, plan: AddonsPlan, vpc_cni: VpcCniConfig | None) -> None:
+        """The EKS managed add-ons (the VPC CNI with ``vpc_cni``), then the GPU platform
+        (controllers on the system nodes; node agents tolerate the GPU taint)."""
+        self.eks_addons = managed_addons(self, self.cluster, after=self.system_nodegroup, vpc_cni=vpc_cni)
         self.addons = GpuPlatformAddons(
             self,
             "GpuPlatform",
@@ -507,8 +545,10 @@ class UltraServerEnvironment(Construct):
         endpoint_access: EndpointAccess,
         public_access_cidrs: Sequence[str] | None,
         admin_principal_arn: str | None,
+        control_plane_tier: ControlPlaneTier | None,
     ) -> None:
-        """Synth warnings: who can reach the API, extended support, the node group quota."""
+        """Synth warnings: who can reach the API, extended support, the node group quota,
+        the control plane tier for the fleet."""
         environment_warnings(
             self,
             kubernetes_version=self.kubernetes_version,
@@ -517,6 +557,9 @@ class UltraServerEnvironment(Construct):
             admin_principal_arn=admin_principal_arn,
             # the system node group, one per UltraServer, one per reserved node group
             nodegroups=1 + len(self.ultraserver_nodegroups) + len(self.reserved_nodegroups),
+            control_plane_tier=control_plane_tier,
+            fleet_nodes=self.fleet.nodes,
+            fleet_gpus=self.fleet.gpus,
         )
 
     def _validation(self, targets: ValidationTargets) -> None:

@@ -10,10 +10,12 @@ import aws_cdk as cdk
 
 from constructs import IConstruct
 from eks_ultraserver.config import OPEN_TO_THE_WORLD, EndpointAccess
+from eks_ultraserver.model import ControlPlaneTier, control_plane_tier_advice
+from eks_ultraserver.quotas import EKS_MANAGED_NODEGROUPS
 from eks_ultraserver.versions import extended_support_warning
 
 #: EKS's default quota of managed node groups per cluster (Service Quotas L-6D54EA21).
-MANAGED_NODEGROUPS_QUOTA = 30
+MANAGED_NODEGROUPS_QUOTA = EKS_MANAGED_NODEGROUPS.default
 
 
 def environment_warnings(
@@ -24,9 +26,14 @@ def environment_warnings(
     public_access_cidrs: Sequence[str] | None,
     admin_principal_arn: str | None,
     nodegroups: int,
+    control_plane_tier: ControlPlaneTier | None = None,
+    fleet_nodes: int = 0,
+    fleet_gpus: int = 0,
 ) -> None:
     """Adds every warning that applies to ``scope``; ``nodegroups``: the managed node groups
-    of the cluster (system, UltraServers, reserved capacity)."""
+    of the cluster (system, UltraServers, reserved capacity); ``fleet_nodes`` /
+    ``fleet_gpus``: the most nodes and GPUs the fleet can run, against what is documented
+    for ``control_plane_tier`` (``None``: not set, EKS's standard)."""
     access_warnings(
         scope,
         endpoint_access=endpoint_access,
@@ -44,6 +51,8 @@ def environment_warnings(
             "'Managed node groups per cluster', L-6D54EA21): request an increase "
             "before deploying.",
         )
+    for key, message in control_plane_tier_advice(control_plane_tier, nodes=fleet_nodes, gpus=fleet_gpus):
+        cdk.Annotations.of(scope).add_warning_v2(f"eks-ultraserver:{key}", message)
 
 
 def access_warnings(

@@ -11,6 +11,9 @@
   the parent Region) and through the S3 gateway endpoint.
 - One private subnet per other zone that holds reserved capacity (new VPC only), in
   10.0.128.0/18: a /21 per zone, its slot fixed by the zone's last letter.
+- The UltraServer subnet's size is checked against the fleet (:func:`subnet_size_problems`):
+  10.0.192.0/18 unless ``ultraserver_subnet_cidr`` says otherwise; a CIDR outside the VPC's
+  10.0.0.0/16 (e.g. 10.1.0.0/16) is added to the VPC as a secondary CIDR block first.
 
 Not a ``Construct``: an object that adds its resources to the scope it is given (the
 environment), so that their construct paths, and so their logical ids
@@ -23,6 +26,7 @@ The environment's cdk-nag rules also recognise its own VPC by the VPC's scope
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
 
 import aws_cdk as cdk
@@ -36,6 +40,101 @@ from eks_ultraserver.model import ConfigurationError, Problems
 VPC_CIDR = "10.0.0.0/16"
 #: Default CIDR of the new UltraServer subnet.
 ULTRASERVER_SUBNET_CIDR = "10.0.192.0/18"
+#: Parts of ``VPC_CIDR`` an UltraServer subnet must not overlap: the VPC's own public and
+#: private subnets (``ec2.Vpc`` allocates them from 10.0.0.0 up: two /24, two /20) and the
+#: reserved-capacity subnets (10.0.128.0/18).
+_TAKEN_IN_VPC = (ipaddress.IPv4Network("10.0.0.0/18"), ipaddress.IPv4Network("10.0.128.0/18"))
+#: Where a secondary CIDR block of a VPC whose primary block is in 10.0.0.0/8 may come from
+#: (VPC user guide, "IPv4 CIDR block association restrictions": not 172.16.0.0/12,
+#: 192.168.0.0/16 or 198.19.0.0/16 then; 100.64.0.0/10 is allowed). Publicly routable
+#: ranges are allowed by AWS too, but not offered here for private nodes.
+_SECONDARY_RANGES = (ipaddress.IPv4Network("10.0.0.0/8"), ipaddress.IPv4Network("100.64.0.0/10"))
+#: Addresses AWS reserves in every subnet (the first four and the last; VPC user guide,
+#: subnet-sizing).
+SUBNET_RESERVED_ADDRESSES = 5
+
+
+def usable_addresses(cidr: str) -> int:
+    """Addresses of the subnet ``cidr`` that instances can get."""
+    return ipaddress.IPv4Network(cidr).num_addresses - SUBNET_RESERVED_ADDRESSES
+
+
+def is_secondary_cidr(cidr: str) -> bool:
+    """``cidr`` lies outside ``VPC_CIDR``: the VPC needs it as a secondary CIDR block."""
+    return not ipaddress.IPv4Network(cidr).subnet_of(ipaddress.IPv4Network(VPC_CIDR))
+
+
+def subnet_cidr_problems(cidr: str, problems: Problems, *, key: str = "ultraserver_subnet_cidr") -> None:
+    """Where a new UltraServer subnet may go: /16 to /28 (the sizes EC2 allows), inside
+    ``VPC_CIDR`` clear of the VPC's other subnets, or outside it in a range a secondary
+    CIDR block of this VPC may take."""
+    try:
+        net = ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError:
+        problems.add(f"{key}: {cidr!r} is not an IPv4 CIDR block such as '10.1.0.0/16'")
+        return
+    if not 16 <= net.prefixlen <= 28:
+        problems.add(f"{key}: {cidr!r} is a /{net.prefixlen}; a subnet is /16 to /28")
+    elif not is_secondary_cidr(cidr):
+        if any(net.overlaps(taken) for taken in _TAKEN_IN_VPC):
+            problems.add(
+                f"{key}: {cidr!r} overlaps the VPC's own subnets (10.0.0.0/18) or the "
+                "reserved-capacity subnets (10.0.128.0/18); inside 10.0.0.0/16 use 10.0.64.0/18 "
+                "or 10.0.192.0/18 (or part of one), or a block outside it such as 10.1.0.0/16"
+            )
+    elif not any(net.subnet_of(r) for r in _SECONDARY_RANGES):
+        problems.add(
+            f"{key}: {cidr!r} cannot be a secondary CIDR block of a VPC whose primary block is "
+            f"{VPC_CIDR}; use a block in 10.0.0.0/8 (e.g. 10.1.0.0/16) or 100.64.0.0/10"
+        )
+
+
+def subnet_size_problems(
+    cidr: str,
+    *,
+    nodes: int,
+    addresses_per_node: int,
+    lower: tuple[str, int] | None,
+    problems: Problems,
+    key: str = "ultraserver_subnet_cidr",
+    larger: str | None = None,
+) -> None:
+    """Refuses a fleet whose nodes cannot all get their addresses in the subnet ``cidr``.
+
+    ``nodes``: the nodes in the subnet (18 per u-p6e-gb200x72, 9 per x36, and reserved
+    capacity in the same zone); ``addresses_per_node``: what each holds under the VPC CNI's
+    settings (``VpcCniConfig.addresses_per_node``: its own address and its pods'; efa-only
+    interfaces take none); ``lower``: VPC CNI settings that need fewer (their ``vpcCni``
+    text and addresses per node), to suggest; ``key``: what the problem names; ``larger``:
+    the other fixes (default: a larger ``ultraServerSubnetCidr`` or your own VPC)."""
+    have = usable_addresses(cidr)
+    need = nodes * addresses_per_node
+    if need <= have:
+        return
+    fixes = []
+    if lower is not None:
+        text, per_node = lower
+        fixes.append(
+            f"fewer addresses per node with vpcCni (vpc_cni) {text}: {per_node} each, room for "
+            f"{have // per_node:,} nodes here (aws-node rolls; no node group is replaced)"
+        )
+    if larger is not None:
+        fixes.append(larger)
+    else:
+        if ipaddress.IPv4Network(cidr).prefixlen > 16:  # a /16 is the largest subnet
+            fixes.append(
+                "a larger ultraServerSubnetCidr (ultraserver_subnet_cidr): a block outside "
+                "10.0.0.0/16 such as 10.1.0.0/16 (65,531 addresses) becomes a secondary CIDR of the "
+                "VPC (a new CIDR replaces the subnet and every UltraServer node group in it)"
+            )
+        fixes.append(
+            "or your own VPC and subnets (vpcId + ultraServerSubnetIds) for more nodes than one /16 holds"
+        )
+    problems.add(
+        f"{key}: {nodes:,} nodes need about {need:,} addresses "
+        f"({addresses_per_node} per node under the VPC CNI settings), more than the {have:,} "
+        f"usable addresses of {cidr}; use " + "; ".join(fixes)
+    )
 
 
 def is_local_zone(zone: str) -> bool:
@@ -118,8 +217,10 @@ class UltraServerNetwork:
     :param ultraserver_subnets: existing subnets in ``availability_zone`` for the
         UltraServers; required with ``vpc``. Default (new VPC): a new private subnet
         ``ultraserver_subnet_cidr`` in that zone.
-    :param ultraserver_subnet_cidr: CIDR of the new UltraServer subnet. Default
-        10.0.192.0/18.
+    :param ultraserver_subnet_cidr: CIDR of the new UltraServer subnet: inside
+        ``VPC_CIDR`` clear of the other subnets, or outside it in 10.0.0.0/8 or
+        100.64.0.0/10, then added to the VPC as a secondary CIDR block
+        (``UltraServerCidrBlock``). Default 10.0.192.0/18.
     :param nat_gateways: NAT gateways of a new VPC: 1 or 2 (AZ-level resilience). Default 1.
     :param vpc_endpoints: add the S3 (gateway), ECR and STS (interface) endpoints to a new
         VPC. Default ``True``.
@@ -148,6 +249,8 @@ class UltraServerNetwork:
             nat_gateways=nat_gateways,
             problems=problems,
         )
+        if vpc is None:
+            subnet_cidr_problems(ultraserver_subnet_cidr, problems)
         problems.raise_if_any("UltraServerNetwork")
         self._scope = scope
         self.availability_zone = availability_zone
@@ -155,14 +258,24 @@ class UltraServerNetwork:
         #: Route tables of the zone subnets, which the S3 gateway endpoint serves too.
         self._zone_route_tables: list[str] = []
         self._new_vpc: ec2.Vpc | None = None
+        #: The secondary CIDR block of the UltraServer subnet, when it has one.
+        self.ultraserver_cidr_block: ec2.CfnVPCCidrBlock | None = None
         if vpc is None:
             self._new_vpc = self._vpc(nat_gateways=nat_gateways, vpc_endpoints=vpc_endpoints)
             self.vpc: ec2.IVpc = self._new_vpc
-            self.ultraserver_subnets: list[ec2.ISubnet] = [
-                self._zone_subnet(
-                    self._new_vpc, "UltraServerSubnet", availability_zone, ultraserver_subnet_cidr
+            if is_secondary_cidr(ultraserver_subnet_cidr):
+                self.ultraserver_cidr_block = ec2.CfnVPCCidrBlock(
+                    scope,
+                    "UltraServerCidrBlock",
+                    vpc_id=self._new_vpc.vpc_id,
+                    cidr_block=ultraserver_subnet_cidr,
                 )
-            ]
+            subnet = self._zone_subnet(
+                self._new_vpc, "UltraServerSubnet", availability_zone, ultraserver_subnet_cidr
+            )
+            if self.ultraserver_cidr_block is not None:
+                subnet.node.add_dependency(self.ultraserver_cidr_block)
+            self.ultraserver_subnets: list[ec2.ISubnet] = [subnet]
         else:
             self.vpc = vpc
             self.ultraserver_subnets = list(ultraserver_subnets or [])

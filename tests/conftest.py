@@ -52,6 +52,15 @@ EVERY_RESERVED_KIND: list[dict] = [
         "provisioner": "karpenter",
     },
 ]
+#: An existing VPC and UltraServer subnet (a VPC lookup: dummy values at synth), for fleets
+#: more numerous than a new VPC's UltraServer subnet can address (constructs/network.py
+#: ``subnet_size_problems`` refuses those; an existing VPC's subnets are not checked).
+EXISTING_NETWORK: dict = {
+    "vpcId": "vpc-0123456789abcdef0",
+    "ultraServerSubnetIds": '["subnet-0123456789abcdef0"]',
+    "account": ACCOUNT,
+    "region": REGION,
+}
 #: A Spot-first burst pool over a family without EFA and one with (its own EFA pool).
 MIXED_BURST: dict = {"instanceFamilies": ["g6e", "p5"], "maxGpus": 64, "spot": True}
 

@@ -500,7 +500,10 @@ def test_more_than_30_nodegroups_warns_about_the_quota():
         {"capacityReservationId": f"cr-0{i:016x}", "type": "u-p6e-gb200x36", "name": f"u{i}"}
         for i in range(30)
     ]
-    stack = synth_environment({"ultraServers": json.dumps(servers)}).stack
+    # 270 nodes: the UltraServer subnet holds them with few warm addresses per node
+    stack = synth_environment(
+        {"ultraServers": json.dumps(servers), "vpcCni": {"warmIpTarget": 2, "minimumIpTarget": 16}}
+    ).stack
     Annotations.from_stack(stack).has_warning(
         "*", Match.string_like_regexp("exceed EKS's default quota of 30")
     )

@@ -447,7 +447,13 @@ def stub_all(item=None, *, block=None, status=None, ami=None, version_status="ST
     eks_stub.add_response(
         "describe_cluster_versions", {"clusterVersions": [s.cluster_version("1.35", version_status)]}
     )
-    return {"ec2": ec2, "ssm": ssm, "eks": eks}, (ec2_stub, ssm_stub, eks_stub)
+    # the EKS node group quotas, which every run checks (test_quotas.py checks them in detail)
+    from test_quotas import queue_eks_quotas
+
+    quotas, quota_stub = s.stubbed("service-quotas")
+    queue_eks_quotas(quota_stub)
+    quota_stub.activate()
+    return {"ec2": ec2, "ssm": ssm, "eks": eks, "service-quotas": quotas}, (ec2_stub, ssm_stub, eks_stub)
 
 
 def run_cli(monkeypatch, capsys, clients, *args):

@@ -22,7 +22,14 @@ from eks_ultraserver.constructs.environment import MAX_ULTRASERVERS_PER_SHARD
 from eks_ultraserver.constructs.nag import suppress, suppress_cluster_findings
 from eks_ultraserver.model import ConfigurationError
 
-from conftest import EVERY_RESERVED_KIND, MIXED_BURST, REPO, cfn_lint_errors, synth_environment
+from conftest import (
+    EVERY_RESERVED_KIND,
+    EXISTING_NETWORK,
+    MIXED_BURST,
+    REPO,
+    cfn_lint_errors,
+    synth_environment,
+)
 
 
 def _servers(*specs):
@@ -450,7 +457,8 @@ def test_synth_succeeds_or_stops_with_the_clear_error(tmp_path_factory, context)
 @pytest.fixture(scope="module")
 def fleet():
     servers = _servers(*[(f"u{i:04d}", "u-p6e-gb200x72") for i in range(400)])
-    return synth_environment({"ultraServers": servers})
+    # 7,200 nodes: more than a new VPC's UltraServer subnet can address
+    return synth_environment({"ultraServers": servers, **EXISTING_NETWORK})
 
 
 def test_a_large_fleet_spreads_over_nested_stacks_within_cloudformation_limits(fleet):
@@ -471,7 +479,7 @@ def test_adding_ultraservers_moves_no_logical_id(fleet):
         {"capacityReservationId": f"cr-1{i:016x}", "type": "u-p6e-gb200x36", "name": f"new{i}"}
         for i in range(5)
     ]
-    grown = synth_environment({"ultraServers": json.dumps(servers)})
+    grown = synth_environment({"ultraServers": json.dumps(servers), **EXISTING_NETWORK})
     assert replacements(fleet.templates(), grown.templates(), types=None) == []
 
 
@@ -498,7 +506,9 @@ def test_a_full_shard_stays_within_cloudformation_limits():
     from eks_ultraserver.constructs.environment import ultraserver_shard
 
     names = [f"x{i}" for i in range(20000) if ultraserver_shard(f"x{i}") == 3][:MAX_ULTRASERVERS_PER_SHARD]
-    synth = synth_environment({"ultraServers": _servers(*[(n, "u-p6e-gb200x72") for n in names])})
+    synth = synth_environment(
+        {"ultraServers": _servers(*[(n, "u-p6e-gb200x72") for n in names]), **EXISTING_NETWORK}
+    )
     (full,) = [tpl for name, tpl in synth.nested.items() if name.endswith("03")]
     assert sum(r["Type"] == "AWS::EKS::Nodegroup" for r in full["Resources"].values()) == len(names)
     assert len(full["Resources"]) < 500

@@ -13,8 +13,10 @@ import pytest
 
 from eks_ultraserver.aws_checks import (
     Severity,
+    check_eks_quotas,
     check_reserved_capacity,
     check_vcpu_quotas,
+    eks_quota_demand,
     vcpu_demand,
 )
 from eks_ultraserver.capacity import (
@@ -75,12 +77,14 @@ def odcr(**overrides):
     return s.reservation(**base)
 
 
-def quota(code: str, value: float, name: str = "quota") -> dict:
+def quota(code: str, value: float, name: str = "quota", service: str = "ec2") -> dict:
     return {
         "Quota": {
-            "ServiceCode": "ec2",
-            "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
-            "QuotaArn": f"arn:aws:servicequotas:{s.REGION}:{s.ACCOUNT}:ec2/{code}",
+            "ServiceCode": service,
+            "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)"
+            if service == "ec2"
+            else "Amazon Elastic Kubernetes Service (Amazon EKS)",
+            "QuotaArn": f"arn:aws:servicequotas:{s.REGION}:{s.ACCOUNT}:{service}/{code}",
             "QuotaCode": code,
             "QuotaName": name,
             "Value": value,
@@ -311,6 +315,7 @@ def test_preflight_command_runs_the_capacity_checks(tmp_path, monkeypatch, capsy
         quota("L-417A185B", 0.0),
         expected_params={"ServiceCode": "ec2", "QuotaCode": "L-417A185B"},
     )
+    queue_eks_quotas(quota_stub)
     clients["service-quotas"] = quotas
     with stubs[0], stubs[1], stubs[2], quota_stub:
         code, out, err, _ = run_cli(monkeypatch, capsys, clients)
@@ -325,3 +330,98 @@ def test_preflight_command_runs_the_capacity_checks(tmp_path, monkeypatch, capsy
 def test_findings_needing_action_carry_a_fix():
     findings = run_reserved({ODCR_ID: odcr(State="expired", InstanceType="p5e.48xlarge")}, [ODCR])
     assert all(f.fix for f in findings if f.severity in (Severity.WARNING, Severity.BLOCKING))
+
+
+# --------------------------------------------------------------------------------------
+# EKS quotas
+# --------------------------------------------------------------------------------------
+
+
+def queue_eks_quotas(stub, nodegroups: float = 30.0, nodes: float = 450.0) -> None:
+    """The applied EKS quotas, in the order preflight asks for them."""
+    for code, value in (("L-6D54EA21", nodegroups), ("L-BD136A63", nodes)):
+        stub.add_response(
+            "get_service_quota",
+            quota(code, value, service="eks"),
+            expected_params={"ServiceCode": "eks", "QuotaCode": code},
+        )
+
+
+def _ultraservers(count: int, kind: str = "u-p6e-gb200x72"):
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.model import UltraServerType
+
+    return [
+        UltraServerSpec(capacity_reservation_id=f"cr-0{i:016x}", type=UltraServerType(kind), name=f"us-{i}")
+        for i in range(count)
+    ]
+
+
+def test_eks_quota_demand_counts_every_node_group_and_the_largest():
+    """GIVEN 40 UltraServers, a reserved node group of 500 and a Karpenter reservation THEN
+    42 managed node groups (system, 40, one reserved; Karpenter's is no node group) and a
+    largest node group of 500 nodes."""
+    big = ReservedCapacitySpec(
+        name="big", instance_type="p5.48xlarge", instance_count=500, capacity_reservation_id=ODCR_ID
+    )
+    karpenter = ReservedCapacitySpec(
+        name="kp",
+        instance_type="p5.48xlarge",
+        instance_count=2,
+        capacity_reservation_id=BLOCK_ID,
+        provisioner=ReservedProvisioner.KARPENTER,
+    )
+    groups, nodes = eks_quota_demand(_ultraservers(40), [big, karpenter])
+    assert (groups.quota.code, groups.needed) == ("L-6D54EA21", 42)
+    assert (nodes.quota.code, nodes.needed) == ("L-BD136A63", 500)
+    assert nodes.parts == ("reservedCapacity big: 500",)
+    (_, ultraserver_nodes) = eks_quota_demand(_ultraservers(1, "u-p6e-gb200x36"))
+    assert ultraserver_nodes.needed == 9
+
+
+def test_eks_quotas_below_the_need_block_with_the_increase_to_request():
+    """GIVEN 40 UltraServers (41 node groups) and the default quota of 30 THEN preflight
+    blocks, naming the quota code, its value and the value to request; 450 nodes per node
+    group is enough for 18."""
+    client, stub = s.stubbed("service-quotas")
+    queue_eks_quotas(stub, nodegroups=30.0, nodes=450.0)
+    with stub:
+        findings = check_eks_quotas(client, ultraservers=_ultraservers(40), region=s.REGION)
+        stub.assert_no_pending_responses()
+    groups = by_check(findings, "L-6D54EA21", "EKS managed node groups per cluster")
+    assert groups.severity is Severity.BLOCKING
+    assert "is 30 in us-east-1, below the 41 (system: 1; ultraServers: 40)" in groups.message
+    assert groups.fix.endswith("--service-code eks --quota-code L-6D54EA21 --desired-value 41")
+    nodes = by_check(findings, "L-BD136A63", "EKS nodes per managed node group")
+    assert nodes.severity is Severity.OK and "enough for 18" in nodes.message
+
+
+def test_eks_quota_without_an_applied_value_falls_back_to_the_aws_default():
+    """GIVEN Service Quotas has no applied value (NoSuchResourceException) THEN the AWS
+    default is asked and reported as such; a quota neither knows is a note."""
+    client, stub = s.stubbed("service-quotas")
+    groups = {"ServiceCode": "eks", "QuotaCode": "L-6D54EA21"}
+    nodes = {"ServiceCode": "eks", "QuotaCode": "L-BD136A63"}
+    stub.add_client_error("get_service_quota", "NoSuchResourceException", expected_params=groups)
+    stub.add_response(
+        "get_aws_default_service_quota", quota("L-6D54EA21", 30.0, service="eks"), expected_params=groups
+    )
+    stub.add_client_error("get_service_quota", "NoSuchResourceException", expected_params=nodes)
+    stub.add_client_error("get_aws_default_service_quota", "NoSuchResourceException", expected_params=nodes)
+    with stub:
+        findings = check_eks_quotas(client, ultraservers=_ultraservers(3))
+        stub.assert_no_pending_responses()
+    ok = by_check(findings, "L-6D54EA21", "EKS managed node groups per cluster")
+    assert ok.severity is Severity.OK and "is 30 (AWS default), enough for 4" in ok.message
+    note = by_check(findings, "L-BD136A63", "EKS nodes per managed node group")
+    assert note.severity is Severity.NOTE and "not found" in note.message
+
+
+def test_eks_quota_read_denied_is_a_note_with_the_default_and_the_need():
+    client, stub = s.stubbed("service-quotas")
+    stub.add_client_error("get_service_quota", "AccessDeniedException")
+    stub.add_client_error("get_service_quota", "AccessDeniedException")
+    with stub:
+        findings = check_eks_quotas(client, ultraservers=_ultraservers(31))
+    assert [f.severity for f in findings] == [Severity.NOTE, Severity.NOTE]
+    assert "EKS's default is 30, the configuration needs 32" in findings[0].message

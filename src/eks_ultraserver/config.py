@@ -36,6 +36,7 @@ from eks_ultraserver.settings import (
     EfaMode,
     EnvironmentConfig,
     UltraServerSpec,
+    VpcCniConfig,
     refused_ultraserver_key_problems,
     ultraserver_entry_problems,
 )
@@ -70,6 +71,9 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "burstCapacity": "Karpenter's Spot-first GPU pool",
     "capacityBlockEnd": "cordon, mark and optionally drain nodes before their Capacity Block ends",
     "runai": "NVIDIA Run:ai's cluster component, connected to a Run:ai control plane",
+    "controlPlaneTier": "the EKS Provisioned Control Plane tier (billed per hour)",
+    "vpcCni": "VPC CNI prefix delegation and warm targets",
+    "ultraServerSubnetCidr": "the new VPC's UltraServer subnet",
 }
 
 
@@ -143,6 +147,13 @@ def read_environment(
 
     values["capacity_block_end"] = _read_capacity_block_end(get, problems)
     values["runai"] = read_runai(get, problems)
+    for key, attr in (
+        ("controlPlaneTier", "control_plane_tier"),
+        ("ultraServerSubnetCidr", "ultraserver_subnet_cidr"),
+    ):
+        if get(key) is not None:
+            values[attr] = get(key)
+    values["vpc_cni"] = _read_vpc_cni(get, problems)
 
     config, found = EnvironmentConfig.parse("", **values)
     problems.extend(found)
@@ -238,6 +249,30 @@ def _read_capacity_block_end(get: Callable[[str], Any], problems: Problems) -> A
     return config if config is not None and not unknown else INVALID
 
 
+def _read_vpc_cni(get: Callable[[str], Any], problems: Problems) -> Any:
+    """``vpcCni``: an object of known keys; its rules are :class:`VpcCniConfig`'s."""
+    key = "vpcCni"
+    example = '{"prefixDelegation":true,"warmPrefixTarget":1}'
+    raw = decoded(key, get(key), example, problems)
+    if raw is None:
+        return None
+    if raw is INVALID:
+        return INVALID
+    if not isinstance(raw, dict):
+        problems.add(f"{key}: {raw!r} is not an object; {example_flag(key, example)}")
+        return INVALID
+    known = {v: k for k, v in VpcCniConfig.CONTEXT_KEYS.items()}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        problems.add(
+            f"{key}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: " + ", ".join(map(repr, known))
+        )
+    fields = {known[k]: decoded(f"{key}.{k}", v, example, problems) for k, v in raw.items() if k in known}
+    config, found = VpcCniConfig.parse(key, **fields)
+    problems.extend(found)
+    return config if config is not None and not unknown else INVALID
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -299,6 +334,7 @@ __all__ = [
     "EnvironmentConfig",
     "RunAiConfig",
     "UltraServerSpec",
+    "VpcCniConfig",
     "misspelling_message",
     "misspelt_context_keys",
     "public_access_cidr_problems",

@@ -126,6 +126,99 @@ class EfaLayout(enum.StrEnum):
         return len(self.efa_cards)
 
 
+# --------------------------------------------------------------------------------------
+# Cluster scale: the control plane tier and the documented limits
+# --------------------------------------------------------------------------------------
+
+
+class ControlPlaneTier(enum.StrEnum):
+    """The EKS Provisioned Control Plane scaling tier (``AWS::EKS::Cluster``
+    ``ControlPlaneScalingConfig.Tier``; the CloudFormation schema's allowed values). Every tier
+    but ``standard`` is billed per hour on top of the cluster's hourly charge (Amazon EKS
+    pricing)."""
+
+    #: EKS's default: the control plane scales with demand, with no guaranteed capacity.
+    STANDARD = "standard"
+    TIER_XL = "tier-xl"
+    TIER_2XL = "tier-2xl"
+    TIER_4XL = "tier-4xl"
+    TIER_8XL = "tier-8xl"
+    TIER_ULTRA = "tier-ultra"
+
+    @property
+    def api_request_concurrency_seats(self) -> int | None:
+        """The tier's documented API request concurrency (seats), ``None`` where the guide
+        gives no figure (:data:`CONTROL_PLANE_TIER_SEATS`)."""
+        return CONTROL_PLANE_TIER_SEATS.get(self)
+
+
+#: Where the tier figures below come from (the only figures per tier that the guide gives).
+CONTROL_PLANE_TIER_SOURCE = (
+    "Amazon EKS User Guide, 'Amazon EKS Provisioned Control Plane', section 'Control Plane "
+    "Scaling Tiers' (awsdocs/amazon-eks-user-guide, latest/ug/clusters/"
+    "eks-provisioned-control-plane-introduction.adoc; read 2026-12-02)"
+)
+#: API request concurrency (seats) per tier, the same for EKS 1.28 and later. The guide
+#: documents no node or pod count per tier and no figure for tier-8xl or tier-ultra; it
+#: advises load testing on the highest tier (4XL) and choosing from the tier utilization
+#: metrics (``apiserver_flowcontrol_current_executing_seats_total``). So no tier is derived
+#: from a fleet's size here.
+CONTROL_PLANE_TIER_SEATS: Mapping[ControlPlaneTier, int] = MappingProxyType(
+    {
+        ControlPlaneTier.TIER_XL: 1_700,
+        ControlPlaneTier.TIER_2XL: 3_400,
+        ControlPlaneTier.TIER_4XL: 6_800,
+    }
+)
+#: The tier the guide says to load test on ("using the highest tier (4XL)").
+CONTROL_PLANE_TIER_TO_LOAD_TEST = ControlPlaneTier.TIER_4XL
+#: Nodes per EKS cluster at most (AWS Containers blog, "Under the hood: Amazon EKS ultra
+#: scale clusters", 2025-07-16: "clusters with up to 100,000 nodes").
+EKS_MAX_NODES_PER_CLUSTER = 100_000
+#: The largest cluster upstream Kubernetes is tested at (kubernetes.io, "Considerations for
+#: large clusters": no more than 5,000 nodes, 150,000 total pods). Past either, the standard
+#: tier (no guaranteed capacity) is not enough to plan on.
+KUBERNETES_LARGE_CLUSTER_NODES = 5_000
+KUBERNETES_LARGE_CLUSTER_PODS = 150_000
+
+
+def control_plane_tier_advice(
+    tier: ControlPlaneTier | None, *, nodes: int, gpus: int
+) -> list[tuple[str, str]]:
+    """What a fleet of ``nodes`` nodes and ``gpus`` GPUs (a lower bound of its pods: one
+    pod per GPU) needs of the control plane that ``tier`` (``None``: not set, EKS's
+    standard) does not give, as (warning id, message) pairs; empty when nothing documented
+    stands against it. Only documented limits are used (see :data:`CONTROL_PLANE_TIER_SEATS`)."""
+    out: list[tuple[str, str]] = []
+    if nodes > EKS_MAX_NODES_PER_CLUSTER:
+        out.append(
+            (
+                "nodes-per-cluster",
+                f"{nodes:,} nodes exceed EKS's {EKS_MAX_NODES_PER_CLUSTER:,} nodes per cluster "
+                "(ultra scale clusters), whatever the control plane tier: split the fleet over "
+                "two environments",
+            )
+        )
+    if tier in (None, ControlPlaneTier.STANDARD) and (
+        nodes > KUBERNETES_LARGE_CLUSTER_NODES or gpus > KUBERNETES_LARGE_CLUSTER_PODS
+    ):
+        seats = ", ".join(f"{t.value} {s:,}" for t, s in CONTROL_PLANE_TIER_SEATS.items())
+        out.append(
+            (
+                "control-plane-tier",
+                f"{nodes:,} nodes and {gpus:,} GPUs (at least as many pods) are past upstream "
+                f"Kubernetes' tested {KUBERNETES_LARGE_CLUSTER_NODES:,} nodes / "
+                f"{KUBERNETES_LARGE_CLUSTER_PODS:,} pods, on the standard control plane tier, whose "
+                "capacity EKS does not guarantee. Set controlPlaneTier (construct argument "
+                f"control_plane_tier) to {CONTROL_PLANE_TIER_TO_LOAD_TEST.value!r}, the tier the "
+                "EKS guide says to load test on, then keep it or step down by the tier utilization "
+                "metrics; the guide gives API request concurrency per tier "
+                f"({seats} seats), no node or pod count. Provisioned tiers are billed per hour.",
+            )
+        )
+    return out
+
+
 class InstanceStorePolicy(enum.StrEnum):
     """How nodeadm prepares the 3 x 7.5 TB instance-store NVMe disks."""
 

@@ -1,4 +1,5 @@
-"""EC2's vCPU quotas of accelerated instances, and the burst pool's vCPUs per GPU.
+"""EC2's vCPU quotas of accelerated instances, the burst pool's vCPUs per GPU, and the EKS
+quotas an environment's node groups count against.
 
 Part of the shared model (imports neither aws_cdk nor cdk8s). vCPU quotas: Service Quotas
 codes of EC2's "Running On-Demand ... instances" and "All ... Spot Instance Requests" quotas
@@ -14,7 +15,16 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["BURST_FAMILIES", "QUOTAS", "QuotaCodes", "QuotaGroup", "quota_group_of"]
+__all__ = [
+    "BURST_FAMILIES",
+    "EKS_MANAGED_NODEGROUPS",
+    "EKS_NODES_PER_NODEGROUP",
+    "QUOTAS",
+    "EksQuota",
+    "QuotaCodes",
+    "QuotaGroup",
+    "quota_group_of",
+]
 
 
 class QuotaGroup(enum.StrEnum):
@@ -93,3 +103,20 @@ BURST_FAMILIES: Mapping[str, int] = {
     "p6-b200": 24,  # p6-b200.48xlarge: 192 vCPUs, 8 GPUs
     "p6-b300": 24,
 }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EksQuota:
+    """An Amazon EKS quota (Service Quotas service code ``eks``), with its AWS default."""
+
+    code: str
+    name: str
+    default: int
+
+
+#: Managed node groups per cluster (EKS user guide, service-quotas; adjustable): an
+#: environment has the system node group, one per UltraServer and one per reserved-capacity
+#: node group.
+EKS_MANAGED_NODEGROUPS = EksQuota(code="L-6D54EA21", name="Managed node groups per cluster", default=30)
+#: Nodes per managed node group (adjustable): an UltraServer's group has 18 or 9.
+EKS_NODES_PER_NODEGROUP = EksQuota(code="L-BD136A63", name="Nodes per managed node group", default=450)

@@ -11,6 +11,7 @@ aws_cdk nor cdk8s. Import the names from ``eks_ultraserver.config``.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from eks_ultraserver.endpoint_access import EndpointAccess, public_access_cidr_p
 from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
 from eks_ultraserver.model import (
     INVALID,
+    ControlPlaneTier,
     EfaLayout,
     Naming,
     Problems,
@@ -159,6 +161,17 @@ class CapacityBlockEndConfig(SelfValidating):
                         f"schedule period: at most {room}; lower it or raise {name('notice_minutes')}"
                     )
         return fields
+
+
+def is_ipv4_cidr(value: object) -> bool:
+    """``value`` is an IPv4 CIDR block written as network/prefix (host bits zero)."""
+    if not isinstance(value, str) or "/" not in value:
+        return False
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_int(value: object) -> bool:
@@ -330,6 +343,146 @@ class AddonsConfig(SelfValidating):
         return out
 
 
+#: IPv4 addresses of one network interface of the large Nitro instance types (EC2
+#: ``NetworkInfo.Ipv4AddressesPerInterface``: 50 for m7g.xlarge and up to the 48xlarge
+#: GPU types; check yours with ``aws ec2 describe-instance-types``): the unit in which the
+#: VPC CNI takes addresses without prefix delegation, keeping one interface's worth free
+#: (``WARM_ENI_TARGET`` 1, its default).
+ENI_IPV4_ADDRESSES = 50
+#: Addresses of one delegated prefix (/28; EC2 user guide, ec2-prefix-eni).
+PREFIX_ADDRESSES = 16
+#: Pods of a GPU node that take a VPC address (not host network), as planned here: the GPU
+#: platform's DaemonSets (feature discovery, DCGM exporter, DRA kubelet plugin, CloudWatch
+#: agent, ...) and the workload pods (one per GPU or fewer), with room to spare. An
+#: estimate: ``VpcCniConfig.addresses_per_node`` takes another count.
+GPU_NODE_PODS = 16
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VpcCniConfig(SelfValidating):
+    """``vpcCni``: settings of the Amazon VPC CNI (the ``vpc-cni`` EKS add-on's ``env``
+    configuration values: ``ENABLE_PREFIX_DELEGATION``, ``WARM_PREFIX_TARGET``,
+    ``WARM_IP_TARGET``, ``MINIMUM_IP_TARGET``; the aws/amazon-vpc-cni-k8s README and its
+    "prefix-and-ip-target" page). Only the settings given are written; the others keep the
+    add-on's defaults (no prefix delegation, ``WARM_ENI_TARGET`` 1).
+
+    Checks itself: a boolean and whole numbers of 0 or more; ``warmPrefixTarget`` only with
+    prefix delegation; not together with ``warmIpTarget`` / ``minimumIpTarget`` (they
+    override it, so it would be ignored); with prefix delegation, neither
+    ``warmPrefixTarget`` 0 nor both IP targets 0 (not supported by the CNI: no warm pool)."""
+
+    CONTEXT_KEYS: ClassVar[Mapping[str, str]] = {
+        "prefix_delegation": "prefixDelegation",
+        "warm_prefix_target": "warmPrefixTarget",
+        "warm_ip_target": "warmIpTarget",
+        "minimum_ip_target": "minimumIpTarget",
+    }
+    #: The add-on's env variable of each field.
+    ENV: ClassVar[Mapping[str, str]] = {
+        "prefix_delegation": "ENABLE_PREFIX_DELEGATION",
+        "warm_prefix_target": "WARM_PREFIX_TARGET",
+        "warm_ip_target": "WARM_IP_TARGET",
+        "minimum_ip_target": "MINIMUM_IP_TARGET",
+    }
+
+    #: Assign /28 prefixes instead of single addresses to the node's interfaces. ``None``:
+    #: not set (the CNI's default, off).
+    prefix_delegation: bool | None = None
+    #: Free prefixes kept per node (prefix delegation only; the CNI's default is 1).
+    warm_prefix_target: int | None = None
+    #: Free addresses kept per node.
+    warm_ip_target: int | None = None
+    #: Addresses a node holds at least.
+    minimum_ip_target: int | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The add-on's ``env`` configuration values (strings, as its schema wants)."""
+        out: dict[str, str] = {}
+        for attr, var in self.ENV.items():
+            value = getattr(self, attr)
+            if value is not None:
+                out[var] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return out
+
+    def to_context(self) -> dict[str, bool | int]:
+        """The ``vpcCni`` cdk.json value of these settings (the fields given)."""
+        return {
+            key: getattr(self, attr)
+            for attr, key in self.CONTEXT_KEYS.items()
+            if getattr(self, attr) is not None
+        }
+
+    def addresses_per_node(self, pods: int = GPU_NODE_PODS) -> int:
+        """The subnet addresses a node with ``pods`` pod addresses holds under these
+        settings (the node's own address included; efa-only interfaces take none):
+
+        - prefix delegation: /28 prefixes for the pods plus ``warmPrefixTarget`` (1) free, or,
+          with IP targets, enough prefixes for max(pods + warmIpTarget, minimumIpTarget);
+        - otherwise, with IP targets: max(pods + warmIpTarget, minimumIpTarget) addresses
+          and the primary address of each interface they take;
+        - otherwise (the CNI's default): whole interfaces of :data:`ENI_IPV4_ADDRESSES`,
+          one more than the pods fill (``WARM_ENI_TARGET`` 1)."""
+        targets = self.warm_ip_target is not None or self.minimum_ip_target is not None
+        wanted = max(pods + (self.warm_ip_target or 0), self.minimum_ip_target or 0)
+        if self.prefix_delegation:
+            if targets:
+                prefixes = -(-wanted // PREFIX_ADDRESSES)
+            else:
+                warm = 1 if self.warm_prefix_target is None else self.warm_prefix_target
+                prefixes = -(-pods // PREFIX_ADDRESSES) + warm
+            return 1 + PREFIX_ADDRESSES * max(prefixes, 1)
+        if targets:
+            return wanted + max(1, -(-wanted // (ENI_IPV4_ADDRESSES - 1)))
+        return ENI_IPV4_ADDRESSES * (-(-pods // (ENI_IPV4_ADDRESSES - 1)) + 1)
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any], name: Naming, problems: Problems) -> dict[str, Any]:
+        example = '{"prefixDelegation":true,"warmPrefixTarget":1}'
+        delegation = fields["prefix_delegation"]
+        if delegation is not None and delegation is not INVALID and not isinstance(delegation, bool):
+            problems.add(
+                f"{name('prefix_delegation')}: {delegation!r} is not a boolean (true or false)"
+                + name.example("vpcCni", example)
+            )
+        good: dict[str, int] = {}
+        for attr in ("warm_prefix_target", "warm_ip_target", "minimum_ip_target"):
+            value = fields[attr]
+            if value is None or value is INVALID:
+                continue
+            if not _is_int(value) or value < 0:
+                problems.add(f"{name(attr)}: {value!r} is not a whole number of 0 or more")
+            else:
+                good[attr] = value
+        prefix = fields["warm_prefix_target"]
+        if prefix is not None and delegation is not True:
+            problems.add(
+                f"{name('warm_prefix_target')}: {prefix!r} applies only with "
+                f"{name('prefix_delegation')} true (it counts free /28 prefixes); remove it or "
+                "turn prefix delegation on" + name.example("vpcCni", example)
+            )
+        ips = [a for a in ("warm_ip_target", "minimum_ip_target") if fields[a] is not None]
+        if prefix is not None and ips:
+            problems.add(
+                f"{name('warm_prefix_target')}: given with {' and '.join(name(a) for a in ips)}, "
+                "which override it (the CNI then ignores it); give the prefix target or the IP "
+                "targets, not both"
+            )
+        if delegation is True:
+            if good.get("warm_prefix_target") == 0:
+                problems.add(
+                    f"{name('warm_prefix_target')}: 0 is not supported with prefix delegation (no "
+                    "warm prefix: every new pod waits for EC2); use 1 or more"
+                )
+            if ips and all(good.get(a) == 0 for a in ("warm_ip_target", "minimum_ip_target")):
+                problems.add(
+                    f"{name.entry('warm_ip_target', 'minimum_ip_target')}: warmIpTarget and "
+                    "minimumIpTarget both 0 are not supported with prefix delegation (no warm "
+                    "pool); give 1 or more to either"
+                )
+        return fields
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EnvironmentConfig(SelfValidating):
     """Everything ``app.py`` reads from context. Build with :meth:`from_context`, or
@@ -356,6 +509,9 @@ class EnvironmentConfig(SelfValidating):
         "burst_capacity": "burstCapacity",
         "capacity_block_end": "capacityBlockEnd",
         "runai": "runai",
+        "control_plane_tier": "controlPlaneTier",
+        "vpc_cni": "vpcCni",
+        "ultraserver_subnet_cidr": "ultraServerSubnetCidr",
     }
 
     ultraservers: tuple[UltraServerSpec, ...]
@@ -391,6 +547,15 @@ class EnvironmentConfig(SelfValidating):
     capacity_block_end: CapacityBlockEndConfig = field(default_factory=CapacityBlockEndConfig)
     #: ``runai``: NVIDIA Run:ai's cluster component (runai_config.py); ``None``: no Run:ai.
     runai: RunAiConfig | None = None
+    #: ``controlPlaneTier``: the EKS Provisioned Control Plane tier; ``None``: not set (the
+    #: template names none and EKS runs ``standard``).
+    control_plane_tier: ControlPlaneTier | None = None
+    #: ``vpcCni``: VPC CNI settings (prefix delegation, warm targets); ``None``: the
+    #: add-on's defaults.
+    vpc_cni: VpcCniConfig | None = None
+    #: ``ultraServerSubnetCidr``: CIDR of the new VPC's UltraServer subnet; ``None``:
+    #: 10.0.192.0/18 (network.py ``ULTRASERVER_SUBNET_CIDR``).
+    ultraserver_subnet_cidr: str | None = None
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -555,6 +720,27 @@ class EnvironmentConfig(SelfValidating):
                     f"{name('runai')}.clientSecretArn: {runai.client_secret_arn!r} is in partition "
                     f"{secret_partition!r}, but {name('region')} {out['region']!r} is in {stack_partition!r}; "
                     "CloudFormation resolves the secret in the stack's partition: give a secret there"
+                )
+        if out["control_plane_tier"] is not None:
+            tier = parse_enum(
+                name("control_plane_tier"), out["control_plane_tier"], ControlPlaneTier, problems
+            )
+            out["control_plane_tier"] = tier or out["control_plane_tier"]
+        cni = out["vpc_cni"]
+        if cni is not None and cni is not INVALID and not isinstance(cni, VpcCniConfig):
+            problems.add(f"{name('vpc_cni')}: {cni!r} is not a VpcCniConfig")
+        cidr = out["ultraserver_subnet_cidr"]
+        if cidr is not None and cidr is not INVALID:
+            if not is_ipv4_cidr(cidr):
+                problems.add(
+                    f"{name('ultraserver_subnet_cidr')}: {cidr!r} is not an IPv4 CIDR block"
+                    + name.example(name("ultraserver_subnet_cidr"), "10.1.0.0/16")
+                )
+            elif out["vpc_id"]:
+                problems.add(
+                    f"{name('ultraserver_subnet_cidr')}: {cidr!r} given with {name.key('vpc_id')}: an "
+                    f"existing VPC gets no new subnet; size your {name.key('ultraserver_subnet_ids')} "
+                    "subnets instead"
                 )
         return out
 

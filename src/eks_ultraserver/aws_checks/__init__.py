@@ -28,8 +28,8 @@ Facts used here, and where they come from:
 The checks live in modules by concern: ``errors`` (botocore errors, one call at a time),
 ``findings`` (results), ``reservations`` and ``capacity_blocks`` (the UltraServers' Capacity
 Blocks: the reservations, then each block's UltraServer type and interconnect), ``platform``
-(AMI, Kubernetes version), ``quotas`` (reserved and burst capacity), ``offerings`` (their
-instance types offered in their zones), ``report`` (all of
+(AMI, Kubernetes version), ``quotas`` (reserved and burst capacity, the EKS node group
+quotas), ``offerings`` (their instance types offered in their zones), ``report`` (all of
 them); this package re-exports their public names.
 """
 
@@ -57,9 +57,13 @@ from eks_ultraserver.aws_checks.platform import (
     release_date,
 )
 from eks_ultraserver.aws_checks.quotas import (
+    EksQuotaDemand,
     QuotaDemand,
+    check_eks_quotas,
     check_reserved_capacity,
     check_vcpu_quotas,
+    eks_quota_demand,
+    get_eks_quota,
     get_vcpu_quota,
     vcpu_demand,
 )
@@ -85,6 +89,7 @@ __all__ = [
     "RESERVATION_STATES",
     "AmiFacts",
     "AwsSetupError",
+    "EksQuotaDemand",
     "Finding",
     "PreflightReport",
     "QuotaDemand",
@@ -94,6 +99,7 @@ __all__ = [
     "call",
     "check_ami",
     "check_capacity_block",
+    "check_eks_quotas",
     "check_instance_offerings",
     "check_kubernetes_version",
     "check_reservation",
@@ -102,8 +108,10 @@ __all__ = [
     "check_vcpu_quotas",
     "describe_ami",
     "describe_reservation",
+    "eks_quota_demand",
     "error_code",
     "format_duration",
+    "get_eks_quota",
     "get_vcpu_quota",
     "has_operation",
     "offered_instance_types",

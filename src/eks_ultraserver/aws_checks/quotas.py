@@ -1,5 +1,6 @@
 """Reserved and burst GPU capacity: the reservations of ``reservedCapacity`` and the GPU
-vCPU quotas that ``reservedCapacity`` and ``burstCapacity`` need."""
+vCPU quotas that ``reservedCapacity`` and ``burstCapacity`` need; the EKS quotas of the
+environment's node groups."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ from eks_ultraserver.capacity import (
     QuotaGroup,
     ReservationKind,
     ReservedCapacitySpec,
+    ReservedProvisioner,
     quota_group_of,
 )
+from eks_ultraserver.quotas import EKS_MANAGED_NODEGROUPS, EKS_NODES_PER_NODEGROUP, EksQuota
+from eks_ultraserver.settings import UltraServerSpec
 
 # --------------------------------------------------------------------------------------
 # Reserved and burst GPU capacity: reservations and vCPU quotas
@@ -312,6 +316,136 @@ def check_vcpu_quotas(
                     check=check,
                     severity=Severity.OK,
                     message=f"'{demand.name}' is {value:g}, enough for {needed}",
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# EKS quotas: managed node groups per cluster, nodes per node group
+# --------------------------------------------------------------------------------------
+
+#: The system node group at its maximum (twice the default size of 2; the command-line
+#: tool does not know a ``system_nodes`` given in Python).
+SYSTEM_NODEGROUP_MAX = 4
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EksQuotaDemand:
+    """What the configuration needs of one EKS quota."""
+
+    quota: EksQuota
+    needed: int
+    #: What makes up the demand, for the message.
+    parts: tuple[str, ...]
+
+
+def eks_quota_demand(
+    ultraservers: Sequence[UltraServerSpec], reserved: Sequence[ReservedCapacitySpec] = ()
+) -> list[EksQuotaDemand]:
+    """The managed node groups of the environment (the system node group, one per
+    UltraServer, one per ``reservedCapacity`` entry run by a node group; Karpenter's
+    capacity is no node group) and the nodes of its largest node group."""
+    groups = [spec for spec in reserved if spec.provisioner is ReservedProvisioner.NODEGROUP]
+    parts = ["system: 1", f"ultraServers: {len(ultraservers)}"]
+    if groups:
+        parts.append(f"reservedCapacity node groups: {len(groups)}")
+    sizes = [("system node group (at most)", SYSTEM_NODEGROUP_MAX)]
+    sizes += [(f"UltraServer {u.name} ({u.type.value})", u.instance_count) for u in ultraservers]
+    sizes += [(f"reservedCapacity {spec.name}", spec.instance_count) for spec in groups]
+    largest_name, largest = max(sizes, key=lambda item: item[1])
+    return [
+        EksQuotaDemand(
+            quota=EKS_MANAGED_NODEGROUPS, needed=1 + len(ultraservers) + len(groups), parts=tuple(parts)
+        ),
+        EksQuotaDemand(quota=EKS_NODES_PER_NODEGROUP, needed=largest, parts=(f"{largest_name}: {largest}",)),
+    ]
+
+
+def get_eks_quota(service_quotas: Any, quota: EksQuota) -> tuple[float | None, bool]:
+    """The value of an EKS quota and whether it is the account's applied value (``True``,
+    ``GetServiceQuota``) or AWS's default (``False``, ``GetAWSDefaultServiceQuota``, asked
+    when Service Quotas has no applied value for the account); ``(None, False)`` when
+    neither knows the quota."""
+    for operation, method, applied in (
+        ("servicequotas:GetServiceQuota", service_quotas.get_service_quota, True),
+        ("servicequotas:GetAWSDefaultServiceQuota", service_quotas.get_aws_default_service_quota, False),
+    ):
+        try:
+            response = call(operation, method, ServiceCode="eks", QuotaCode=quota.code)
+        except botocore_exceptions.ClientError as exc:
+            if error_code(exc) == "NoSuchResourceException":
+                continue
+            raise
+        value = response.get("Quota", {}).get("Value")
+        if value is not None:
+            return float(value), applied
+    return None, False
+
+
+def check_eks_quotas(
+    service_quotas: Any,
+    *,
+    ultraservers: Sequence[UltraServerSpec],
+    reserved: Sequence[ReservedCapacitySpec] = (),
+    region: str = "",
+) -> list[Finding]:
+    """Each EKS quota the environment counts against (:func:`eks_quota_demand`) against its
+    value in the account: below the need blocks (CloudFormation cannot create the node
+    groups past the first quota, and a node group cannot reach its size past the second),
+    with the increase to request."""
+    out: list[Finding] = []
+    where = f" in {region}" if region else ""
+    for demand in eks_quota_demand(ultraservers, reserved):
+        quota = demand.quota
+        subject = f"quota {quota.code}"
+        check = f"EKS {quota.name.lower()}"
+        try:
+            value, applied = get_eks_quota(service_quotas, quota)
+        except (botocore_exceptions.ClientError, AwsSetupError) as exc:
+            if not is_optional_failure(exc):
+                raise
+            out.append(
+                Finding(
+                    subject=subject,
+                    check=check,
+                    severity=Severity.NOTE,
+                    message=f"Service Quotas failed ({error_reason(exc)}): not checked; EKS's default is "
+                    f"{quota.default}, the configuration needs {demand.needed}",
+                )
+            )
+            continue
+        needed = f"{demand.needed} ({'; '.join(demand.parts)})"
+        if value is None:
+            out.append(
+                Finding(
+                    subject=subject,
+                    check=check,
+                    severity=Severity.NOTE,
+                    message=f"'{quota.name}' not found{where}: not checked; the configuration needs {needed}",
+                )
+            )
+            continue
+        source = "" if applied else " (AWS default)"
+        if value < demand.needed:
+            out.append(
+                Finding(
+                    subject=subject,
+                    check=check,
+                    severity=Severity.BLOCKING,
+                    message=f"'{quota.name}' is {value:g}{source}{where}, below the {needed} the "
+                    "configuration needs: CloudFormation would fail on the node groups past it",
+                    fix="request an increase: aws service-quotas request-service-quota-increase "
+                    f"--service-code eks --quota-code {quota.code} --desired-value {demand.needed}",
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    subject=subject,
+                    check=check,
+                    severity=Severity.OK,
+                    message=f"'{quota.name}' is {value:g}{source}, enough for {needed}",
                 )
             )
     return out

@@ -10,7 +10,7 @@ from typing import Any
 from eks_ultraserver.aws_checks.findings import Finding, Severity, worst
 from eks_ultraserver.aws_checks.offerings import check_instance_offerings
 from eks_ultraserver.aws_checks.platform import check_ami, check_kubernetes_version
-from eks_ultraserver.aws_checks.quotas import check_reserved_capacity, check_vcpu_quotas
+from eks_ultraserver.aws_checks.quotas import check_eks_quotas, check_reserved_capacity, check_vcpu_quotas
 from eks_ultraserver.aws_checks.reservations import DEFAULT_MIN_TIME_LEFT, check_reservations
 from eks_ultraserver.capacity import (
     BurstCapacitySpec,
@@ -71,8 +71,8 @@ def run_preflight(
     With ``reserved`` / ``burst`` (``reservedCapacity`` / ``burstCapacity``), also checks the
     reservations (:func:`check_reserved_capacity`), that their instance types (and a zoned
     burst pool's) are offered in their zones (:func:`check_instance_offerings`) and, given a
-    ``service_quotas`` client,
-    the GPU vCPU quotas (:func:`check_vcpu_quotas`)."""
+    ``service_quotas`` client, the GPU vCPU quotas (:func:`check_vcpu_quotas`) and the EKS
+    quotas of the node groups (:func:`check_eks_quotas`)."""
     findings: list[Finding] = []
     if uses_example_reservation:
         findings.append(
@@ -114,6 +114,11 @@ def run_preflight(
     if (reserved or burst) and service_quotas is not None:
         progress("checking the GPU vCPU quotas (Service Quotas)")
         findings.extend(check_vcpu_quotas(service_quotas, reserved=reserved, burst=burst, region=region))
+    if service_quotas is not None:
+        progress("checking the EKS node group quotas (Service Quotas)")
+        findings.extend(
+            check_eks_quotas(service_quotas, ultraservers=ultraservers, reserved=reserved, region=region)
+        )
     return PreflightReport(
         region=region,
         availability_zone=availability_zone,

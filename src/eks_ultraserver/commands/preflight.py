@@ -47,12 +47,14 @@ that version. With reservedCapacity / burstCapacity configured, also each reserv
 type, zone, size and state, that each reserved instance type (and each family of a burst
 pool with availabilityZone) is offered in its zone, and the GPU vCPU quotas (Service
 Quotas: On-Demand and Spot, P and G/VT) against what the configuration could launch.
-Every problem says what to do.
+Always the EKS quotas: managed node groups per cluster (L-6D54EA21) and nodes per managed
+node group (L-BD136A63) against the environment's node groups. Every problem says what to do.
 
 Needs read-only permissions: ec2:DescribeCapacityReservations,
 ec2:DescribeInstanceTypeOfferings (optional),
 ec2:DescribeCapacityBlocks, ec2:DescribeCapacityBlockStatus, ssm:GetParameters,
-eks:DescribeClusterVersions, servicequotas:GetServiceQuota (the last four are optional:
+eks:DescribeClusterVersions, servicequotas:GetServiceQuota,
+servicequotas:GetAWSDefaultServiceQuota (the last five are optional:
 without them the check is reported as a note)."""
 
 _EPILOG = """\
@@ -112,13 +114,11 @@ def run(args: argparse.Namespace) -> int:
         config, zone_configured = read_configuration(context)
         session, region = open_session(args, context)
         clients = {name: make_client(session, name, region) for name in ("ec2", "ssm", "eks")}
-        capacity = {}
-        if config.reserved_capacity or config.burst_capacity is not None:
-            capacity = {
-                "service_quotas": make_client(session, "service-quotas", region),
-                "reserved": config.reserved_capacity,
-                "burst": config.burst_capacity,
-            }
+        capacity = {
+            "service_quotas": make_client(session, "service-quotas", region),
+            "reserved": config.reserved_capacity,
+            "burst": config.burst_capacity,
+        }
         progress(f"asking AWS in {region} about {len(config.ultraservers)} Capacity Block(s)")
         report = run_preflight(
             **clients,
