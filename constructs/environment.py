@@ -66,12 +66,14 @@ from eks_ultraserver.constructs.shards import (
     ultraserver_shard,
 )
 from eks_ultraserver.constructs.validation_jobs import ValidationTargets, validation_manifests
-from eks_ultraserver.model import EfaLayout
+from eks_ultraserver.model import EfaLayout, Naming, Problems
+from eks_ultraserver.queues import Flavor, QueueSpec, check_queues, fleet_flavors, queue_problems
 from eks_ultraserver.settings import EfaMode
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
 
 if TYPE_CHECKING:  # imported where used: most environments have neither (faster synth)
     from eks_ultraserver.constructs.karpenter import Karpenter
+    from eks_ultraserver.constructs.kueue import KueueQueues
     from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 
 __all__ = [
@@ -143,6 +145,13 @@ class UltraServerEnvironment(Construct):
         docs/node-health.md); ``False`` disables it. Default ``True``.
     :param burst_capacity: Karpenter with a Spot-first ``gpu-burst`` NodePool (never
         UltraServer instance types). Default: no Karpenter.
+    :param kueue: install Kueue (topology-aware batch admission) with a Topology of the
+        UltraServers' network layers and NVLink domains, a ResourceFlavor per kind of GPU
+        capacity and the ``queues`` (constructs/kueue.py, docs/queues.md). Default ``True``.
+    :param queues: the teams' queues (``queues.QueueSpec``: a ClusterQueue in one cohort and
+        a LocalQueue in the team's namespace each, with GPU quotas per flavor). Default:
+        none, so one ``default`` queue with every GPU (LocalQueue ``default`` in namespace
+        ``default``). Refused with ``kueue=False``.
     :param capacity_block_end: before each Capacity Block ends (UltraServers' and
         ``reserved_capacity``'s), cordon and mark its nodes, publish to the notifications
         topic and optionally evict their pods (a scheduled Lambda function; see
@@ -182,6 +191,8 @@ class UltraServerEnvironment(Construct):
         burst_capacity: BurstCapacitySpec | None = None,
         node_repair: bool = True,
         capacity_block_end: CapacityBlockEndConfig | None = None,
+        kueue: bool = True,
+        queues: Sequence[QueueSpec] = (),
     ) -> None:
         addons = addons or AddonsConfig()
         ultraservers = tuple(ultraservers)
@@ -201,6 +212,7 @@ class UltraServerEnvironment(Construct):
             addons=addons,
             reserved_capacity=reserved_capacity,
         )
+        kueue_flavors = _kueue_flavors(id, kueue, queues, ultraservers, reserved_capacity, burst_capacity)
         efa_layout = EfaLayout(efa_layout)
         endpoint_access = EndpointAccess(endpoint_access)
 
@@ -225,6 +237,7 @@ class UltraServerEnvironment(Construct):
         self._addons(addons, addons_plan)
         self._ultraservers(ultraservers, efa_layout)
         self._capacity(reserved_capacity, burst_capacity, cluster_name)
+        self.kueue = self._kueue(kueue_flavors, tuple(queues)) if kueue_flavors is not None else None
         self._warnings(
             endpoint_access=endpoint_access,
             public_access_cidrs=public_access_cidrs,
@@ -311,6 +324,8 @@ class UltraServerEnvironment(Construct):
             burst_capacity=config.burst_capacity,
             node_repair=config.node_repair,
             capacity_block_end=config.capacity_block_end,
+            kueue=config.kueue,
+            queues=config.queues,
             **kwargs,
         )
 
@@ -466,6 +481,21 @@ class UltraServerEnvironment(Construct):
             ],
         )
 
+    def _kueue(self, flavors: dict[str, Flavor], queues: tuple[QueueSpec, ...]) -> KueueQueues:
+        """Kueue on the system nodes, after the MPI operator (its MPIJob integration needs
+        the CRD), then the Topology, flavors and queues (see constructs/kueue.py)."""
+        from eks_ultraserver.constructs.kueue import KueueQueues
+
+        return KueueQueues(
+            self,
+            "Kueue",
+            cluster=self._icluster,
+            flavors=flavors,
+            queues=queues,
+            system_node_selector=SYSTEM_NODE_SELECTOR,
+            after=[self.addons.mpi_operator, self.system_nodegroup],
+        )
+
     def _warnings(
         self,
         *,
@@ -585,3 +615,27 @@ class UltraServerEnvironment(Construct):
         region = cdk.Stack.of(self).region
         command = ["aws eks update-kubeconfig --name ", self.cluster.cluster_name, " --region ", region]
         cdk.CfnOutput(self, "UpdateKubeconfigCommand", value=cdk.Fn.join("", command))
+
+
+def _kueue_flavors(
+    id: str,
+    kueue: bool,
+    queues: Sequence[QueueSpec],
+    ultraservers: Sequence[UltraServerSpec],
+    reserved_capacity: Sequence[ReservedCapacitySpec],
+    burst_capacity: BurstCapacitySpec | None,
+) -> dict[str, Flavor] | None:
+    """The fleet's Kueue flavors (``None`` with Kueue off), once ``kueue`` and ``queues``
+    are checked against each other and against the fleet; raises one
+    ``ConfigurationError``."""
+    problems = Problems()
+    checked = check_queues(kueue, list(queues), Naming(), problems)
+    flavors = fleet_flavors(
+        ultraserver_gpus=sum(u.type.gpu_count for u in ultraservers),
+        reserved_capacity=reserved_capacity,
+        burst_capacity=burst_capacity,
+    )
+    if kueue and isinstance(checked, tuple) and not problems:
+        problems.extend(queue_problems(checked, flavors))
+    problems.raise_if_any(f"UltraServerEnvironment {id!r}")
+    return flavors if kueue else None

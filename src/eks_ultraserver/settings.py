@@ -43,6 +43,7 @@ from eks_ultraserver.patterns import (
     is_reservation_id,
     matches,
 )
+from eks_ultraserver.queues import QueueSpec, check_queues, fleet_flavors, queue_problems
 from eks_ultraserver.versions import (
     DEFAULT_KUBERNETES_VERSION,
     DRANET_MIN_KUBERNETES,
@@ -333,6 +334,8 @@ class EnvironmentConfig(SelfValidating):
         "reserved_capacity": "reservedCapacity",
         "burst_capacity": "burstCapacity",
         "capacity_block_end": "capacityBlockEnd",
+        "kueue": "kueue",
+        "queues": "queues",
     }
 
     ultraservers: tuple[UltraServerSpec, ...]
@@ -366,6 +369,12 @@ class EnvironmentConfig(SelfValidating):
     burst_capacity: BurstCapacitySpec | None = None
     #: ``capacityBlockEnd``: cordon, mark and optionally drain the nodes of ending blocks.
     capacity_block_end: CapacityBlockEndConfig = field(default_factory=CapacityBlockEndConfig)
+    #: ``kueue``: install Kueue, its Topology, the GPU flavors and the queues
+    #: (docs/queues.md). Default ``True``.
+    kueue: bool = True
+    #: ``queues``: the teams' queues (``queues.QueueSpec``); none: one ``default`` queue
+    #: with every GPU.
+    queues: tuple[QueueSpec, ...] = ()
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -515,7 +524,33 @@ class EnvironmentConfig(SelfValidating):
         ending = out["capacity_block_end"]
         if ending is not INVALID and not isinstance(ending, CapacityBlockEndConfig):
             problems.add(f"{name('capacity_block_end')}: {ending!r} is not a CapacityBlockEndConfig")
+        _check_queues(out, name, problems)
         return out
+
+
+def _check_queues(out: dict[str, Any], name: Naming, problems: Problems) -> None:
+    """``kueue`` and ``queues``, then, when the fleet is known, the flavors and GPUs the
+    queues name (``queues.queue_problems``)."""
+    out["queues"] = check_queues(out["kueue"], out["queues"], name, problems)
+    queues, ultraservers, reserved = out["queues"], out["ultraservers"], out["reserved_capacity"]
+    burst = out["burst_capacity"]
+    if not (
+        isinstance(queues, tuple)
+        and queues
+        and all(isinstance(q, QueueSpec) for q in queues)
+        and isinstance(ultraservers, tuple)
+        and all(isinstance(u, UltraServerSpec) for u in ultraservers)
+        and isinstance(reserved, tuple)
+        and all(isinstance(r, ReservedCapacitySpec) for r in reserved)
+        and (burst is None or isinstance(burst, BurstCapacitySpec))
+    ):
+        return
+    flavors = fleet_flavors(
+        ultraserver_gpus=sum(u.type.gpu_count for u in ultraservers),
+        reserved_capacity=reserved,
+        burst_capacity=burst,
+    )
+    problems.extend(queue_problems(queues, flavors, key=name("queues")))
 
 
 def _check_kubernetes_version(value: object, name: Naming, problems: Problems) -> KubernetesVersion | None:
