@@ -376,5 +376,7 @@ def markdown_table() -> str:
         "| NCCL tests image (arm64) | - | none pinned: build "
         f"[nccl-tests-gb200.Dockerfile]({NCCL_TESTS_DOCKERFILE}) and pass `--nccl-image` | - | - | - |"
     )
-    rows.append(f"| API versions | - | `{COMPUTE_DOMAIN_API_VERSION}`, `{MPIJOB_API_VERSION}`, `{KUEUE_API_VERSION}` | - | - | - |")
+    rows.append(
+        f"| API versions | - | `{COMPUTE_DOMAIN_API_VERSION}`, `{MPIJOB_API_VERSION}`, `{KUEUE_API_VERSION}` | - | - | - |"
+    )
     return "\n".join(rows) + "\n"
