@@ -486,7 +486,7 @@ class UltraServerEnvironment(Construct):
         the CRD), then the Topology, flavors and queues (see constructs/kueue.py)."""
         from eks_ultraserver.constructs.kueue import KueueQueues
 
-        return KueueQueues(
+        kueue = KueueQueues(
             self,
             "Kueue",
             cluster=self._icluster,
@@ -495,6 +495,11 @@ class UltraServerEnvironment(Construct):
             system_node_selector=SYSTEM_NODE_SELECTOR,
             after=[self.addons.mpi_operator, self.system_nodegroup],
         )
+        # Kueue's webhooks see every Job, MPIJob and pod created outside kube-system (with
+        # the chart's default frameworks the pod webhook fails closed): workloads that wait
+        # for the add-ons (the validation jobs) wait for Kueue to be ready too.
+        self.addons.ready.add(kueue.helm_chart)
+        return kueue
 
     def _warnings(
         self,

@@ -444,10 +444,7 @@ def test_validation_jobs_wait_for_the_node_group_of_their_ultraserver(validation
         for logical_id, res in validation_env.template["Resources"].items()
         if res["Type"] == "AWS::CloudFormation::Stack"
     }
-    # the GPU platform's releases (Kueue's is not one: the validation jobs are not queued)
-    helm = {
-        k for k, r in validation_env.template["Resources"].items() if r["Type"] == HELM and "Kueue" not in k
-    }
+    helm = {k for k, r in validation_env.template["Resources"].items() if r["Type"] == HELM}
     for res in manifests.values():
         objs = json.loads(res["Properties"]["Manifest"])
         assert {o["kind"] for o in objs} in ({"ComputeDomain", "Job"}, {"ComputeDomain", "MPIJob"})

@@ -603,3 +603,16 @@ def test_the_crd_validators_catch_a_wrong_field(crds):
         crds["Topology"],
         {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "Topology", "metadata": {"name": "t"}, "spec": {}},
     )
+
+
+def test_validation_jobs_wait_for_kueue():
+    """Kueue's webhooks intercept MPIJobs, Jobs and pods (the pod webhook fails closed with
+    the chart's default frameworks): the validation jobs are applied once Kueue is ready."""
+    template = synth_environment({"validationJobs": True}).template
+    (kueue_id,) = [k for k, v in _of_type(template, "Custom::AWSCDK-EKS-HelmChart").items() if "Kueue" in k]
+    jobs = {
+        k: v
+        for k, v in _of_type(template, "Custom::AWSCDK-EKS-KubernetesResource").items()
+        if any(o["kind"] in ("MPIJob", "Job") for o in json.loads(v["Properties"]["Manifest"]))
+    }
+    assert jobs and all(kueue_id in v["DependsOn"] for v in jobs.values())
