@@ -11,6 +11,8 @@ concern is a private method of the constructor; the larger ones live in modules 
   EKS managed add-ons. No Auto Mode and no Karpenter for the GPU nodes: DRA supports neither;
 - shards.py: the nested stacks that hold one ``UltraServerNodeGroup`` per Capacity Block
   (sharing one EFA security group and one node role);
+- kueue.py: Kueue, its Topology, the GPU flavors and the teams' queues (``kueue``,
+  ``queues``), after the MPI operator;
 - validation_jobs.py, environment_warnings.py, environment_checks.py: the validation
   manifests, the synth warnings and the checks of the arguments.
 
