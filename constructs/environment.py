@@ -23,9 +23,9 @@ need nodes, CoreDNS and pod networking) before them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -154,6 +154,9 @@ class UltraServerEnvironment(Construct):
         a LocalQueue in the team's namespace each, with GPU quotas per flavor). Default:
         none, so one ``default`` queue with every GPU (LocalQueue ``default`` in namespace
         ``default``). Refused with ``kueue=False``.
+    :param kueue_configuration: Kueue ``Configuration`` fields merged over the library's
+        (``helm/kueue.py``), e.g. ``{"integrations": {"frameworks": ["batch/job"]}}`` (the
+        MPIJob integration is always kept). No cdk.json key. Default: none.
     :param capacity_block_end: before each Capacity Block ends (UltraServers' and
         ``reserved_capacity``'s), cordon and mark its nodes, publish to the notifications
         topic and optionally evict their pods (a scheduled Lambda function; see
@@ -195,6 +198,7 @@ class UltraServerEnvironment(Construct):
         capacity_block_end: CapacityBlockEndConfig | None = None,
         kueue: bool = True,
         queues: Sequence[QueueSpec] = (),
+        kueue_configuration: Mapping[str, Any] | None = None,
     ) -> None:
         addons = addons or AddonsConfig()
         ultraservers = tuple(ultraservers)
@@ -239,7 +243,11 @@ class UltraServerEnvironment(Construct):
         self._addons(addons, addons_plan)
         self._ultraservers(ultraservers, efa_layout)
         self._capacity(reserved_capacity, burst_capacity, cluster_name)
-        self.kueue = self._kueue(kueue_flavors, tuple(queues)) if kueue_flavors is not None else None
+        self.kueue = (
+            self._kueue(kueue_flavors, tuple(queues), kueue_configuration)
+            if kueue_flavors is not None
+            else None
+        )
         self._warnings(
             endpoint_access=endpoint_access,
             public_access_cidrs=public_access_cidrs,
@@ -483,7 +491,12 @@ class UltraServerEnvironment(Construct):
             ],
         )
 
-    def _kueue(self, flavors: dict[str, Flavor], queues: tuple[QueueSpec, ...]) -> KueueQueues:
+    def _kueue(
+        self,
+        flavors: dict[str, Flavor],
+        queues: tuple[QueueSpec, ...],
+        configuration: Mapping[str, Any] | None,
+    ) -> KueueQueues:
         """Kueue on the system nodes, after the MPI operator (its MPIJob integration needs
         the CRD), then the Topology, flavors and queues (see constructs/kueue.py)."""
         from eks_ultraserver.constructs.kueue import KueueQueues
@@ -495,6 +508,7 @@ class UltraServerEnvironment(Construct):
             flavors=flavors,
             queues=queues,
             system_node_selector=SYSTEM_NODE_SELECTOR,
+            configuration=configuration,
             after=[self.addons.mpi_operator, self.system_nodegroup],
         )
         # Kueue's webhooks see every Job, MPIJob and pod created outside kube-system (with

@@ -616,3 +616,23 @@ def test_validation_jobs_wait_for_kueue():
         if any(o["kind"] in ("MPIJob", "Job") for o in json.loads(v["Properties"]["Manifest"]))
     }
     assert jobs and all(kueue_id in v["DependsOn"] for v in jobs.values())
+
+
+def test_the_environment_passes_kueue_configuration_and_keeps_the_mpijob_integration():
+    import aws_cdk as cdk
+
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+
+    stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    spec = UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0", type="u-p6e-gb200x36", name="us-1")
+    env = UltraServerEnvironment(
+        stack,
+        "Env",
+        ultraservers=[spec],
+        availability_zone="us-east-1-dfw-2a",
+        kueue_configuration={"integrations": {"frameworks": ["batch/job"]}},
+    )
+    assert env.kueue is not None
+    config = yaml.safe_load(env.kueue.values["managerConfig"]["controllerManagerConfigYaml"])
+    assert config["integrations"]["frameworks"] == ["batch/job", MPIJOB_FRAMEWORK]
