@@ -448,7 +448,9 @@ def test_the_construct_refuses_bad_queues_before_building():
     from eks_ultraserver.constructs.environment import UltraServerEnvironment
 
     stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="123456789012", region="us-east-1"))
-    spec = UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0", type="u-p6e-gb200x36", name="us-1")
+    spec = UltraServerSpec(
+        capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="us-1"
+    )
     with pytest.raises(
         ConfigurationError,
         match=r"queues\[0\]\.quotas\.ultraserver: 37 GPUs is more than the flavor has \(36 GPUs\)",
@@ -625,7 +627,9 @@ def test_the_environment_passes_kueue_configuration_and_keeps_the_mpijob_integra
     from eks_ultraserver.constructs.environment import UltraServerEnvironment
 
     stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="123456789012", region="us-east-1"))
-    spec = UltraServerSpec(capacity_reservation_id="cr-0123456789abcdef0", type="u-p6e-gb200x36", name="us-1")
+    spec = UltraServerSpec(
+        capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="us-1"
+    )
     env = UltraServerEnvironment(
         stack,
         "Env",
