@@ -78,7 +78,7 @@ def _digest_named(
 
 
 def validation_charts(
-    app: cdk8s.App, config: EnvironmentConfig, *, namespace: str = "default"
+    app: cdk8s.App, config: EnvironmentConfig, *, namespace: str = "default", queue: str | None = None
 ) -> list[cdk8s.Chart]:
     """Adds the validation charts of ``config`` to ``app`` and returns them, in order.
 
@@ -88,6 +88,8 @@ def validation_charts(
     would not leave room for it). Each chart's id (``chart.node.id``) is that name, and so
     is every object's. Each chart has ``ultraservers``, the UltraServers it runs on. The
     charts need the NVIDIA DRA driver and the MPI operator (their CRDs) installed first.
+    With ``queue``, the nvbandwidth jobs go through that Kueue LocalQueue (in
+    ``namespace``); the IMEX channel check (a bare pod's Job) is never queued.
     """
     dra = DraDriverTarget.from_addons(config.addons)
     charts: list[cdk8s.Chart] = []
@@ -100,7 +102,7 @@ def validation_charts(
 
         def nvbandwidth(scope: cdk8s.App, name: str, target: UltraServerTarget = target) -> cdk8s.Chart:
             return NvbandwidthJob(
-                scope, name, ultraserver=target, name=name, dra_driver=dra, namespace=namespace
+                scope, name, ultraserver=target, name=name, dra_driver=dra, namespace=namespace, queue=queue
             )
 
         charts.append(_digest_named(app, f"imex-channel-check-{target.name}", 63, check))
@@ -124,13 +126,19 @@ def benchmark_names(config: EnvironmentConfig) -> list[str]:
 
 
 def benchmark_charts(
-    app: cdk8s.App, config: EnvironmentConfig, *, image: str, namespace: str = "default"
+    app: cdk8s.App,
+    config: EnvironmentConfig,
+    *,
+    image: str,
+    namespace: str = "default",
+    queue: str | None = None,
 ) -> list[cdk8s.Chart]:
     """Adds the NCCL all-reduce charts of ``config`` to ``app`` and returns them, in order.
 
     ``nccl-<name>`` per UltraServer and, with more than one UltraServer,
     ``nccl-all-ultraservers`` across all of them. Run them one at a time. ``image`` is the
     nccl-tests image (required, a version tag or a digest; see :class:`NcclAllReduceJob`).
+    With ``queue``, each job goes through that Kueue LocalQueue (in ``namespace``).
     """
     dra = DraDriverTarget.from_addons(config.addons)
     targets = UltraServerTarget.from_config(config)
@@ -146,6 +154,7 @@ def benchmark_charts(
             efa_mode=efa_mode,
             dra_driver=dra,
             namespace=namespace,
+            queue=queue,
         )
         for t, n in zip(targets, names, strict=True)
     ]
@@ -160,6 +169,7 @@ def benchmark_charts(
                 efa_mode=efa_mode,
                 dra_driver=dra,
                 namespace=namespace,
+                queue=queue,
             )
         )
     return charts
@@ -192,7 +202,12 @@ def chart_yaml(chart: cdk8s.Chart) -> str:
 
 
 def write_manifests(
-    config: EnvironmentConfig, out_dir: str | os.PathLike, *, nccl_image: str | None = None
+    config: EnvironmentConfig,
+    out_dir: str | os.PathLike,
+    *,
+    nccl_image: str | None = None,
+    queue: str | None = None,
+    namespace: str = "default",
 ) -> list[Path]:
     """Writes every workload chart of ``config`` as YAML and returns the files written.
 
@@ -200,14 +215,20 @@ def write_manifests(
     directory) and ``<out_dir>/benchmarks/<chart id>.yaml`` (one at a time; written only
     with ``nccl_image``, the nccl-tests image, which has no default). Earlier ``*.yaml``
     files in those two sub-directories are removed first, so the directories always hold
-    exactly the current configuration. Same configuration, same bytes.
+    exactly the current configuration. Same configuration, same bytes. With ``queue``, the
+    MPIJobs go through that Kueue LocalQueue, and every object is in ``namespace``.
     """
     out = Path(out_dir)
     benchmark_names(config)  # a reserved UltraServer name is refused with or without benchmarks
     app = cdk8s.App(outdir=str(out))
     groups = (
-        (VALIDATION_DIR, validation_charts(app, config)),
-        (BENCHMARK_DIR, benchmark_charts(app, config, image=nccl_image) if nccl_image is not None else []),
+        (VALIDATION_DIR, validation_charts(app, config, namespace=namespace, queue=queue)),
+        (
+            BENCHMARK_DIR,
+            benchmark_charts(app, config, image=nccl_image, namespace=namespace, queue=queue)
+            if nccl_image is not None
+            else [],
+        ),
     )
     written: list[Path] = []
     for sub, charts in groups:

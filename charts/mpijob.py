@@ -51,6 +51,7 @@ from eks_ultraserver.charts.mpijob_spec import (
     CleanPodPolicy,
     LauncherCreationPolicy,
     MpiJobSpec,
+    TopologyPlacement,
     max_job_name_length,
 )
 from eks_ultraserver.charts.mpijob_targets import (
@@ -63,6 +64,7 @@ from eks_ultraserver.charts.mpijob_targets import (
 )
 from eks_ultraserver.config import EfaMode
 from eks_ultraserver.model import GPUS_PER_INSTANCE, ConfigurationError
+from eks_ultraserver.queues import QUEUE_NAME_LABEL
 from eks_ultraserver.versions import DRA_RESOURCE_API_VERSION, MPIJOB_API_VERSION
 
 
@@ -118,6 +120,17 @@ class MpiJob(cdk8s.Chart):
     :param namespace: namespace of every object. Default: ``default``.
     :param labels: extra labels on every object of the chart (not on the pods). Default:
         only ``eks-ultraserver.io/mpijob: <name>``.
+    :param queue: the Kueue LocalQueue (in ``namespace``) the job is submitted to: the
+        MPIJob gets the label ``kueue.x-k8s.io/queue-name``, and Kueue admits the whole job
+        (launcher and workers) at once when its ClusterQueue has the GPUs. Default: none (the
+        job is not queued; Kueue does not manage it).
+    :param topology: with ``queue``, how Kueue places the pods on NVLink domains
+        (``nvidia.com/gpu.clique``; :class:`TopologyPlacement`): ``required`` (all in one
+        domain), ``preferred``, ``slices`` (workers in slices of one UltraServer's nodes,
+        each slice in one domain) or ``unconstrained``. Default: ``required`` when the
+        workers fit in one UltraServer, ``slices`` when they divide into the smallest
+        targeted UltraServer's nodes, else ``preferred``; none on ``capacity`` (no
+        Topology there). The ComputeDomain, EFA requests and affinities are the same either way.
     :raises ConfigurationError: one error listing every problem of the arguments.
     """
 
@@ -155,6 +168,8 @@ class MpiJob(cdk8s.Chart):
         namespace: str = "default",
         labels: Mapping[str, str] | None = None,
         capacity: CapacityTarget | None = None,
+        queue: str | None = None,
+        topology: TopologyPlacement | str | None = None,
     ) -> None:
         spec = MpiJobSpec(
             name=name,
@@ -185,6 +200,8 @@ class MpiJob(cdk8s.Chart):
             namespace=namespace,
             labels=labels,
             capacity=capacity,
+            queue=queue,
+            topology=topology,
         )
         super().__init__(
             scope, id, namespace=spec.namespace, labels={**(spec.labels or {}), JOB_LABEL: spec.name}
@@ -199,6 +216,8 @@ class MpiJob(cdk8s.Chart):
         self.efa_mode: EfaMode = EfaMode(spec.efa_mode)
         self.ultraservers: tuple[UltraServerTarget, ...] = tuple(spec.ultraservers)
         self.capacity: CapacityTarget | None = spec.capacity
+        self.queue: str | None = spec.queue
+        self.topology_placement: TopologyPlacement | None = spec.topology_placement
         self.single_domain: bool = spec.single_domain
         self.compute_domain: ComputeDomain | None = self._add_compute_domain(spec)
         self.efa_claim_template: cdk8s.ApiObject | None = self._add_efa_claim_template(spec)
@@ -250,9 +269,12 @@ class MpiJob(cdk8s.Chart):
                 "Worker": {"replicas": spec.workers, "restartPolicy": "Never", "template": worker},
             },
         }
-        return self._add_object(
+        mpijob = self._add_object(
             "MPIJob", api_version=MPIJOB_API_VERSION, kind="MPIJob", name=spec.name, spec=body
         )
+        if spec.queue is not None:
+            mpijob.metadata.add_label(QUEUE_NAME_LABEL, spec.queue)
+        return mpijob
 
     def _add_object(
         self, id: str, *, api_version: str, kind: str, name: str, spec: dict[str, Any]
@@ -288,6 +310,7 @@ __all__ = [
     "LauncherCreationPolicy",
     "MpiJob",
     "MpiJobSpec",
+    "TopologyPlacement",
     "UltraServerTarget",
     "Volume",
     "max_job_name_length",

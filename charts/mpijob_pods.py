@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from eks_ultraserver.charts.compute_domain import ComputeDomain
-from eks_ultraserver.charts.mpijob_spec import EFA_CLAIM_NAME, MpiJobSpec
+from eks_ultraserver.charts.mpijob_spec import EFA_CLAIM_NAME, MpiJobSpec, TopologyPlacement
 from eks_ultraserver.charts.mpijob_targets import SHARED_MEMORY
 from eks_ultraserver.config import EfaMode
 from eks_ultraserver.model import GPU_CLIQUE_LABEL, GPU_TAINT, LABEL_PREFIX, ULTRASERVER_LABEL
@@ -85,6 +85,41 @@ def launcher_args(spec: MpiJobSpec) -> list[str]:
     return args + list(spec.command)
 
 
+#: Kueue's pod-set annotations (Kueue docs, "Topology Aware Scheduling"; read from
+#: ``mpiReplicaSpecs[*].template.metadata.annotations`` for MPIJobs).
+KUEUE_ANNOTATION_PREFIX = "kueue.x-k8s.io/"
+REQUIRED_TOPOLOGY = f"{KUEUE_ANNOTATION_PREFIX}podset-required-topology"
+PREFERRED_TOPOLOGY = f"{KUEUE_ANNOTATION_PREFIX}podset-preferred-topology"
+UNCONSTRAINED_TOPOLOGY = f"{KUEUE_ANNOTATION_PREFIX}podset-unconstrained-topology"
+SLICE_REQUIRED_TOPOLOGY = f"{KUEUE_ANNOTATION_PREFIX}podset-slice-required-topology"
+SLICE_SIZE = f"{KUEUE_ANNOTATION_PREFIX}podset-slice-size"
+
+
+def topology_annotations(spec: MpiJobSpec, role: str) -> dict[str, str]:
+    """The Kueue pod-set annotations of one role's template (none without a queue).
+
+    Workers: the placement's annotation on ``nvidia.com/gpu.clique``; with slices, the
+    slice size too. The launcher (one pod, no GPU) gets the same level: required, except
+    preferred when the workers' placement is preferred and unconstrained when theirs is
+    (a slice size of 1 would add nothing)."""
+    placement = spec.topology_placement
+    if placement is None:
+        return {}
+    if placement is TopologyPlacement.UNCONSTRAINED:
+        return {UNCONSTRAINED_TOPOLOGY: "true"}
+    if placement is TopologyPlacement.PREFERRED:
+        return {PREFERRED_TOPOLOGY: GPU_CLIQUE_LABEL}
+    if placement is TopologyPlacement.SLICES and role == "worker":
+        return {SLICE_REQUIRED_TOPOLOGY: GPU_CLIQUE_LABEL, SLICE_SIZE: str(spec.topology_slice_size)}
+    return {REQUIRED_TOPOLOGY: GPU_CLIQUE_LABEL}
+
+
+def pod_metadata(spec: MpiJobSpec, role: str) -> dict[str, Any]:
+    """A role's pod template ``metadata``: its labels and Kueue's annotations."""
+    annotations = topology_annotations(spec, role)
+    return {"labels": pod_labels(spec, role), **({"annotations": annotations} if annotations else {})}
+
+
 def launcher_pod_template(spec: MpiJobSpec) -> dict[str, Any]:
     """The launcher: no GPUs; runs on the same (arm64) nodes as the workers, so a
     single-architecture image works, and tolerates the GPU taint to get there."""
@@ -97,7 +132,7 @@ def launcher_pod_template(spec: MpiJobSpec) -> dict[str, Any]:
         **security_context(spec),
     }
     return {
-        "metadata": {"labels": pod_labels(spec, "launcher")},
+        "metadata": pod_metadata(spec, "launcher"),
         "spec": {
             "affinity": {"nodeAffinity": node_affinity(spec)},
             "tolerations": [dict(GPU_TOLERATION)],
@@ -169,7 +204,7 @@ def worker_pod_template(spec: MpiJobSpec, compute_domain: ComputeDomain | None) 
         **security_context(spec),
     }
     return {
-        "metadata": {"labels": pod_labels(spec, "worker")},
+        "metadata": pod_metadata(spec, "worker"),
         "spec": {
             "affinity": worker_affinity(spec),
             "tolerations": [dict(GPU_TOLERATION)],
@@ -207,7 +242,9 @@ __all__ = [
     "launcher_pod_template",
     "node_affinity",
     "pod_labels",
+    "pod_metadata",
     "security_context",
+    "topology_annotations",
     "worker_affinity",
     "worker_pod_template",
     "worker_resources",

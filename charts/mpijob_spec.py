@@ -68,6 +68,24 @@ class CleanPodPolicy(enum.StrEnum):
     ALL = "All"
 
 
+class TopologyPlacement(enum.StrEnum):
+    """How Kueue's topology-aware scheduling places a queued job's pods (pod-set
+    annotations on the launcher's and workers' templates; Kueue docs, "Topology Aware
+    Scheduling"). The level is the NVLink domain, ``nvidia.com/gpu.clique``."""
+
+    #: ``kueue.x-k8s.io/podset-required-topology``: every pod in one NVLink domain, or the
+    #: job waits. The default for a job that fits in one UltraServer.
+    REQUIRED = "required"
+    #: ``kueue.x-k8s.io/podset-preferred-topology``: as few domains as possible.
+    PREFERRED = "preferred"
+    #: ``kueue.x-k8s.io/podset-slice-required-topology`` with ``podset-slice-size``: the
+    #: workers in slices of whole UltraServers, each slice in one NVLink domain. The
+    #: default for a job over several UltraServers whose workers divide into them.
+    SLICES = "slices"
+    #: ``kueue.x-k8s.io/podset-unconstrained-topology``: anywhere Kueue finds room.
+    UNCONSTRAINED = "unconstrained"
+
+
 def max_job_name_length(workers: int) -> int:
     """Longest job name whose worker pod names ``<name>-worker-<index>`` fit in 63 characters."""
     return 63 - len(_WORKER_INFIX) - len(str(max(workers - 1, 0)))
@@ -79,6 +97,7 @@ _ENUM_FIELDS: tuple[tuple[str, type[enum.StrEnum]], ...] = (
     ("launcher_creation_policy", LauncherCreationPolicy),
     ("clean_pod_policy", CleanPodPolicy),
     ("channel_allocation_mode", ChannelAllocationMode),
+    ("topology", TopologyPlacement),
 )
 
 
@@ -124,6 +143,8 @@ class MpiJobSpec:
     namespace: str = "default"
     labels: Mapping[str, str] | None = None
     capacity: CapacityTarget | None = None
+    queue: str | None = None
+    topology: TopologyPlacement | str | None = None
 
     def __post_init__(self) -> None:
         self._apply_defaults()
@@ -138,6 +159,7 @@ class MpiJobSpec:
         p.extend(_volume_problems(self.volumes, self.shared_memory))
         p.extend(_run_problems(self))
         p.extend(_compute_domain_problems(self, where))
+        p.extend(_queue_problems(self, where))
         p.raise_if_any(f"MpiJob {self.name!r}")
         if self.worker_command is not None:
             object.__setattr__(self, "worker_command", tuple(self.worker_command))
@@ -157,6 +179,8 @@ class MpiJobSpec:
         set_(self, "labels", dict(self.labels or {}))
         set_(self, "dra_driver", self.dra_driver or DraDriverTarget())
         for attr, enum_type in _ENUM_FIELDS:
+            if getattr(self, attr) is None:
+                continue
             if not _enum_problems(attr, enum_type, getattr(self, attr)):
                 set_(self, attr, enum_type(getattr(self, attr)))
 
@@ -184,6 +208,28 @@ class MpiJobSpec:
         if self.compute_domain_nodes is not None:
             return self.compute_domain_nodes
         return _default_num_nodes(self.workers, self.worker_gpus)
+
+    @property
+    def topology_placement(self) -> TopologyPlacement | None:
+        """The placement Kueue is asked for: ``topology``, else (with a queue, on
+        UltraServers) :attr:`TopologyPlacement.REQUIRED` when the workers fit in one
+        UltraServer, :attr:`TopologyPlacement.SLICES` when they divide into slices of the
+        smallest targeted UltraServer, else :attr:`TopologyPlacement.PREFERRED`. ``None``
+        without a queue or on ``capacity`` (no Topology there)."""
+        if self.queue is None or self.capacity is not None or not self.ultraservers:
+            return None
+        if self.topology is not None:
+            return TopologyPlacement(self.topology)
+        nodes = [t.nodes for t in self.ultraservers if isinstance(t, UltraServerTarget)]
+        if not nodes or self.workers <= max(nodes):
+            return TopologyPlacement.REQUIRED
+        return TopologyPlacement.SLICES if self.workers % min(nodes) == 0 else TopologyPlacement.PREFERRED
+
+    @property
+    def topology_slice_size(self) -> int:
+        """Workers per slice with :attr:`TopologyPlacement.SLICES`: the nodes of the
+        smallest targeted UltraServer (one worker per node)."""
+        return min((t.nodes for t in self.ultraservers if isinstance(t, UltraServerTarget)), default=1)
 
     @property
     def efa_claim_template_name(self) -> str | None:
@@ -419,6 +465,49 @@ def _run_problems(spec: MpiJobSpec) -> list[str]:
     return out
 
 
+def _queue_problems(spec: MpiJobSpec, where: _Placement) -> list[str]:
+    """The Kueue queue and the topology placement asked for."""
+    out: list[str] = []
+    queue, topology = spec.queue, spec.topology
+    if queue is not None and not is_dns1123_label(queue):
+        out.append(
+            f"queue: {queue!r} is not a LocalQueue name (a DNS-1123 label: lowercase letters, "
+            "digits and '-'); give the name of a LocalQueue in the job's namespace"
+        )
+    if topology is None:
+        return out
+    bad = _enum_problems("topology", TopologyPlacement, topology)
+    if bad:
+        return out + bad
+    placement = TopologyPlacement(topology)
+    if queue is None:
+        out.append(
+            f"topology: {placement.value!r} given without queue; Kueue reads the placement only for a "
+            "job it admits: give queue= (the LocalQueue) too, or drop topology"
+        )
+    if where.other is not None:
+        out.append(
+            f"topology: {placement.value!r} on capacity= (reserved or burst GPU nodes): their Kueue "
+            "flavors have no Topology (no NVLink domain across nodes), so Kueue would never "
+            "admit the job; drop topology"
+        )
+    nodes = [t.nodes for t in where.targets]
+    if nodes and is_whole(spec.workers, 1):
+        if placement is TopologyPlacement.REQUIRED and spec.workers > max(nodes):
+            out.append(
+                f"topology: 'required' puts every worker in one NVLink domain, but {spec.workers} "
+                f"workers do not fit in one UltraServer (at most {max(nodes)} nodes); use 'slices' "
+                "or 'preferred'"
+            )
+        if placement is TopologyPlacement.SLICES and spec.workers % min(nodes) != 0:
+            out.append(
+                f"topology: 'slices' cuts the workers into slices of {min(nodes)} (the nodes of the "
+                f"smallest UltraServer targeted), but {spec.workers} workers do not divide by "
+                f"{min(nodes)}; use a multiple of {min(nodes)} workers or 'preferred'"
+            )
+    return out
+
+
 def _default_num_nodes(workers: int, gpus: int) -> int:
     """One ComputeDomain node per worker when each worker takes a whole node, else 0
     (elastic: the node count is not the worker count)."""
@@ -483,5 +572,6 @@ __all__ = [
     "CleanPodPolicy",
     "LauncherCreationPolicy",
     "MpiJobSpec",
+    "TopologyPlacement",
     "max_job_name_length",
 ]

@@ -142,6 +142,7 @@ class ImexChannelCheck(cdk8s.Chart):
         dra_driver: DraDriverTarget | None = None,
         namespace: str = "default",
         ttl_seconds_after_finished: int | None = VALIDATION_TTL_SECONDS,
+        queue: str | None = None,
     ) -> None:
         problems = Problems()
         # The annotation is the contract; callers that are not type-checked may still pass
@@ -246,6 +247,8 @@ class NvbandwidthJob(MpiJob):
     :param namespace: Default: ``default``.
     :param ttl_seconds_after_finished: the MPIJob's ``runPolicy.ttlSecondsAfterFinished``.
         Default: :data:`VALIDATION_TTL_SECONDS` (a day); ``None`` keeps the finished job.
+    :param queue: the Kueue LocalQueue (in ``namespace``) to submit the job to (see
+        ``MpiJob``). Default: none.
     """
 
     def __init__(
@@ -261,6 +264,7 @@ class NvbandwidthJob(MpiJob):
         dra_driver: DraDriverTarget | None = None,
         namespace: str = "default",
         ttl_seconds_after_finished: int | None = VALIDATION_TTL_SECONDS,
+        queue: str | None = None,
     ) -> None:
         default_name = (
             f"nvbandwidth-{ultraserver.name}" if isinstance(ultraserver, UltraServerTarget) else "nvbandwidth"
@@ -284,6 +288,7 @@ class NvbandwidthJob(MpiJob):
             dra_driver=dra_driver,
             namespace=namespace,
             labels={CHECK_LABEL: "nvbandwidth"},
+            queue=queue,
         )
 
 
@@ -309,6 +314,9 @@ class NcclAllReduceJob(MpiJob):
     :param all_reduce_args: all_reduce_perf's options. Default: ``NCCL_ALL_REDUCE_ARGS``.
     :param dra_driver: the installed NVIDIA DRA driver. Default: the kubernetes-sigs line.
     :param namespace: Default: ``default``.
+    :param queue: the Kueue LocalQueue (in ``namespace``) to submit the job to (see
+        ``MpiJob``: the whole job in one NVLink domain on one UltraServer, in slices of one
+        UltraServer across several). Default: none.
     """
 
     def __init__(
@@ -323,6 +331,7 @@ class NcclAllReduceJob(MpiJob):
         all_reduce_args: Sequence[str] = NCCL_ALL_REDUCE_ARGS,
         dra_driver: DraDriverTarget | None = None,
         namespace: str = "default",
+        queue: str | None = None,
     ) -> None:
         image_problems = image_reference_problems("image", image)
         if image_problems:
@@ -368,6 +377,7 @@ class NcclAllReduceJob(MpiJob):
             dra_driver=dra_driver,
             namespace=namespace,
             labels={CHECK_LABEL: "nccl-all-reduce"},
+            queue=queue,
         )
 
 

@@ -11,6 +11,8 @@ concern is a private method of the constructor; the larger ones live in modules 
   EKS managed add-ons. No Auto Mode and no Karpenter for the GPU nodes: DRA supports neither;
 - shards.py: the nested stacks that hold one ``UltraServerNodeGroup`` per Capacity Block
   (sharing one EFA security group and one node role);
+- kueue.py: Kueue, its Topology, the GPU flavors and the teams' queues (``kueue``,
+  ``queues``), after the MPI operator;
 - validation_jobs.py, environment_warnings.py, environment_checks.py: the validation
   manifests, the synth warnings and the checks of the arguments.
 
@@ -21,9 +23,9 @@ need nodes, CoreDNS and pod networking) before them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -67,13 +69,15 @@ from eks_ultraserver.constructs.shards import (
     ultraserver_shard,
 )
 from eks_ultraserver.constructs.validation_jobs import ValidationTargets, validation_manifests
-from eks_ultraserver.model import ControlPlaneTier, EfaLayout
+from eks_ultraserver.model import ControlPlaneTier, EfaLayout, Naming, Problems
+from eks_ultraserver.queues import Flavor, QueueSpec, check_queues, fleet_flavors, queue_problems
 from eks_ultraserver.runai_config import RunAiConfig
 from eks_ultraserver.settings import EfaMode, VpcCniConfig
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
 
 if TYPE_CHECKING:  # imported where used: most environments have neither (faster synth)
     from eks_ultraserver.constructs.karpenter import Karpenter
+    from eks_ultraserver.constructs.kueue import KueueQueues
     from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
     from eks_ultraserver.constructs.runai import RunAi
 
@@ -155,6 +159,16 @@ class UltraServerEnvironment(Construct):
         UltraServer instance types); with ``availability_zone``, only in that zone (a Local
         Zone too: a subnet of its own there, new VPC only); with ``sharing``, shared GPUs.
         Default: no Karpenter.
+    :param kueue: install Kueue (topology-aware batch admission) with a Topology of the
+        UltraServers' network layers and NVLink domains, a ResourceFlavor per kind of GPU
+        capacity and the ``queues`` (constructs/kueue.py, docs/queues.md). Default ``True``.
+    :param queues: the teams' queues (``queues.QueueSpec``: a ClusterQueue in one cohort and
+        a LocalQueue in the team's namespace each, with GPU quotas per flavor). Default:
+        none, so one ``default`` queue with every GPU (LocalQueue ``default`` in namespace
+        ``default``). Refused with ``kueue=False``.
+    :param kueue_configuration: Kueue ``Configuration`` fields merged over the library's
+        (``helm/kueue.py``), e.g. ``{"integrations": {"frameworks": ["batch/job"]}}`` (the
+        MPIJob integration is always kept). No cdk.json key. Default: none.
     :param capacity_block_end: before each Capacity Block ends (UltraServers' and
         ``reserved_capacity``'s), cordon and mark its nodes, publish to the notifications
         topic and optionally evict their pods (a scheduled Lambda function; see
@@ -210,6 +224,9 @@ class UltraServerEnvironment(Construct):
         runai: RunAiConfig | None = None,
         control_plane_tier: ControlPlaneTier | str | None = None,
         vpc_cni: VpcCniConfig | None = None,
+        kueue: bool = True,
+        queues: Sequence[QueueSpec] = (),
+        kueue_configuration: Mapping[str, Any] | None = None,
     ) -> None:
         addons = addons or AddonsConfig()
         ultraservers = tuple(ultraservers)
@@ -235,6 +252,7 @@ class UltraServerEnvironment(Construct):
             vpc_cni=vpc_cni,
             ultraserver_subnet_cidr=ultraserver_subnet_cidr,
         )
+        kueue_flavors = _kueue_flavors(id, kueue, queues, ultraservers, reserved_capacity, burst_capacity)
         efa_layout = EfaLayout(efa_layout)
         tier = ControlPlaneTier(control_plane_tier) if control_plane_tier is not None else None
         self.fleet = Fleet.of(
@@ -269,6 +287,11 @@ class UltraServerEnvironment(Construct):
         self._runai(runai)
         self._ultraservers(ultraservers, efa_layout)
         self._capacity(reserved_capacity, burst_capacity, cluster_name)
+        self.kueue = (
+            self._kueue(kueue_flavors, tuple(queues), kueue_configuration)
+            if kueue_flavors is not None
+            else None
+        )
         self._warnings(
             endpoint_access=endpoint_access,
             public_access_cidrs=public_access_cidrs,
@@ -362,6 +385,8 @@ class UltraServerEnvironment(Construct):
             # cdk.json's key first; before it, Python callers passed the argument in kwargs
             ultraserver_subnet_cidr=config.ultraserver_subnet_cidr
             or kwargs.pop("ultraserver_subnet_cidr", ULTRASERVER_SUBNET_CIDR),
+            kueue=config.kueue,
+            queues=config.queues,
             **kwargs,
         )
 
@@ -539,6 +564,32 @@ class UltraServerEnvironment(Construct):
             burst_subnets=self.network.reserved_subnets(burst_zone) if burst_zone else (),
         )
 
+    def _kueue(
+        self,
+        flavors: dict[str, Flavor],
+        queues: tuple[QueueSpec, ...],
+        configuration: Mapping[str, Any] | None,
+    ) -> KueueQueues:
+        """Kueue on the system nodes, after the MPI operator (its MPIJob integration needs
+        the CRD), then the Topology, flavors and queues (see constructs/kueue.py)."""
+        from eks_ultraserver.constructs.kueue import KueueQueues
+
+        kueue = KueueQueues(
+            self,
+            "Kueue",
+            cluster=self._icluster,
+            flavors=flavors,
+            queues=queues,
+            system_node_selector=SYSTEM_NODE_SELECTOR,
+            configuration=configuration,
+            after=[self.addons.mpi_operator, self.system_nodegroup],
+        )
+        # Kueue's webhooks see every Job, MPIJob and pod created outside kube-system (with
+        # the chart's default frameworks the pod webhook fails closed): workloads that wait
+        # for the add-ons (the validation jobs) wait for Kueue to be ready too.
+        self.addons.ready.add(kueue.helm_chart)
+        return kueue
+
     def _warnings(
         self,
         *,
@@ -663,3 +714,27 @@ class UltraServerEnvironment(Construct):
         region = cdk.Stack.of(self).region
         command = ["aws eks update-kubeconfig --name ", self.cluster.cluster_name, " --region ", region]
         cdk.CfnOutput(self, "UpdateKubeconfigCommand", value=cdk.Fn.join("", command))
+
+
+def _kueue_flavors(
+    id: str,
+    kueue: bool,
+    queues: Sequence[QueueSpec],
+    ultraservers: Sequence[UltraServerSpec],
+    reserved_capacity: Sequence[ReservedCapacitySpec],
+    burst_capacity: BurstCapacitySpec | None,
+) -> dict[str, Flavor] | None:
+    """The fleet's Kueue flavors (``None`` with Kueue off), once ``kueue`` and ``queues``
+    are checked against each other and against the fleet; raises one
+    ``ConfigurationError``."""
+    problems = Problems()
+    checked = check_queues(kueue, list(queues), Naming(), problems)
+    flavors = fleet_flavors(
+        ultraserver_gpus=sum(u.type.gpu_count for u in ultraservers),
+        reserved_capacity=reserved_capacity,
+        burst_capacity=burst_capacity,
+    )
+    if kueue and isinstance(checked, tuple) and not problems:
+        problems.extend(queue_problems(checked, flavors))
+    problems.raise_if_any(f"UltraServerEnvironment {id!r}")
+    return flavors if kueue else None

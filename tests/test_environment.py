@@ -523,6 +523,7 @@ def test_gpu_platform_addons_installed_in_order_after_system_nodes(default_env):
         "nvidia-dra-driver-gpu",
         "aws-efa-k8s-device-plugin",
         "mpi-operator",
+        "kueue",  # on by default (kueue: true), after the MPI operator
     }
     assert releases["gpu-operator"]["Properties"]["Namespace"] == "gpu-operator"
     assert releases["aws-efa-k8s-device-plugin"]["Properties"]["Namespace"] == "kube-system"
@@ -582,7 +583,7 @@ def test_validation_jobs_deploy_the_same_objects_as_the_manifests_command():
     manifests = _of_type(synth, "Custom::AWSCDK-EKS-KubernetesResource")
     helm_ids = list(_of_type(synth, "Custom::AWSCDK-EKS-HelmChart"))
     for logical_id, resource in manifests.items():
-        if "CapacityBlockEndRbac" in logical_id:  # not a validation job
+        if "CapacityBlockEndRbac" in logical_id or "Kueue" in logical_id:  # not a validation job
             continue
         for obj in json.loads(resource["Properties"]["Manifest"]):
             # CDK's kubectl provider adds its prune label; nothing else differs.
@@ -892,8 +893,9 @@ def test_kubernetes_objects_are_deleted_before_addons_and_system_nodes(default_e
     pod networking) before the managed add-ons and the system node group: each release
     depends on each of them."""
     objects = _assert_kubernetes_objects_deleted_before_the_base(default_env)
-    # the GPU platform's releases (and the Capacity Block end handler's RBAC)
-    assert len([o for o in objects if "CapacityBlockEndRbac" not in o]) == 4
+    # the GPU platform's 4 releases, Kueue's release and its queues (and the Capacity Block
+    # end handler's RBAC)
+    assert len([o for o in objects if "CapacityBlockEndRbac" not in o]) == 6
 
 
 def test_karpenter_and_nodepools_are_deleted_before_addons_and_system_nodes(capacity_env):

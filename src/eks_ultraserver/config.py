@@ -25,6 +25,7 @@ from eks_ultraserver.context import decoded, example_flag, read_context_files
 from eks_ultraserver.endpoint_access import OPEN_TO_THE_WORLD, EndpointAccess, public_access_cidr_problems
 from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
 from eks_ultraserver.model import INVALID, ConfigurationError, Problems
+from eks_ultraserver.queues import EXAMPLE_QUEUES, QueueSpec
 from eks_ultraserver.runai_config import RunAiConfig, read_runai
 from eks_ultraserver.settings import (
     ADDON_KEYS,
@@ -74,6 +75,8 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "controlPlaneTier": "the EKS Provisioned Control Plane tier (billed per hour)",
     "vpcCni": "VPC CNI prefix delegation and warm targets",
     "ultraServerSubnetCidr": "the new VPC's UltraServer subnet",
+    "kueue": "Kueue with its Topology, GPU flavors and queues",
+    "queues": "the teams' Kueue queues: GPU quotas per flavor",
 }
 
 
@@ -154,6 +157,10 @@ def read_environment(
         if get(key) is not None:
             values[attr] = get(key)
     values["vpc_cni"] = _read_vpc_cni(get, problems)
+    kueue = decoded("kueue", get("kueue"), "false", problems)
+    if kueue is not None:
+        values["kueue"] = kueue
+    values["queues"] = _read_queues(get, problems)
 
     config, found = EnvironmentConfig.parse("", **values)
     problems.extend(found)
@@ -273,6 +280,43 @@ def _read_vpc_cni(get: Callable[[str], Any], problems: Problems) -> Any:
     return config if config is not None and not unknown else INVALID
 
 
+def _read_queues(get: Callable[[str], Any], problems: Problems) -> Any:
+    """``queues``: a list of objects of known keys; each entry's rules are
+    :class:`QueueSpec`'s, the fleet's (flavors, GPUs) ``EnvironmentConfig``'s."""
+    key = "queues"
+    raw = decoded(key, get(key), EXAMPLE_QUEUES, problems)
+    if raw is None:
+        return ()
+    if raw is INVALID:
+        return INVALID
+    if not isinstance(raw, list):
+        problems.add(f"{key}: {raw!r} is not a list of queues; {example_flag(key, EXAMPLE_QUEUES)}")
+        return INVALID
+    known = {v: k for k, v in QueueSpec.CONTEXT_KEYS.items()}
+    specs: list[QueueSpec] = []
+    bad = False
+    for i, entry in enumerate(raw):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, dict):
+            problems.add(f"{where}: {entry!r} is not an object; {example_flag(key, EXAMPLE_QUEUES)}")
+            bad = True
+            continue
+        unknown = sorted(set(entry) - set(known))
+        if unknown:
+            problems.add(
+                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
+                + ", ".join(map(repr, known))
+            )
+        spec, found = QueueSpec.parse(where, **{known[k]: v for k, v in entry.items() if k in known})
+        problems.extend(found)
+        if spec is None or unknown:
+            bad = True
+        else:
+            specs.append(spec)
+    # good entries go on to the fleet's checks (the configuration is refused anyway)
+    return tuple(specs) if specs or not bad else INVALID
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -332,6 +376,7 @@ __all__ = [
     "EfaMode",
     "EndpointAccess",
     "EnvironmentConfig",
+    "QueueSpec",
     "RunAiConfig",
     "UltraServerSpec",
     "VpcCniConfig",

@@ -45,6 +45,7 @@ from eks_ultraserver.patterns import (
     is_reservation_id,
     matches,
 )
+from eks_ultraserver.queues import QueueSpec, check_queues, fleet_flavors, queue_problems
 from eks_ultraserver.runai_config import RunAiConfig, partition_of_region, secret_arn_partition
 from eks_ultraserver.versions import (
     DEFAULT_KUBERNETES_VERSION,
@@ -512,6 +513,8 @@ class EnvironmentConfig(SelfValidating):
         "control_plane_tier": "controlPlaneTier",
         "vpc_cni": "vpcCni",
         "ultraserver_subnet_cidr": "ultraServerSubnetCidr",
+        "kueue": "kueue",
+        "queues": "queues",
     }
 
     ultraservers: tuple[UltraServerSpec, ...]
@@ -556,6 +559,12 @@ class EnvironmentConfig(SelfValidating):
     #: ``ultraServerSubnetCidr``: CIDR of the new VPC's UltraServer subnet; ``None``:
     #: 10.0.192.0/18 (network.py ``ULTRASERVER_SUBNET_CIDR``).
     ultraserver_subnet_cidr: str | None = None
+    #: ``kueue``: install Kueue, its Topology, the GPU flavors and the queues
+    #: (docs/queues.md). Default ``True``.
+    kueue: bool = True
+    #: ``queues``: the teams' queues (``queues.QueueSpec``); none: one ``default`` queue
+    #: with every GPU.
+    queues: tuple[QueueSpec, ...] = ()
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -742,7 +751,33 @@ class EnvironmentConfig(SelfValidating):
                     f"existing VPC gets no new subnet; size your {name.key('ultraserver_subnet_ids')} "
                     "subnets instead"
                 )
+        _check_queues(out, name, problems)
         return out
+
+
+def _check_queues(out: dict[str, Any], name: Naming, problems: Problems) -> None:
+    """``kueue`` and ``queues``, then, when the fleet is known, the flavors and GPUs the
+    queues name (``queues.queue_problems``)."""
+    out["queues"] = check_queues(out["kueue"], out["queues"], name, problems)
+    queues, ultraservers, reserved = out["queues"], out["ultraservers"], out["reserved_capacity"]
+    burst = out["burst_capacity"]
+    if not (
+        isinstance(queues, tuple)
+        and queues
+        and all(isinstance(q, QueueSpec) for q in queues)
+        and isinstance(ultraservers, tuple)
+        and all(isinstance(u, UltraServerSpec) for u in ultraservers)
+        and isinstance(reserved, tuple)
+        and all(isinstance(r, ReservedCapacitySpec) for r in reserved)
+        and (burst is None or isinstance(burst, BurstCapacitySpec))
+    ):
+        return
+    flavors = fleet_flavors(
+        ultraserver_gpus=sum(u.type.gpu_count for u in ultraservers),
+        reserved_capacity=reserved,
+        burst_capacity=burst,
+    )
+    problems.extend(queue_problems(queues, flavors, key=name("queues")))
 
 
 def _check_kubernetes_version(value: object, name: Naming, problems: Problems) -> KubernetesVersion | None:

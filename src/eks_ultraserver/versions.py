@@ -310,6 +310,23 @@ KUBE_PROMETHEUS_STACK = ChartVersion(
     ),
 )
 
+KUEUE = ChartVersion(
+    component="Kueue",
+    chart="kueue",
+    repository="oci://registry.k8s.io/kueue/charts",
+    version="0.19.2",
+    app_version="v0.19.2",
+    namespace="kueue-system",
+    release="kueue",
+    notes=(
+        "Kueue's install docs: helm install kueue oci://registry.k8s.io/kueue/charts/kueue "
+        "--version=0.19.2 --namespace kueue-system --create-namespace --wait. "
+        "Topology-aware scheduling is beta and on by default since 0.14; the MPIJob "
+        "integration (kubeflow.org/mpijob) is in the chart's default frameworks."
+    ),
+    extra={"image": "registry.k8s.io/kueue/kueue"},
+)
+
 #: AMI of Karpenter's GPU EC2NodeClasses: the EKS-optimized AL2023 AMI, whose NVIDIA variant
 #: Karpenter picks for NVIDIA instance types (Karpenter docs, EC2NodeClass amiSelectorTerms
 #: alias). ``latest`` rather than a pinned release: a pinned alias such as al2023@v20251103
@@ -325,6 +342,9 @@ KARPENTER_AMI_ALIAS = "al2023@latest"
 
 COMPUTE_DOMAIN_API_VERSION = "resource.nvidia.com/v1beta1"
 MPIJOB_API_VERSION = "kubeflow.org/v2beta1"
+#: Kueue's API (Topology, ResourceFlavor, ClusterQueue, LocalQueue): v1beta2 is the stored
+#: version of the v0.19 CRDs; v1beta1 is still served but deprecated.
+KUEUE_API_VERSION = "kueue.x-k8s.io/v1beta2"
 
 #: nvbandwidth image of the EKS guide's validation job.
 NVBANDWIDTH_IMAGE = "ghcr.io/nvidia/k8s-samples:nvbandwidth-v0.7-8d103163"
@@ -362,6 +382,7 @@ ALL_CHARTS: tuple[ChartVersion, ...] = (
     KARPENTER,
     RUNAI_CLUSTER,
     KUBE_PROMETHEUS_STACK,
+    KUEUE,
 )
 
 
@@ -396,5 +417,7 @@ def markdown_table() -> str:
         "| NCCL tests image (arm64) | - | none pinned: build "
         f"[nccl-tests-gb200.Dockerfile]({NCCL_TESTS_DOCKERFILE}) and pass `--nccl-image` | - | - | - |"
     )
-    rows.append(f"| API versions | - | `{COMPUTE_DOMAIN_API_VERSION}`, `{MPIJOB_API_VERSION}` | - | - | - |")
+    rows.append(
+        f"| API versions | - | `{COMPUTE_DOMAIN_API_VERSION}`, `{MPIJOB_API_VERSION}`, `{KUEUE_API_VERSION}` | - | - | - |"
+    )
     return "\n".join(rows) + "\n"

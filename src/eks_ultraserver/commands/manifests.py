@@ -41,6 +41,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(no default: none is published with a version); without it benchmarks/ is not written"
         ),
     )
+    parser.add_argument(
+        "--queue",
+        metavar="NAME",
+        help=(
+            "submit the MPIJobs (nvbandwidth, NCCL) to this Kueue LocalQueue: they get the "
+            "kueue.x-k8s.io/queue-name label and Kueue's topology annotations (default: not "
+            "queued; the environment's own queue is 'default' in namespace 'default')"
+        ),
+    )
+    parser.add_argument(
+        "--namespace",
+        default="default",
+        metavar="NS",
+        help="namespace of every object (the LocalQueue's namespace with --queue); default: default",
+    )
     add_context_arguments(parser, aws=False)
     parser.set_defaults(func=run)
 
@@ -72,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     from eks_ultraserver.charts.manifests import BENCHMARK_DIR, VALIDATION_DIR, write_manifests
 
     try:
-        written = write_manifests(config, args.out, nccl_image=args.nccl_image)
+        written = write_manifests(
+            config, args.out, nccl_image=args.nccl_image, queue=args.queue, namespace=args.namespace
+        )
     except ConfigurationError as err:
         print(err, file=sys.stderr)
         return EXIT_USAGE

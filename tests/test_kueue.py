@@ -1,0 +1,652 @@
+"""Kueue: the Helm values (keys checked against the v0.19.2 chart), the Topology, flavors
+and queues (validated against the v0.19.2 CRDs), the queues key's refusals, the release and
+manifest in the synthesized environment, and queued MpiJobs (label and pod-set annotations,
+validated against the MPIJob CRD)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cdk8s
+import jsonschema
+import pytest
+import yaml
+
+from eks_ultraserver import cli
+from eks_ultraserver.capacity import BurstCapacitySpec, ReservedCapacitySpec, ReservedProvisioner
+from eks_ultraserver.charts.kueue import KueueQueuesChart
+from eks_ultraserver.charts.mpijob import CapacityTarget, MpiJob, TopologyPlacement, UltraServerTarget
+from eks_ultraserver.config import EnvironmentConfig, read_environment
+from eks_ultraserver.helm.kueue import (
+    DEFAULT_CONFIGURATION,
+    EXCLUDED_RESOURCE_PREFIXES,
+    MPIJOB_FRAMEWORK,
+    POD_LEVEL_FRAMEWORKS,
+    KueueValues,
+)
+from eks_ultraserver.helm.values import unknown_keys
+from eks_ultraserver.model import (
+    CAPACITY_TYPE_LABEL,
+    RESERVED_CAPACITY_LABEL,
+    SYSTEM_NODE_LABEL,
+    SYSTEM_NODE_LABEL_VALUE,
+    ConfigurationError,
+    UltraServerType,
+)
+from eks_ultraserver.queues import (
+    QUEUE_NAME_LABEL,
+    TOPOLOGY_LEVELS,
+    QueueSpec,
+    fleet_flavors,
+)
+from eks_ultraserver.versions import KUEUE, MPI_OPERATOR
+
+from conftest import PACKAGED_UPSTREAM, REPO, UPSTREAM, synth_environment
+
+SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
+CRITICAL = [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
+US = [
+    {"capacityReservationId": "cr-0123456789abcdef0", "type": "u-p6e-gb200x72", "name": "us-a"},
+    {"capacityReservationId": "cr-0123456789abcdef1", "type": "u-p6e-gb200x72", "name": "us-b"},
+]
+TWO_TEAMS = [
+    {"name": "team-a", "quotas": {"ultraserver": 72}, "borrowingLimit": {"ultraserver": 72}},
+    {
+        "name": "team-b",
+        "namespace": "research",
+        "quotas": {"ultraserver": 72},
+        "lendingLimit": {"ultraserver": 36},
+    },
+]
+RESERVED_NG = ReservedCapacitySpec(
+    name="ng",
+    instance_type="p5.48xlarge",
+    instance_count=2,
+    capacity_reservation_id="cr-0bbbbbbbbbbbbbbb2",
+    availability_zone="us-east-1a",
+)
+RESERVED_KARPENTER = ReservedCapacitySpec(
+    name="kg",
+    instance_type="g6e.48xlarge",
+    instance_count=1,
+    capacity_reservation_id="cr-0ccccccccccccccc3",
+    availability_zone="us-east-1b",
+    provisioner=ReservedProvisioner.KARPENTER,
+)
+BURST = BurstCapacitySpec(instance_families=("g6e",), max_gpus=16)
+US72 = UltraServerTarget(name="us-a", type=UltraServerType.U_P6E_GB200X72)
+US72B = UltraServerTarget(name="us-b", type=UltraServerType.U_P6E_GB200X72)
+
+
+# --------------------------------------------------------------------------------------
+# Upstream data
+# --------------------------------------------------------------------------------------
+
+
+def _strict(schema):
+    """additionalProperties: false wherever properties are listed (the API server prunes
+    unknown fields of a structural schema without an error)."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items()}
+    if (
+        out.get("type") == "object"
+        and isinstance(out.get("properties"), dict)
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def _validator(path: Path, version: str) -> jsonschema.Draft7Validator:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    (crd,) = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    assert served["served"]
+    schema = _strict(served["schema"]["openAPIV3Schema"])
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+@pytest.fixture(scope="module")
+def crds():
+    kinds = {
+        "Topology": "topology",
+        "ResourceFlavor": "resourceflavor",
+        "ClusterQueue": "clusterqueue",
+        "LocalQueue": "localqueue",
+    }
+    out = {kind: _validator(UPSTREAM / f"kueue-crd-{f}-v0.19.2.yaml", "v1beta2") for kind, f in kinds.items()}
+    out["MPIJob"] = _validator(PACKAGED_UPSTREAM / f"mpi-operator-{MPI_OPERATOR.version}.yaml", "v2beta1")
+    return out
+
+
+def _errors(validator, obj) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)]
+
+
+def _assert_valid(crds, objects):
+    for obj in objects:
+        if obj["kind"] in crds:
+            assert obj["apiVersion"].endswith(("/v1beta2", "/v2beta1"))
+            assert _errors(crds[obj["kind"]], obj) == [], obj["metadata"]["name"]
+
+
+def _upstream_values() -> dict:
+    return yaml.safe_load((UPSTREAM / f"kueue-values-v{KUEUE.version}.yaml").read_text())
+
+
+def _upstream_configuration() -> dict:
+    return yaml.safe_load(_upstream_values()["managerConfig"]["controllerManagerConfigYaml"])
+
+
+# --------------------------------------------------------------------------------------
+# Helm values
+# --------------------------------------------------------------------------------------
+
+
+def test_every_values_key_exists_in_the_chart():
+    """GIVEN the controller pinned to the system nodes THEN every key set is a key of the
+    chart's values.yaml at v0.19.2, and the pins are there."""
+    values = KueueValues(system_node_selector=SYSTEM, system_node_tolerations=CRITICAL).values()
+    assert unknown_keys(values, _upstream_values()) == []
+    controller = values["controllerManager"]
+    assert controller["nodeSelector"] == SYSTEM
+    assert controller["tolerations"] == CRITICAL
+    assert controller["manager"]["image"] == {
+        "repository": "registry.k8s.io/kueue/kueue",
+        "tag": "v0.19.2",
+        "pullPolicy": "IfNotPresent",
+    }
+    assert (KUEUE.chart, KUEUE.repository, KUEUE.version) == (
+        "kueue",
+        "oci://registry.k8s.io/kueue/charts",
+        "0.19.2",
+    )
+
+
+def test_the_default_configuration_is_the_charts():
+    """The library's copy of the chart's Configuration equals the one in values.yaml."""
+    assert _upstream_configuration() == DEFAULT_CONFIGURATION
+
+
+def test_configuration_keeps_the_chart_default_adds_gpu_only_quotas_and_the_mpijob_integration():
+    """THEN the YAML string in the values is the chart's configuration, with Kueue told to
+    ignore every resource but GPUs and without the pod-level integrations (whose pod
+    webhooks fail closed in the platform's namespaces); the MPIJob integration stays even
+    when an override replaces the frameworks list."""
+    text = KueueValues().values()["managerConfig"]["controllerManagerConfigYaml"]
+    assert isinstance(text, str)
+    config = yaml.safe_load(text)
+    upstream = _upstream_configuration()
+    assert {k: v for k, v in config.items() if k not in ("resources", "integrations")} == {
+        k: v for k, v in upstream.items() if k != "integrations"
+    }
+    assert config["integrations"]["frameworks"] == [
+        f for f in upstream["integrations"]["frameworks"] if f not in POD_LEVEL_FRAMEWORKS
+    ]
+    assert "pod" in upstream["integrations"]["frameworks"]
+    assert not set(POD_LEVEL_FRAMEWORKS) & set(config["integrations"]["frameworks"])
+    assert {"batch/job", MPIJOB_FRAMEWORK} <= set(config["integrations"]["frameworks"])
+    assert config["resources"] == {"excludeResourcePrefixes": list(EXCLUDED_RESOURCE_PREFIXES)}
+    assert MPIJOB_FRAMEWORK in upstream["integrations"]["frameworks"]
+    assert "nvidia.com/gpu" not in EXCLUDED_RESOURCE_PREFIXES
+    assert not any("nvidia.com/gpu".startswith(p) for p in EXCLUDED_RESOURCE_PREFIXES)
+    assert all(
+        any(r.startswith(p) for p in EXCLUDED_RESOURCE_PREFIXES)
+        for r in ("cpu", "memory", "vpc.amazonaws.com/efa")
+    )
+    overridden = KueueValues(
+        configuration={"integrations": {"frameworks": ["batch/job"]}}
+    ).configuration_yaml()
+    assert yaml.safe_load(overridden)["integrations"]["frameworks"] == ["batch/job", MPIJOB_FRAMEWORK]
+
+
+def test_a_yaml_configuration_in_extra_values_is_refused():
+    with pytest.raises(
+        ConfigurationError, match=r"addonValues\.kueue\.managerConfig\.controllerManagerConfigYaml"
+    ):
+        KueueValues(extra_values={"managerConfig": {"controllerManagerConfigYaml": "kind: Configuration"}})
+    with pytest.raises(ConfigurationError, match=r"system_node_selector"):
+        KueueValues(system_node_selector={"bad key!": "x"})
+
+
+# --------------------------------------------------------------------------------------
+# Topology, flavors, queues
+# --------------------------------------------------------------------------------------
+
+
+def _objects(chart) -> list[dict]:
+    return chart.to_json()
+
+
+def _by_kind(objects, kind) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def test_two_teams_with_reserved_and_burst_capacity_validate_against_the_crds(crds):
+    """GIVEN two UltraServers, a node-group and a Karpenter reservation and burst capacity,
+    and two teams WHEN the chart is built THEN every Kueue object validates against the
+    v0.19.2 CRDs, with the Topology, the flavors' labels and one cohort."""
+    flavors = fleet_flavors(
+        ultraserver_gpus=144, reserved_capacity=[RESERVED_NG, RESERVED_KARPENTER], burst_capacity=BURST
+    )
+    queues = [
+        QueueSpec(
+            name="team-a", quotas={"ultraserver": 72, "reserved-ng": 16}, borrowing_limit={"ultraserver": 72}
+        ),
+        QueueSpec(
+            name="team-b",
+            namespace="research",
+            quotas={"ultraserver": 72, "burst": 16},
+            lending_limit={"ultraserver": 36},
+        ),
+    ]
+    objects = _objects(KueueQueuesChart(cdk8s.App(), "q", flavors=flavors, queues=queues))
+    _assert_valid(crds, objects)
+
+    (topology,) = _by_kind(objects, "Topology").values()
+    assert [level["nodeLabel"] for level in topology["spec"]["levels"]] == list(TOPOLOGY_LEVELS)
+    assert TOPOLOGY_LEVELS[0] == "topology.k8s.aws/network-node-layer-1"
+    assert TOPOLOGY_LEVELS[-2:] == ("nvidia.com/gpu.clique", "kubernetes.io/hostname")
+
+    rf = _by_kind(objects, "ResourceFlavor")
+    assert set(rf) == {"ultraserver", "reserved-ng", "reserved-kg", "burst"}
+    assert rf["ultraserver"]["spec"]["topologyName"] == topology["metadata"]["name"]
+    assert rf["ultraserver"]["spec"]["nodeLabels"] == {
+        "node.kubernetes.io/instance-type": "p6e-gb200.36xlarge"
+    }
+    assert rf["reserved-ng"]["spec"]["nodeLabels"] == {RESERVED_CAPACITY_LABEL: "ng"}
+    assert rf["reserved-kg"]["spec"]["nodeLabels"] == {
+        CAPACITY_TYPE_LABEL: "reserved",
+        "node.kubernetes.io/instance-type": "g6e.48xlarge",
+    }
+    assert rf["burst"]["spec"]["nodeLabels"] == {CAPACITY_TYPE_LABEL: "burst"}
+    for name, flavor in rf.items():
+        assert flavor["spec"]["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+        assert ("topologyName" in flavor["spec"]) == (name == "ultraserver")
+
+    cq = _by_kind(objects, "ClusterQueue")
+    assert set(cq) == {"team-a", "team-b"}
+    assert {q["spec"]["cohortName"] for q in cq.values()} == {"eks-ultraserver"}
+    (group,) = cq["team-a"]["spec"]["resourceGroups"]
+    assert group["coveredResources"] == ["nvidia.com/gpu"]
+    assert group["flavors"] == [
+        {
+            "name": "ultraserver",
+            "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 72, "borrowingLimit": 72}],
+        },
+        {"name": "reserved-ng", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 16}]},
+    ]
+    assert cq["team-b"]["spec"]["resourceGroups"][0]["flavors"][0]["resources"][0]["lendingLimit"] == 36
+    assert cq["team-b"]["spec"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "research"}
+    }
+
+    lq = [o for o in objects if o["kind"] == "LocalQueue"]
+    assert {(q["metadata"]["namespace"], q["metadata"]["name"], q["spec"]["clusterQueue"]) for q in lq} == {
+        ("team-a", "team-a", "team-a"),
+        ("research", "team-b", "team-b"),
+    }
+    assert sorted(_by_kind(objects, "Namespace")) == ["research", "team-a"]
+    # namespaces come before the LocalQueues in them (kubectl applies in order)
+    kinds = [o["kind"] for o in objects]
+    assert max(i for i, k in enumerate(kinds) if k == "Namespace") < kinds.index("LocalQueue")
+
+
+def test_without_queues_one_default_queue_holds_every_gpu(crds):
+    flavors = fleet_flavors(ultraserver_gpus=144, reserved_capacity=[RESERVED_NG])
+    objects = _objects(KueueQueuesChart(cdk8s.App(), "q", flavors=flavors))
+    _assert_valid(crds, objects)
+    (cq,) = _by_kind(objects, "ClusterQueue").values()
+    assert cq["metadata"]["name"] == "default"
+    quotas = {
+        f["name"]: f["resources"][0]["nominalQuota"] for f in cq["spec"]["resourceGroups"][0]["flavors"]
+    }
+    assert quotas == {"ultraserver": 144, "reserved-ng": 16}  # 2 x p5.48xlarge, 8 GPUs each
+    (lq,) = _by_kind(objects, "LocalQueue").values()
+    assert (lq["metadata"]["namespace"], lq["spec"]["clusterQueue"]) == ("default", "default")
+    assert _by_kind(objects, "Namespace") == {}
+
+
+def _context(**extra) -> dict:
+    return {"ultraServers": json.dumps(US), "availabilityZone": "us-east-1-dfw-2a", **extra}
+
+
+@pytest.mark.parametrize(
+    ("queues", "message"),
+    [
+        (
+            [{"name": "a", "quotas": {"reserved-x": 1}}],
+            r"queues\[0\]\.quotas\.reserved-x: unknown flavor 'reserved-x'.*reservedCapacity",
+        ),
+        (
+            [{"name": "a", "quotas": {"burst": 1}}],
+            r"queues\[0\]\.quotas\.burst: unknown flavor 'burst' \(the burst flavor exists with burstCapacity only\)",
+        ),
+        (
+            [{"name": "a", "quotas": {"ultraserver": 145}}],
+            r"queues\[0\]\.quotas\.ultraserver: 145 GPUs is more than the flavor has \(144 GPUs\)",
+        ),
+        (
+            [{"name": "a", "quotas": {"ultraserver": 100}}, {"name": "b", "quotas": {"ultraserver": 100}}],
+            r"queues: the quotas of flavor 'ultraserver' add up to 200 GPUs, more than the 144",
+        ),
+        (
+            [{"name": "a", "quotas": {"ultraserver": 1}}, {"name": "a", "quotas": {"ultraserver": 1}}],
+            r"queues\[1\]\.name: 'a' is already the name of entry 0",
+        ),
+        (
+            [{"name": "Team_A", "quotas": {"ultraserver": 1}}],
+            r"queues\[0\]\.name: 'Team_A' is not a DNS-1123 label",
+        ),
+        (
+            [{"name": "a", "namespace": "NS", "quotas": {"ultraserver": 1}}],
+            r"queues\[0\]\.namespace: 'NS' is not a Kubernetes namespace",
+        ),
+        (
+            [{"name": "a", "quotas": {"ultraserver": -8}}],
+            r"queues\[0\]\.quotas\.ultraserver: -8 is not a whole number of GPUs",
+        ),
+        ([{"name": "a", "quotas": {}}], r"queues\[0\]\.quotas: missing"),
+        (
+            [{"name": "a", "quotas": {"ultraserver": 8}, "borrowingLimit": {"ultraserver": 8}}],
+            r"queues\[0\]\.borrowingLimit: .* single queue: there is no other queue in the cohort to borrow from",
+        ),
+        (
+            [{"name": "a", "quotas": {"ultraserver": 8}, "lendingLimit": {"ultraserver": 9}}],
+            r"queues\[0\]\.lendingLimit\.ultraserver: 9 is more than the team's quota of 8",
+        ),
+        ([{"name": "a", "quotas": {"ultraserver": 8}, "team": "x"}], r"queues\[0\]: unknown key\(s\) 'team'"),
+        ('{"name": "a"}', r"queues: \{'name': 'a'\} is not a list of queues"),
+        ("[not json", r"queues: '\[not json' is not valid JSON"),
+    ],
+)
+def test_bad_queues_are_one_clear_error(queues, message):
+    raw = queues if isinstance(queues, str) else json.dumps(queues)
+    with pytest.raises(ConfigurationError, match=message):
+        read_environment(_context(queues=raw).get)
+
+
+def test_queues_with_kueue_off_are_refused_and_every_problem_is_listed():
+    with pytest.raises(ConfigurationError) as err:
+        read_environment(
+            _context(kueue="false", queues=json.dumps([{"name": "a", "quotas": {"ultraserver": 1}}])).get
+        )
+    assert any("queues: given, but kueue is false" in p for p in err.value.problems)
+    with pytest.raises(ConfigurationError, match=r"kueue: 'sometimes' is not a boolean"):
+        read_environment(_context(kueue="sometimes").get)
+
+
+def test_the_queues_key_reaches_the_configuration():
+    config = read_environment(_context(queues=json.dumps(TWO_TEAMS)).get)
+    assert config.kueue is True
+    assert [(q.name, q.namespace, dict(q.quotas)) for q in config.queues] == [
+        ("team-a", "team-a", {"ultraserver": 72}),
+        ("team-b", "research", {"ultraserver": 72}),
+    ]
+    assert read_environment(_context(kueue="false").get).kueue is False
+    assert read_environment(_context().get).queues == ()
+
+
+# --------------------------------------------------------------------------------------
+# The environment
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_teams():
+    return synth_environment({"ultraServers": US, "queues": TWO_TEAMS})
+
+
+def _of_type(template, cfn_type) -> dict:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == cfn_type}
+
+
+def test_environment_installs_kueue_after_the_mpi_operator_then_the_queues(two_teams, crds):
+    """GIVEN two teams in cdk.json WHEN synthesized THEN the Kueue release (OCI chart,
+    pinned, waiting, controller on the system nodes) depends on the MPI operator release,
+    and the queues manifest on the Kueue release; its objects validate against the CRDs."""
+    template = two_teams.template
+    helm = _of_type(template, "Custom::AWSCDK-EKS-HelmChart")
+    (kueue_id,) = [k for k, v in helm.items() if v["Properties"].get("Chart") == "kueue"]
+    props = helm[kueue_id]["Properties"]
+    assert props["Repository"] == "oci://registry.k8s.io/kueue/charts/kueue"
+    assert (props["Version"], props["Namespace"], props["Release"]) == ("0.19.2", "kueue-system", "kueue")
+    assert props["Wait"] is True
+    values = json.loads(props["Values"]) if isinstance(props["Values"], str) else props["Values"]
+    assert values["controllerManager"]["nodeSelector"] == SYSTEM
+    (mpi_id,) = [k for k, v in helm.items() if "MpiOperator" in k]
+    assert mpi_id in helm[kueue_id]["DependsOn"]
+
+    manifests = _of_type(template, "Custom::AWSCDK-EKS-KubernetesResource")
+    (queues_id,) = [k for k in manifests if "KueueQueues" in k]
+    assert kueue_id in manifests[queues_id]["DependsOn"]
+    objects = json.loads(manifests[queues_id]["Properties"]["Manifest"])
+    _assert_valid(crds, objects)
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "ClusterQueue") == [
+        "team-a",
+        "team-b",
+    ]
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "LocalQueue") == ["team-a", "team-b"]
+    assert {o["kind"] for o in objects} == {
+        "Namespace",
+        "Topology",
+        "ResourceFlavor",
+        "ClusterQueue",
+        "LocalQueue",
+    }
+
+
+def test_kueue_false_installs_nothing_of_kueue():
+    template = synth_environment({"kueue": False}).template
+    helm = _of_type(template, "Custom::AWSCDK-EKS-HelmChart")
+    assert [v for v in helm.values() if v["Properties"].get("Chart") == "kueue"] == []
+    assert [k for k in _of_type(template, "Custom::AWSCDK-EKS-KubernetesResource") if "Kueue" in k] == []
+
+
+def test_the_construct_refuses_bad_queues_before_building():
+    import aws_cdk as cdk
+
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+
+    stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    spec = UltraServerSpec(
+        capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="us-1"
+    )
+    with pytest.raises(
+        ConfigurationError,
+        match=r"queues\[0\]\.quotas\.ultraserver: 37 GPUs is more than the flavor has \(36 GPUs\)",
+    ):
+        UltraServerEnvironment(
+            stack,
+            "Env",
+            ultraservers=[spec],
+            availability_zone="us-east-1-dfw-2a",
+            queues=[QueueSpec(name="a", quotas={"ultraserver": 37})],
+        )
+    with pytest.raises(ConfigurationError, match=r"queues: given, but kueue is false"):
+        UltraServerEnvironment(
+            stack,
+            "Env2",
+            ultraservers=[spec],
+            availability_zone="us-east-1-dfw-2a",
+            kueue=False,
+            queues=[QueueSpec(name="a", quotas={"ultraserver": 1})],
+        )
+    assert stack.node.try_find_child("Env") is None
+
+
+# --------------------------------------------------------------------------------------
+# Queued jobs
+# --------------------------------------------------------------------------------------
+
+
+def _mpijob(**kwargs) -> tuple[MpiJob, dict]:
+    kwargs.setdefault("ultraservers", [US72])
+    job = MpiJob(
+        cdk8s.App(), "j", name="train", image="example.com/train:1.0", command=["python", "t.py"], **kwargs
+    )
+    (mpijob,) = [o for o in job.to_json() if o["kind"] == "MPIJob"]
+    return job, mpijob
+
+
+def _annotations(mpijob: dict) -> dict[str, dict]:
+    specs = mpijob["spec"]["mpiReplicaSpecs"]
+    return {
+        role: specs[role]["template"]["metadata"].get("annotations", {}) for role in ("Launcher", "Worker")
+    }
+
+
+def test_a_queued_job_in_one_ultraserver_requires_one_nvlink_domain(crds):
+    """GIVEN a queue and a job that fits one UltraServer THEN the MPIJob carries the queue
+    label and both pod sets require the clique; the ComputeDomain claim and EFA stay."""
+    job, mpijob = _mpijob(workers=18, efa_devices=4, queue="team-a", namespace="team-a")
+    assert mpijob["metadata"]["labels"][QUEUE_NAME_LABEL] == "team-a"
+    required = {"kueue.x-k8s.io/podset-required-topology": "nvidia.com/gpu.clique"}
+    assert _annotations(mpijob) == {"Launcher": required, "Worker": required}
+    worker = mpijob["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]
+    assert (
+        worker["resourceClaims"]
+        and worker["containers"][0]["resources"]["limits"]["vpc.amazonaws.com/efa"] == 4
+    )
+    assert job.topology_placement is TopologyPlacement.REQUIRED
+    assert _errors(crds["MPIJob"], mpijob) == []
+    # the queue label is on the MPIJob only, not on the ComputeDomain
+    (cd,) = [o for o in job.to_json() if o["kind"] == "ComputeDomain"]
+    assert QUEUE_NAME_LABEL not in cd["metadata"].get("labels", {})
+
+
+def test_a_job_over_two_ultraservers_is_sliced_per_ultraserver_or_preferred(crds):
+    _, sliced = _mpijob(ultraservers=[US72, US72B], workers=36, efa_devices=4, queue="q")
+    annotations = _annotations(sliced)
+    assert annotations["Worker"] == {
+        "kueue.x-k8s.io/podset-slice-required-topology": "nvidia.com/gpu.clique",
+        "kueue.x-k8s.io/podset-slice-size": "18",
+    }
+    assert annotations["Launcher"] == {"kueue.x-k8s.io/podset-required-topology": "nvidia.com/gpu.clique"}
+    assert _errors(crds["MPIJob"], sliced) == []
+    _, preferred = _mpijob(ultraservers=[US72, US72B], workers=20, efa_devices=4, queue="q")
+    preferred_clique = {"kueue.x-k8s.io/podset-preferred-topology": "nvidia.com/gpu.clique"}
+    assert _annotations(preferred) == {"Launcher": preferred_clique, "Worker": preferred_clique}
+    _, free = _mpijob(workers=2, queue="q", topology="unconstrained")
+    assert _annotations(free)["Worker"] == {"kueue.x-k8s.io/podset-unconstrained-topology": "true"}
+
+
+def test_without_a_queue_or_on_other_capacity_no_kueue_metadata():
+    _, plain = _mpijob(workers=2)
+    assert QUEUE_NAME_LABEL not in plain["metadata"].get("labels", {})
+    assert _annotations(plain) == {"Launcher": {}, "Worker": {}}
+    capacity = CapacityTarget(node_selector={CAPACITY_TYPE_LABEL: "burst"}, gpus_per_node=8)
+    _, burst = _mpijob(ultraservers=[], capacity=capacity, workers=2, slots_per_worker=8, queue="q")
+    assert burst["metadata"]["labels"][QUEUE_NAME_LABEL] == "q"
+    assert _annotations(burst) == {"Launcher": {}, "Worker": {}}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": 2, "topology": "required"}, r"topology: 'required' given without queue"),
+        ({"workers": 2, "queue": "Team_A"}, r"queue: 'Team_A' is not a LocalQueue name"),
+        (
+            {"workers": 2, "queue": "q", "topology": "nearby"},
+            r"topology: 'nearby' is not allowed; use one of 'required'",
+        ),
+        (
+            {"ultraservers": [US72, US72B], "workers": 20, "queue": "q", "topology": "required"},
+            r"20 workers do not fit in one UltraServer \(at most 18 nodes\)",
+        ),
+        (
+            {"ultraservers": [US72, US72B], "workers": 20, "queue": "q", "topology": "slices"},
+            r"20 workers do not divide by 18",
+        ),
+    ],
+)
+def test_bad_queue_arguments_are_refused(kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        _mpijob(**kwargs)
+
+
+def test_manifests_command_queues_the_mpijobs(tmp_path, monkeypatch, capsys):
+    """GIVEN `manifests --queue team-a --namespace team-a` THEN every MPIJob written has the
+    queue label and namespace, and the IMEX check Job is not queued."""
+    monkeypatch.chdir(REPO)
+    code = cli.main(["manifests", "--out", str(tmp_path), "--queue", "team-a", "--namespace", "team-a"])
+    assert code == 0
+    objects = [
+        o
+        for p in sorted((tmp_path / "validation").glob("*.yaml"))
+        for o in yaml.safe_load_all(p.read_text())
+        if o
+    ]
+    mpijobs = [o for o in objects if o["kind"] == "MPIJob"]
+    assert mpijobs and all(o["metadata"]["labels"][QUEUE_NAME_LABEL] == "team-a" for o in mpijobs)
+    assert all(o["metadata"]["namespace"] == "team-a" for o in objects)
+    assert all(QUEUE_NAME_LABEL not in o["metadata"].get("labels", {}) for o in objects if o["kind"] == "Job")
+    config = EnvironmentConfig.from_mapping(json.loads((REPO / "cdk.json").read_text())["context"])
+    assert len(mpijobs) == len(config.ultraservers)
+
+
+def test_the_crd_validators_catch_a_wrong_field(crds):
+    """The schemas bite: an unknown field, a missing required one and a bad quota type."""
+    cq = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "ClusterQueue",
+        "metadata": {"name": "x"},
+        "spec": {
+            "cohort": "old-v1beta1-name",
+            "resourceGroups": [
+                {"flavors": [{"name": "f", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": [1]}]}]}
+            ],
+        },
+    }
+    errors = _errors(crds["ClusterQueue"], cq)
+    assert any("cohort" in e for e in errors)
+    assert any("coveredResources" in e for e in errors)
+    assert any("nominalQuota" in e for e in errors)
+    assert _errors(
+        crds["Topology"],
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "Topology", "metadata": {"name": "t"}, "spec": {}},
+    )
+
+
+def test_validation_jobs_wait_for_kueue():
+    """Kueue's webhooks intercept MPIJobs and Jobs: the validation jobs are applied once
+    Kueue is ready."""
+    template = synth_environment({"validationJobs": True}).template
+    (kueue_id,) = [k for k, v in _of_type(template, "Custom::AWSCDK-EKS-HelmChart").items() if "Kueue" in k]
+    jobs = {
+        k: v
+        for k, v in _of_type(template, "Custom::AWSCDK-EKS-KubernetesResource").items()
+        if any(o["kind"] in ("MPIJob", "Job") for o in json.loads(v["Properties"]["Manifest"]))
+    }
+    assert jobs and all(kueue_id in v["DependsOn"] for v in jobs.values())
+
+
+def test_the_environment_passes_kueue_configuration_and_keeps_the_mpijob_integration():
+    import aws_cdk as cdk
+
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+
+    stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    spec = UltraServerSpec(
+        capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="us-1"
+    )
+    env = UltraServerEnvironment(
+        stack,
+        "Env",
+        ultraservers=[spec],
+        availability_zone="us-east-1-dfw-2a",
+        kueue_configuration={"integrations": {"frameworks": ["batch/job"]}},
+    )
+    assert env.kueue is not None
+    config = yaml.safe_load(env.kueue.values["managerConfig"]["controllerManagerConfigYaml"])
+    assert config["integrations"]["frameworks"] == ["batch/job", MPIJOB_FRAMEWORK]
