@@ -60,13 +60,16 @@ from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
 from eks_ultraserver.constructs.observability import GpuObservability, UltraServerTarget
 from eks_ultraserver.constructs.shards import (
+    DEFAULT_ULTRASERVER_SHARDS,
     MAX_ULTRASERVERS_PER_SHARD,
+    SHARDS_OUTPUT,
     ULTRASERVER_SHARDS,
+    fleet_problems,
     shard_stack,
     ultraserver_shard,
 )
 from eks_ultraserver.constructs.validation_jobs import ValidationTargets, validation_manifests
-from eks_ultraserver.model import EfaLayout
+from eks_ultraserver.model import EfaLayout, Problems
 from eks_ultraserver.settings import EfaMode
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
 
@@ -75,6 +78,7 @@ if TYPE_CHECKING:  # imported where used: most environments have neither (faster
     from eks_ultraserver.constructs.reserved import ReservedGpuNodeGroup
 
 __all__ = [
+    "DEFAULT_ULTRASERVER_SHARDS",
     "MANAGED_NODEGROUPS_QUOTA",
     "MAX_NODEGROUP_OUTPUTS",
     "MAX_ULTRASERVERS_PER_SHARD",
@@ -126,7 +130,9 @@ class UltraServerEnvironment(Construct):
         DRANET, MPI operator; versions and extra values). Default: ``AddonsConfig()``.
     :param validation_jobs: deploy the IMEX channel check (a Job) and the nvbandwidth MPIJob
         of each UltraServer after its node group (they hold GPUs until they finish and
-        delete themselves a day later). Default ``False``.
+        delete themselves a day later); refused for more than
+        ``sharding.MAX_VALIDATION_ULTRASERVERS`` (64) UltraServers, whose manifests would
+        not fit in the parent stack. Default ``False``.
     :param notification_email: subscribe this address to the Capacity Block events topic.
         Default: the topic has no subscription.
     :param notifications: create the Capacity Block events topic. Default ``True``.
@@ -148,6 +154,13 @@ class UltraServerEnvironment(Construct):
         topic and optionally evict their pods (a scheduled Lambda function; see
         capacity_block_end.py). Default: ``CapacityBlockEndConfig()`` (90 minutes' notice,
         no eviction); ``enabled=False`` for none.
+    :param ultraserver_shards: how many nested stacks the UltraServer node groups spread
+        over (``sharding.ULTRASERVER_SHARD_COUNTS``: 16 to 256), each UltraServer in the one
+        its name hashes to, at most ``MAX_ULTRASERVERS_PER_SHARD`` (70) in one. Fixed when the
+        environment is created: another count moves node groups to other nested stacks
+        (replacing them); the parent stack's ``UltraServerShards`` output records it for
+        ``eks-ultraserver preflight``. Default 16 (about 1,000 UltraServers; 128 holds
+        5,556, EKS's 100,000 nodes). See docs/sharding.md.
     """
 
     #: The reserved-capacity subnets added to a new VPC, by zone.
@@ -182,6 +195,7 @@ class UltraServerEnvironment(Construct):
         burst_capacity: BurstCapacitySpec | None = None,
         node_repair: bool = True,
         capacity_block_end: CapacityBlockEndConfig | None = None,
+        ultraserver_shards: int = DEFAULT_ULTRASERVER_SHARDS,
     ) -> None:
         addons = addons or AddonsConfig()
         ultraservers = tuple(ultraservers)
@@ -200,6 +214,8 @@ class UltraServerEnvironment(Construct):
             nat_gateways=nat_gateways,
             addons=addons,
             reserved_capacity=reserved_capacity,
+            ultraserver_shards=ultraserver_shards,
+            validation_jobs=validation_jobs,
         )
         efa_layout = EfaLayout(efa_layout)
         endpoint_access = EndpointAccess(endpoint_access)
@@ -208,6 +224,8 @@ class UltraServerEnvironment(Construct):
         self.availability_zone = availability_zone
         self.kubernetes_version = kubernetes_version
         self.node_repair = node_repair
+        #: How many nested stacks the UltraServer node groups spread over (fixed at creation).
+        self.ultraserver_shards = ultraserver_shards
         self._network(
             vpc=vpc,
             ultraserver_subnets=ultraserver_subnets,
@@ -252,9 +270,17 @@ class UltraServerEnvironment(Construct):
         self, spec: UltraServerSpec, *, efa_layout: EfaLayout = EfaLayout.PER_GPU
     ) -> UltraServerNodeGroup:
         """Adds the node group of one Capacity Block (its construct id is its name), in
-        the nested stack its name hashes to."""
+        the nested stack its name hashes to; refuses one that nested stack has no room for
+        (``MAX_ULTRASERVERS_PER_SHARD``)."""
+        shard = ultraserver_shard(spec.name, self.ultraserver_shards)
+        if self._shard_sizes.get(shard, 0) >= MAX_ULTRASERVERS_PER_SHARD:
+            problems = Problems()
+            names = [*self.ultraserver_nodegroups, spec.name]
+            fleet_problems(names, self.ultraserver_shards, "ultraserver_shards", problems)
+            problems.raise_if_any(f"UltraServerEnvironment {self.node.id!r}: add_ultraserver({spec.name!r})")
+        self._shard_sizes[shard] = self._shard_sizes.get(shard, 0) + 1
         group = UltraServerNodeGroup(
-            self._shard(ultraserver_shard(spec.name)),
+            self._shard(shard),
             f"UltraServer-{spec.name}",
             cluster=self._icluster,
             capacity_reservation_id=spec.capacity_reservation_id,
@@ -311,6 +337,7 @@ class UltraServerEnvironment(Construct):
             burst_capacity=config.burst_capacity,
             node_repair=config.node_repair,
             capacity_block_end=config.capacity_block_end,
+            ultraserver_shards=config.ultraserver_shards,
             **kwargs,
         )
 
@@ -396,6 +423,7 @@ class UltraServerEnvironment(Construct):
         )
         self.ultraserver_nodegroups: dict[str, UltraServerNodeGroup] = {}
         self.ultraserver_stacks: dict[int, cdk.NestedStack] = {}
+        self._shard_sizes: dict[int, int] = {}
         self._nodegroup_outputs = len(ultraservers) <= MAX_NODEGROUP_OUTPUTS
         for spec in ultraservers:
             self.add_ultraserver(spec, efa_layout=efa_layout)
@@ -580,8 +608,16 @@ class UltraServerEnvironment(Construct):
         return base
 
     def _outputs(self) -> None:
-        """The cluster's name and the command that writes its kubeconfig."""
+        """The cluster's name, the command that writes its kubeconfig, and the shard count
+        (which ``eks-ultraserver preflight`` compares with the configured one)."""
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        cdk.CfnOutput(
+            self,
+            SHARDS_OUTPUT,
+            value=str(self.ultraserver_shards),
+            description="Nested stacks of the UltraServer node groups (ultraServerShards); "
+            "fixed at creation, see docs/sharding.md",
+        )
         region = cdk.Stack.of(self).region
         command = ["aws eks update-kubeconfig --name ", self.cluster.cluster_name, " --region ", region]
         cdk.CfnOutput(self, "UpdateKubeconfigCommand", value=cdk.Fn.join("", command))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from aws_cdk import aws_ec2 as ec2
@@ -17,8 +18,9 @@ from eks_ultraserver.config import (
 from eks_ultraserver.constructs.addons import AddonsPlan, GpuPlatformAddons
 from eks_ultraserver.constructs.cluster import SYSTEM_NODE_SELECTOR
 from eks_ultraserver.constructs.network import network_problems
-from eks_ultraserver.constructs.shards import shard_problems
+from eks_ultraserver.constructs.shards import fleet_problems, shard_count_problems
 from eks_ultraserver.model import ConfigurationError, EfaLayout, Problems, parse_enum
+from eks_ultraserver.sharding import validation_jobs_problems
 from eks_ultraserver.versions import SUPPORTED_KUBERNETES_VERSIONS
 
 
@@ -37,6 +39,8 @@ def check_environment(
     nat_gateways: int,
     addons: AddonsConfig,
     reserved_capacity: Sequence[ReservedCapacitySpec],
+    ultraserver_shards: int,
+    validation_jobs: bool,
 ) -> AddonsPlan:
     """Checks the environment's arguments (named as in ``UltraServerEnvironment``) and
     returns the GPU platform's plan (``GpuPlatformAddons.plan``: its values, versions and
@@ -48,7 +52,9 @@ def check_environment(
             f"kubernetes_version: {kubernetes_version!r} is not supported; use one of "
             + ", ".join(SUPPORTED_KUBERNETES_VERSIONS)
         )
-    _ultraserver_problems(ultraservers, problems)
+    _ultraserver_problems(ultraservers, ultraserver_shards, problems)
+    if validation_jobs:
+        validation_jobs_problems(len(ultraservers), "validation_jobs", problems)
     network_problems(
         availability_zone=availability_zone,
         vpc=vpc,
@@ -83,7 +89,7 @@ def check_environment(
     return plan
 
 
-def _ultraserver_problems(ultraservers: Sequence[UltraServerSpec], problems: Problems) -> None:
+def _ultraserver_problems(ultraservers: Sequence[UltraServerSpec], shards: int, problems: Problems) -> None:
     """At least one UltraServer; each an ``UltraServerSpec`` (which checked its own fields
     when it was made); no duplicate id or name; no nested stack fuller than it may be."""
     if not ultraservers:
@@ -94,8 +100,9 @@ def _ultraserver_problems(ultraservers: Sequence[UltraServerSpec], problems: Pro
         problems.add(f"ultraservers: not UltraServerSpec values: {', '.join(wrong)}")
         return
     for attr in ("capacity_reservation_id", "name"):
-        values = [getattr(u, attr) for u in ultraservers]
-        dupes = sorted({v for v in values if values.count(v) > 1})
+        counts = Counter(getattr(u, attr) for u in ultraservers)  # linear: fleets of thousands
+        dupes = sorted(v for v, n in counts.items() if n > 1)
         if dupes:
             problems.add(f"ultraservers: duplicate {attr} {', '.join(map(repr, dupes))}")
-    shard_problems((u.name for u in ultraservers), problems)
+    if shard_count_problems(shards, "ultraserver_shards", problems):
+        fleet_problems((u.name for u in ultraservers), shards, "ultraserver_shards", problems)

@@ -40,6 +40,7 @@ kept; docs/observability.md says how to turn the GPU Operator's off when nothing
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -181,7 +182,7 @@ class GpuObservability(Construct):
                 "to 60 (EC2 sends Capacity Reservation metrics every 5 minutes)"
             )
         names = [u.name for u in ultraservers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = sorted(n for n, k in Counter(names).items() if k > 1)  # linear in the fleet
         if duplicates:
             problems.add(f"ultraservers: names {duplicates!r} appear more than once")
         problems.raise_if_any(f"GpuObservability {id!r}")

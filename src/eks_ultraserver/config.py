@@ -67,6 +67,7 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "reservedCapacity": "ODCRs and Capacity Blocks of other GPU types",
     "burstCapacity": "Karpenter's Spot-first GPU pool",
     "capacityBlockEnd": "cordon, mark and optionally drain nodes before their Capacity Block ends",
+    "ultraServerShards": "nested stacks of the UltraServer node groups (fixed at creation)",
 }
 
 
@@ -132,6 +133,9 @@ def read_environment(
     repair = decoded("nodeRepair", get("nodeRepair"), "false", problems)
     if repair is not None:
         values["node_repair"] = repair
+    shards = decoded("ultraServerShards", get("ultraServerShards"), "128", problems)
+    if shards is not None:
+        values["ultraserver_shards"] = shards
 
     values["addons"] = _read_addons(get, problems)
     values["reserved_capacity"], values["burst_capacity"] = read_capacity(

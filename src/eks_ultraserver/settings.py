@@ -43,6 +43,12 @@ from eks_ultraserver.patterns import (
     is_reservation_id,
     matches,
 )
+from eks_ultraserver.sharding import (
+    DEFAULT_ULTRASERVER_SHARDS,
+    fleet_problems,
+    shard_count_problems,
+    validation_jobs_problems,
+)
 from eks_ultraserver.versions import (
     DEFAULT_KUBERNETES_VERSION,
     DRANET_MIN_KUBERNETES,
@@ -333,6 +339,7 @@ class EnvironmentConfig(SelfValidating):
         "reserved_capacity": "reservedCapacity",
         "burst_capacity": "burstCapacity",
         "capacity_block_end": "capacityBlockEnd",
+        "ultraserver_shards": "ultraServerShards",
     }
 
     ultraservers: tuple[UltraServerSpec, ...]
@@ -366,6 +373,9 @@ class EnvironmentConfig(SelfValidating):
     burst_capacity: BurstCapacitySpec | None = None
     #: ``capacityBlockEnd``: cordon, mark and optionally drain the nodes of ending blocks.
     capacity_block_end: CapacityBlockEndConfig = field(default_factory=CapacityBlockEndConfig)
+    #: ``ultraServerShards``: nested stacks the UltraServer node groups spread over, one of
+    #: ``sharding.ULTRASERVER_SHARD_COUNTS``; fixed at creation (docs/sharding.md).
+    ultraserver_shards: int = DEFAULT_ULTRASERVER_SHARDS
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -472,6 +482,8 @@ class EnvironmentConfig(SelfValidating):
                 f"{name('validation_jobs')}: {out['validation_jobs']!r} is not a boolean"
                 + name.example(name("validation_jobs"), "true")
             )
+        if out["validation_jobs"] is True and isinstance(out["ultraservers"], tuple):
+            validation_jobs_problems(len(out["ultraservers"]), name("validation_jobs"), problems)
         if out["observability"] is not INVALID and not isinstance(out["observability"], bool):
             problems.add(
                 f"{name('observability')}: {out['observability']!r} is not a boolean"
@@ -512,6 +524,20 @@ class EnvironmentConfig(SelfValidating):
         burst = out["burst_capacity"]
         if burst is not None and burst is not INVALID and not isinstance(burst, BurstCapacitySpec):
             problems.add(f"{name('burst_capacity')}: {burst!r} is not a BurstCapacitySpec")
+        shards = out["ultraserver_shards"]
+        key = name("ultraserver_shards")
+        if (
+            shards is not INVALID
+            and shard_count_problems(shards, key, problems, example=name.example(key, "128"))
+            and isinstance(out["ultraservers"], tuple)
+        ):
+            fleet_problems(
+                [u.name for u in out["ultraservers"] if isinstance(u, UltraServerSpec)],
+                shards,
+                key,
+                problems,
+                example=lambda fits: name.example(key, str(fits)),
+            )
         ending = out["capacity_block_end"]
         if ending is not INVALID and not isinstance(ending, CapacityBlockEndConfig):
             problems.add(f"{name('capacity_block_end')}: {ending!r} is not a CapacityBlockEndConfig")
