@@ -126,7 +126,8 @@ class CapacityBlockNotifications(Construct):
                     "None (default) to notify for every Capacity Block"
                 )
             for i, rid in enumerate(ids):
-                if not Token.is_unresolved(rid) and not is_reservation_id(rid):
+                # an id first (plain Python), a token only then (a jsii round trip)
+                if not is_reservation_id(rid) and not Token.is_unresolved(rid):
                     problems.add(describe_reservation_id_problem(f"reservation_ids[{i}]", rid))
         if email is not None and not Token.is_unresolved(email) and not EMAIL_RE.match(email):
             problems.add(f"email: {email!r} is not an e-mail address, e.g. 'ops@example.com'")
