@@ -401,6 +401,21 @@ def test_5556_ultraservers_fit_cloudformation_with_128_shards(tmp_path):
             groups += sum(r["Type"] == "AWS::EKS::Nodegroup" for r in template["Resources"].values())
     assert groups == 5556
     (parent,) = [templates[f.name] for f in files if f not in nested]
+    # AND the dashboard within CloudWatch's limits (at most 500 widgets, 2,500 metrics), the
+    # notifications one pair of rules (every Capacity Block of the account: 5,556 ids would
+    # need 70 pairs), no per-UltraServer output
+    from test_observability import _flatten, _metrics
+
+    (dashboard,) = [r for r in parent["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    widgets = json.loads(_flatten(dashboard["Properties"]["DashboardBody"]))["widgets"]
+    assert len(widgets) <= 500 and sum(len(_metrics(w)) for w in widgets if w["type"] == "metric") <= 2500
+    rules = [
+        r
+        for r in parent["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]  # not the schedule
+    ]
+    assert len(rules) == 2 and all("detail" not in r["Properties"]["EventPattern"] for r in rules)
+    assert len(parent["Outputs"]) == 3
     fullest = max((templates[f.name] for f in nested), key=lambda t: len(t["Resources"]))
     assert cfn_lint_errors(parent) == []
     assert cfn_lint_errors(fullest) == []
