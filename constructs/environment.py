@@ -159,8 +159,8 @@ class UltraServerEnvironment(Construct):
         its name hashes to, at most ``MAX_ULTRASERVERS_PER_SHARD`` (70) in one. Fixed when the
         environment is created: another count moves node groups to other nested stacks
         (replacing them); the parent stack's ``UltraServerShards`` output records it for
-        ``eks-ultraserver preflight``. Default 16 (about 1,000 UltraServers; 128 holds
-        5,556, EKS's 100,000 nodes). See docs/sharding.md.
+        ``eks-ultraserver preflight``. Default 16 (about 1,000 UltraServers; 128 or 256
+        for 5,556, EKS's 100,000 nodes). See docs/sharding.md.
     """
 
     #: The reserved-capacity subnets added to a new VPC, by zone.

@@ -44,9 +44,10 @@ __all__ = [
 DEFAULT_ULTRASERVER_SHARDS = 16
 #: The counts ``ultraServerShards`` accepts. Powers of two: doubling the count splits each
 #: shard in two (``crc32 % 2n`` is ``crc32 % n`` or that plus ``n``). The largest, 256,
-#: leaves the parent stack room under CloudFormation's 500 resources for everything else
-#: it holds (about 100 resources with every option on, and up to 40 notification rules:
-#: tests/test_shards.py synthesizes 256 shards with the largest parent).
+#: leaves the parent stack room under CloudFormation's 500 resources and 1 MB for everything
+#: else it holds (about 160 resources and 470 KB with every option on and 38 notification
+#: rules: tests/test_quality.py synthesizes 1,500 UltraServers over 256 shards with the
+#: largest parent, 415 resources and 876 KB).
 ULTRASERVER_SHARD_COUNTS: tuple[int, ...] = (16, 32, 64, 128, 256)
 #: UltraServers one shard may hold. Each brings 3 resources (launch template, node group
 #: with its NodeRepairConfig, missing-nodes alarm) and about 12 KB of template as cdk.out
