@@ -418,6 +418,7 @@ _context = st.fixed_dictionaries(
             ['{"gpuOperator": "v25.3.4"}', '{"gpuOperator": "v0.19.1"}', "{", '{"x": "1"}']
         ),
         "region": st.sampled_from(["us-east-1", "eu-west-1", "nowhere"]),
+        "ultraServerShards": st.sampled_from([16, 64, 256, "128", 100, 0, "x", True, None]),
     },
 )
 
