@@ -25,7 +25,7 @@ export AWS_EC2_METADATA_DISABLED := true
 .PHONY: synth test lint install bench clean docs docs-serve
 
 # Sizes the synthesis benchmark prints figures for (it is not a timed test).
-BENCH_SIZES ?= 1 10 100 1000
+BENCH_SIZES ?= 1 10 100 1000 5556
 
 synth: $(PY_STAMP) $(NODE_STAMP)
 	$(CDK) synth --quiet --no-notices $(CDK_ARGS)

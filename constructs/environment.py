@@ -63,8 +63,11 @@ from eks_ultraserver.constructs.nodegroup import UltraServerNodeGroup
 from eks_ultraserver.constructs.notifications import CapacityBlockNotifications
 from eks_ultraserver.constructs.observability import GpuObservability, UltraServerTarget
 from eks_ultraserver.constructs.shards import (
+    DEFAULT_ULTRASERVER_SHARDS,
     MAX_ULTRASERVERS_PER_SHARD,
+    SHARDS_OUTPUT,
     ULTRASERVER_SHARDS,
+    fleet_problems,
     shard_stack,
     ultraserver_shard,
 )
@@ -82,6 +85,7 @@ if TYPE_CHECKING:  # imported where used: most environments have neither (faster
     from eks_ultraserver.constructs.runai import RunAi
 
 __all__ = [
+    "DEFAULT_ULTRASERVER_SHARDS",
     "MANAGED_NODEGROUPS_QUOTA",
     "MAX_NODEGROUP_OUTPUTS",
     "MAX_ULTRASERVERS_PER_SHARD",
@@ -139,7 +143,9 @@ class UltraServerEnvironment(Construct):
         DRANET, MPI operator; versions and extra values). Default: ``AddonsConfig()``.
     :param validation_jobs: deploy the IMEX channel check (a Job) and the nvbandwidth MPIJob
         of each UltraServer after its node group (they hold GPUs until they finish and
-        delete themselves a day later). Default ``False``.
+        delete themselves a day later); refused for more than
+        ``sharding.MAX_VALIDATION_ULTRASERVERS`` (64) UltraServers, whose manifests would
+        not fit in the parent stack. Default ``False``.
     :param notification_email: subscribe this address to the Capacity Block events topic.
         Default: the topic has no subscription.
     :param notifications: create the Capacity Block events topic. Default ``True``.
@@ -187,6 +193,13 @@ class UltraServerEnvironment(Construct):
     :param vpc_cni: VPC CNI settings written to the ``vpc-cni`` add-on's configuration
         values (prefix delegation, warm targets). Default: none (the add-on's defaults:
         secondary addresses, one interface's worth kept free). A change rolls ``aws-node``.
+    :param ultraserver_shards: how many nested stacks the UltraServer node groups spread
+        over (``sharding.ULTRASERVER_SHARD_COUNTS``: 16 to 256), each UltraServer in the one
+        its name hashes to, at most ``MAX_ULTRASERVERS_PER_SHARD`` (70) in one. Fixed when the
+        environment is created: another count moves node groups to other nested stacks
+        (replacing them); the parent stack's ``UltraServerShards`` output records it for
+        ``eks-ultraserver preflight``. Default 16 (about 1,000 UltraServers; 128 or 256
+        for 5,556, EKS's 100,000 nodes). See docs/sharding.md.
     """
 
     #: The reserved-capacity subnets added to a new VPC, by zone.
@@ -227,6 +240,7 @@ class UltraServerEnvironment(Construct):
         kueue: bool = True,
         queues: Sequence[QueueSpec] = (),
         kueue_configuration: Mapping[str, Any] | None = None,
+        ultraserver_shards: int = DEFAULT_ULTRASERVER_SHARDS,
     ) -> None:
         addons = addons or AddonsConfig()
         ultraservers = tuple(ultraservers)
@@ -251,6 +265,8 @@ class UltraServerEnvironment(Construct):
             control_plane_tier=control_plane_tier,
             vpc_cni=vpc_cni,
             ultraserver_subnet_cidr=ultraserver_subnet_cidr,
+            ultraserver_shards=ultraserver_shards,
+            validation_jobs=validation_jobs,
         )
         kueue_flavors = _kueue_flavors(id, kueue, queues, ultraservers, reserved_capacity, burst_capacity)
         efa_layout = EfaLayout(efa_layout)
@@ -268,6 +284,8 @@ class UltraServerEnvironment(Construct):
         self.availability_zone = availability_zone
         self.kubernetes_version = kubernetes_version
         self.node_repair = node_repair
+        #: How many nested stacks the UltraServer node groups spread over (fixed at creation).
+        self.ultraserver_shards = ultraserver_shards
         self._network(
             vpc=vpc,
             ultraserver_subnets=ultraserver_subnets,
@@ -320,9 +338,17 @@ class UltraServerEnvironment(Construct):
         self, spec: UltraServerSpec, *, efa_layout: EfaLayout = EfaLayout.PER_GPU
     ) -> UltraServerNodeGroup:
         """Adds the node group of one Capacity Block (its construct id is its name), in
-        the nested stack its name hashes to."""
+        the nested stack its name hashes to; refuses one that nested stack has no room for
+        (``MAX_ULTRASERVERS_PER_SHARD``)."""
+        shard = ultraserver_shard(spec.name, self.ultraserver_shards)
+        if self._shard_sizes.get(shard, 0) >= MAX_ULTRASERVERS_PER_SHARD:
+            problems = Problems()
+            names = [*self.ultraserver_nodegroups, spec.name]
+            fleet_problems(names, self.ultraserver_shards, "ultraserver_shards", problems)
+            problems.raise_if_any(f"UltraServerEnvironment {self.node.id!r}: add_ultraserver({spec.name!r})")
+        self._shard_sizes[shard] = self._shard_sizes.get(shard, 0) + 1
         group = UltraServerNodeGroup(
-            self._shard(ultraserver_shard(spec.name)),
+            self._shard(shard),
             f"UltraServer-{spec.name}",
             cluster=self._icluster,
             capacity_reservation_id=spec.capacity_reservation_id,
@@ -387,6 +413,7 @@ class UltraServerEnvironment(Construct):
             or kwargs.pop("ultraserver_subnet_cidr", ULTRASERVER_SUBNET_CIDR),
             kueue=config.kueue,
             queues=config.queues,
+            ultraserver_shards=config.ultraserver_shards,
             **kwargs,
         )
 
@@ -491,6 +518,7 @@ class UltraServerEnvironment(Construct):
         )
         self.ultraserver_nodegroups: dict[str, UltraServerNodeGroup] = {}
         self.ultraserver_stacks: dict[int, cdk.NestedStack] = {}
+        self._shard_sizes: dict[int, int] = {}
         self._nodegroup_outputs = len(ultraservers) <= MAX_NODEGROUP_OUTPUTS
         for spec in ultraservers:
             self.add_ultraserver(spec, efa_layout=efa_layout)
@@ -709,8 +737,16 @@ class UltraServerEnvironment(Construct):
         return base
 
     def _outputs(self) -> None:
-        """The cluster's name and the command that writes its kubeconfig."""
+        """The cluster's name, the command that writes its kubeconfig, and the shard count
+        (which ``eks-ultraserver preflight`` compares with the configured one)."""
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        cdk.CfnOutput(
+            self,
+            SHARDS_OUTPUT,
+            value=str(self.ultraserver_shards),
+            description="Nested stacks of the UltraServer node groups (ultraServerShards); "
+            "fixed at creation, see docs/sharding.md",
+        )
         region = cdk.Stack.of(self).region
         command = ["aws eks update-kubeconfig --name ", self.cluster.cluster_name, " --region ", region]
         cdk.CfnOutput(self, "UpdateKubeconfigCommand", value=cdk.Fn.join("", command))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +27,10 @@ from eks_ultraserver.constructs.network import (
     subnet_cidr_problems,
     subnet_size_problems,
 )
-from eks_ultraserver.constructs.shards import shard_problems
+from eks_ultraserver.constructs.shards import fleet_problems, shard_count_problems
 from eks_ultraserver.model import ConfigurationError, ControlPlaneTier, EfaLayout, Problems, parse_enum
 from eks_ultraserver.settings import GPU_NODE_PODS, VpcCniConfig
+from eks_ultraserver.sharding import validation_jobs_problems
 from eks_ultraserver.versions import SUPPORTED_KUBERNETES_VERSIONS
 
 
@@ -158,6 +160,8 @@ def check_environment(
     control_plane_tier: ControlPlaneTier | str | None = None,
     vpc_cni: VpcCniConfig | None = None,
     ultraserver_subnet_cidr: str = ULTRASERVER_SUBNET_CIDR,
+    ultraserver_shards: int,
+    validation_jobs: bool,
 ) -> AddonsPlan:
     """Checks the environment's arguments (named as in ``UltraServerEnvironment``) and
     returns the GPU platform's plan (``GpuPlatformAddons.plan``: its values, versions and
@@ -169,7 +173,9 @@ def check_environment(
             f"kubernetes_version: {kubernetes_version!r} is not supported; use one of "
             + ", ".join(SUPPORTED_KUBERNETES_VERSIONS)
         )
-    _ultraserver_problems(ultraservers, problems)
+    _ultraserver_problems(ultraservers, ultraserver_shards, problems)
+    if validation_jobs:
+        validation_jobs_problems(len(ultraservers), "validation_jobs", problems)
     network_problems(
         availability_zone=availability_zone,
         vpc=vpc,
@@ -223,7 +229,7 @@ def check_environment(
     return plan
 
 
-def _ultraserver_problems(ultraservers: Sequence[UltraServerSpec], problems: Problems) -> None:
+def _ultraserver_problems(ultraservers: Sequence[UltraServerSpec], shards: int, problems: Problems) -> None:
     """At least one UltraServer; each an ``UltraServerSpec`` (which checked its own fields
     when it was made); no duplicate id or name; no nested stack fuller than it may be."""
     if not ultraservers:
@@ -234,8 +240,9 @@ def _ultraserver_problems(ultraservers: Sequence[UltraServerSpec], problems: Pro
         problems.add(f"ultraservers: not UltraServerSpec values: {', '.join(wrong)}")
         return
     for attr in ("capacity_reservation_id", "name"):
-        values = [getattr(u, attr) for u in ultraservers]
-        dupes = sorted({v for v in values if values.count(v) > 1})
+        counts = Counter(getattr(u, attr) for u in ultraservers)  # linear: fleets of thousands
+        dupes = sorted(v for v, n in counts.items() if n > 1)
         if dupes:
             problems.add(f"ultraservers: duplicate {attr} {', '.join(map(repr, dupes))}")
-    shard_problems((u.name for u in ultraservers), problems)
+    if shard_count_problems(shards, "ultraserver_shards", problems):
+        fleet_problems((u.name for u in ultraservers), shards, "ultraserver_shards", problems)

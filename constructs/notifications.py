@@ -19,7 +19,11 @@ Capacity Blocks (the environment stack is).
 
 An event pattern may hold at most 2,048 characters (EventBridge quotas, "Event pattern
 size", adjustable): about 80 reservation ids. Longer lists are split over several pairs of
-rules, each pattern within that size.
+rules, each pattern within that size, up to :data:`MAX_RULE_PAIRS` pairs (about 1,600
+reservations). Past that, one pair matches every Capacity Block of the account in the
+Region instead, and synth warns: the rules live in the parent stack, whose 500 resources and
+1 MB must also hold up to 256 UltraServer nested stacks (docs/sharding.md), and an event
+bus holds 300 rules by default (EventBridge quotas, "Rules", adjustable).
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ EXPIRATION_WARNING_DETAIL_TYPES: tuple[str, ...] = (
 #: EventBridge's default quota on the size of an event pattern, in characters (Amazon
 #: EventBridge quotas, "Event pattern size").
 MAX_EVENT_PATTERN_CHARS = 2048
+#: At most this many (delivered, expiration warning) pairs of rules list reservation ids:
+#: 40 rules, about 130 KB of the parent template. More reservations than fit get one pair
+#: for every Capacity Block of the account and Region.
+MAX_RULE_PAIRS = 20
 
 
 def _pattern(detail_types: Sequence[str], ids: Sequence[str] | None) -> dict:
@@ -86,7 +94,9 @@ class CapacityBlockNotifications(Construct):
     All arguments after ``id`` are keyword-only.
 
     :param reservation_ids: only events of these reservations (``cr-`` + 17 hex digits).
-        More than fit in one event pattern (about 80) get more pairs of rules.
+        More than fit in one event pattern (about 80) get more pairs of rules; more than fit
+        in :data:`MAX_RULE_PAIRS` pairs (about 1,600) get one pair for every Capacity Block
+        of the account in this Region, and synth warns.
         Default: every Capacity Block of the account in this Region.
     :param email: an address to subscribe to the topic (the recipient must confirm the
         subscription e-mail AWS sends). Default: no subscription; subscribe to ``topic``
@@ -116,7 +126,8 @@ class CapacityBlockNotifications(Construct):
                     "None (default) to notify for every Capacity Block"
                 )
             for i, rid in enumerate(ids):
-                if not Token.is_unresolved(rid) and not is_reservation_id(rid):
+                # an id first (plain Python), a token only then (a jsii round trip)
+                if not is_reservation_id(rid) and not Token.is_unresolved(rid):
                     problems.add(describe_reservation_id_problem(f"reservation_ids[{i}]", rid))
         if email is not None and not Token.is_unresolved(email) and not EMAIL_RE.match(email):
             problems.add(f"email: {email!r} is not an e-mail address, e.g. 'ops@example.com'")
@@ -168,6 +179,15 @@ class CapacityBlockNotifications(Construct):
         #: first pair keeps the ids ``Delivered`` and ``ExpirationWarning``.
         self.rules: list[tuple[events.Rule, events.Rule]] = []
         groups: list[list[str] | None] = list(reservation_id_groups(ids)) if ids is not None else [None]
+        if len(groups) > MAX_RULE_PAIRS:
+            cdk.Annotations.of(self).add_warning_v2(
+                "eks-ultraserver:notifications-every-capacity-block",
+                f"{len(ids or ())} Capacity Blocks need {len(groups)} pairs of EventBridge rules "
+                f"(about 80 ids per event pattern), more than {MAX_RULE_PAIRS}: the topic receives "
+                "the events of every Capacity Block of the account in this Region instead (each "
+                "message names its reservation). See docs/sharding.md.",
+            )
+            groups = [None]
         for n, group in enumerate(groups):
             suffix = "" if n == 0 else str(n + 1)
             delivered = events.Rule(
@@ -205,6 +225,7 @@ __all__ = [
     "DELIVERED_DETAIL_TYPES",
     "EXPIRATION_WARNING_DETAIL_TYPES",
     "MAX_EVENT_PATTERN_CHARS",
+    "MAX_RULE_PAIRS",
     "CapacityBlockNotifications",
     "reservation_id_groups",
 ]

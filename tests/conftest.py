@@ -60,6 +60,43 @@ EXISTING_NETWORK: dict = {
     "ultraServerSubnetIds": '["subnet-0123456789abcdef0"]',
     "account": ACCOUNT,
     "region": REGION,
+    # what `cdk synth` would cache in cdk.context.json for Vpc.from_lookup (CDK's own dummy
+    # VPC has ids such as 'vpc-12345' that cfn-lint rightly refuses)
+    f"vpc-provider:account={ACCOUNT}:filter.vpc-id=vpc-0123456789abcdef0:region={REGION}"
+    ":returnAsymmetricSubnets=true": {
+        "vpcId": "vpc-0123456789abcdef0",
+        "vpcCidrBlock": "10.0.0.0/16",
+        "ownerAccountId": ACCOUNT,
+        "availabilityZones": [],
+        "subnetGroups": [
+            {
+                "name": "Private",
+                "type": "Private",
+                "subnets": [
+                    {
+                        "subnetId": f"subnet-0aaaaaaaaaaaaaaa{i}",
+                        "cidr": f"10.0.{16 * i}.0/20",
+                        "availabilityZone": zone,
+                        "routeTableId": f"rtb-0aaaaaaaaaaaaaaa{i}",
+                    }
+                    for i, zone in enumerate(("us-east-1a", "us-east-1b"), start=1)
+                ],
+            },
+            {
+                "name": "Public",
+                "type": "Public",
+                "subnets": [
+                    {
+                        "subnetId": f"subnet-0bbbbbbbbbbbbbbb{i}",
+                        "cidr": f"10.0.{128 + 16 * i}.0/20",
+                        "availabilityZone": zone,
+                        "routeTableId": f"rtb-0bbbbbbbbbbbbbbb{i}",
+                    }
+                    for i, zone in enumerate(("us-east-1a", "us-east-1b"), start=1)
+                ],
+            },
+        ],
+    },
 }
 #: A Spot-first burst pool over a family without EFA and one with (its own EFA pool).
 MIXED_BURST: dict = {"instanceFamilies": ["g6e", "p5"], "maxGpus": 64, "spot": True}

@@ -492,7 +492,10 @@ def test_outputs(three_parent):
     for output in nodegroups.values():
         (stack, attribute) = output["Value"]["Fn::GetAtt"]
         assert stack.startswith("EnvironmentUltraServers") and attribute.endswith("NodegroupName")
-    assert len(outputs) == 5
+    # the shard count, which `eks-ultraserver preflight` compares (docs/sharding.md)
+    (shards,) = [v for k, v in outputs.items() if k.startswith("EnvironmentUltraServerShards")]
+    assert shards["Value"] == "16"
+    assert len(outputs) == 6
 
 
 def test_more_than_30_nodegroups_warns_about_the_quota():

@@ -28,6 +28,7 @@ MODEL = (
     "config",
     "instance_types",
     "quotas",
+    "sharding",
     "capacity",
     "capacity_reader",
     "synth_files",

@@ -211,3 +211,50 @@ def test_many_reservations_are_split_over_rules_within_the_pattern_size_quota():
 def test_snapshot(synth, snapshot_json):
     _construct, template = synth
     assert template.to_json() == snapshot_json
+
+
+def test_more_reservations_than_the_rule_pairs_hold_match_every_capacity_block_with_a_warning():
+    """GIVEN more reservations than MAX_RULE_PAIRS pairs of patterns can list (a fleet of
+    thousands of UltraServers) WHEN synthesized THEN one pair of rules without an id filter
+    (every Capacity Block of the account and Region), not a hundred pairs in the parent
+    stack, and a synth warning that says so."""
+    from aws_cdk.assertions import Annotations
+
+    from eks_ultraserver.constructs.notifications import MAX_RULE_PAIRS, reservation_id_groups
+
+    ids = [f"cr-0{i:016x}" for i in range(2000)]
+    assert len(reservation_id_groups(ids)) > MAX_RULE_PAIRS
+    stack = _stack()
+    construct = CapacityBlockNotifications(stack, "Notify", reservation_ids=ids)
+    rules = template_of(stack).find_resources("AWS::Events::Rule")
+    assert len(rules) == 2 and len(construct.rules) == 1
+    assert all("detail" not in r["Properties"]["EventPattern"] for r in rules.values())
+    warnings = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("every Capacity Block")
+    )
+    assert len(warnings) == 1
+
+
+def test_as_many_reservations_as_the_rule_pairs_hold_keep_their_id_filters():
+    """The boundary: MAX_RULE_PAIRS full pairs still list every id, with no warning."""
+    from aws_cdk.assertions import Annotations
+
+    from eks_ultraserver.constructs.notifications import MAX_RULE_PAIRS, reservation_id_groups
+
+    ids = [f"cr-0{i:016x}" for i in range(2000)]
+    while len(reservation_id_groups(ids)) > MAX_RULE_PAIRS:
+        ids.pop()
+    stack = _stack()
+    construct = CapacityBlockNotifications(stack, "Notify", reservation_ids=ids)
+    assert len(construct.rules) == MAX_RULE_PAIRS
+    rules = template_of(stack).find_resources("AWS::Events::Rule")
+    listed = [
+        rid
+        for r in rules.values()
+        for rid in r["Properties"]["EventPattern"]["detail"]["capacity-reservation-id"]
+    ]
+    assert sorted(listed) == sorted(ids * 2)
+    assert (
+        Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("every Capacity Block"))
+        == []
+    )

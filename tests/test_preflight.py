@@ -453,7 +453,22 @@ def stub_all(item=None, *, block=None, status=None, ami=None, version_status="ST
     quotas, quota_stub = s.stubbed("service-quotas")
     queue_eks_quotas(quota_stub)
     quota_stub.activate()
-    return {"ec2": ec2, "ssm": ssm, "eks": eks, "service-quotas": quotas}, (ec2_stub, ssm_stub, eks_stub)
+    # The shard count check (aws_checks/shards.py, tests/test_shards.py) runs last: here the
+    # stack is not deployed yet. Activated here, so tests that stop earlier need not enter it.
+    cloudformation, cf_stub = s.stubbed("cloudformation")
+    cf_stub.add_client_error(
+        "describe_stacks",
+        service_error_code="ValidationError",
+        service_message="Stack with id UltraServerEnvironment does not exist",
+        http_status_code=400,
+    )
+    cf_stub.activate()
+    clients = {"ec2": ec2, "ssm": ssm, "eks": eks, "service-quotas": quotas, "cloudformation": cloudformation}
+    return clients, (
+        ec2_stub,
+        ssm_stub,
+        eks_stub,
+    )
 
 
 def run_cli(monkeypatch, capsys, clients, *args):

@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from update_safety import create_only_properties, replacements
+from update_safety import create_only_properties, placements, replacements, synth_to_directory
 
 from constructs import Construct
 from eks_ultraserver.app import build_app
@@ -25,6 +25,7 @@ from eks_ultraserver.model import ConfigurationError
 from conftest import (
     EVERY_RESERVED_KIND,
     EXISTING_NETWORK,
+    LOCAL_ZONE,
     MIXED_BURST,
     REPO,
     cfn_lint_errors,
@@ -425,6 +426,7 @@ _context = st.fixed_dictionaries(
             ['{"gpuOperator": "v25.3.4"}', '{"gpuOperator": "v0.19.1"}', "{", '{"x": "1"}']
         ),
         "region": st.sampled_from(["us-east-1", "eu-west-1", "nowhere"]),
+        "ultraServerShards": st.sampled_from([16, 64, 256, "128", 100, 0, "x", True, None]),
     },
 )
 
@@ -491,7 +493,8 @@ def test_a_shard_too_full_is_refused_with_a_clear_message():
     ]
     with pytest.raises(
         ConfigurationError,
-        match=rf"hash to nested stack UltraServers03, more than {MAX_ULTRASERVERS_PER_SHARD}",
+        match=rf"ultraServerShards: 16 nested stacks are too few for {MAX_ULTRASERVERS_PER_SHARD + 1} "
+        rf"UltraServers: more than {MAX_ULTRASERVERS_PER_SHARD} hash to UltraServers03",
     ):
         synth_environment({"ultraServers": _servers(*[(n, "u-p6e-gb200x36") for n in names])})
 
@@ -514,3 +517,63 @@ def test_a_full_shard_stays_within_cloudformation_limits():
     assert len(full["Resources"]) < 500
     assert len(json.dumps(full, indent=1)) < 950_000
     assert len(full.get("Outputs", {})) < 200 and len(full.get("Parameters", {})) < 200
+
+
+@pytest.mark.slow
+def test_a_fleet_of_1500_grows_and_shrinks_without_moving_a_node_group(tmp_path):
+    """GIVEN 1,500 UltraServers over 256 nested stacks (ultraServerShards 256) with every
+    option that adds to the parent stack (other GPU capacity, Karpenter, an e-mail
+    subscription; 1,500 Capacity Blocks need 19 pairs of notification rules, close to
+    MAX_RULE_PAIRS): the largest parent stack WHEN one UltraServer is added and another
+    removed THEN no resource that stays is removed or replaced (parent and nested, every
+    type, create-only properties from the CloudFormation schemas), every node group keeps
+    its logical id and nested stack, only the removed UltraServer's resources go, and every
+    template is within 500 resources and 1 MB."""
+    base = json.loads((REPO / "cdk.json").read_text())["context"] | {
+        **EXISTING_NETWORK,
+        "notificationEmail": "ops@example.com",
+        "adminPrincipalArn": "arn:aws:iam::123456789012:role/Admin",
+        "account": "123456789012",
+        "region": "us-east-1",
+        # an existing VPC (27,000 nodes are more than a new VPC's subnet can address), so
+        # the reserved capacity shares the UltraServers' zone and subnets
+        "reservedCapacity": [dict(r, availabilityZone=LOCAL_ZONE) for r in EVERY_RESERVED_KIND],
+        "burstCapacity": MIXED_BURST,
+    }
+    servers = [
+        {"capacityReservationId": f"cr-0{i:016x}", "type": "u-p6e-gb200x72", "name": f"us-{i}"}
+        for i in range(1500)
+    ]
+    removed = servers[700]
+    added = {"capacityReservationId": f"cr-1{0:016x}", "type": "u-p6e-gb200x36", "name": "us-new"}
+    before = synth_to_directory(
+        {**base, "ultraServers": servers, "ultraServerShards": 256}, tmp_path / "before", stack_name="Env"
+    )
+    after = synth_to_directory(
+        {**base, "ultraServers": [*servers[:700], *servers[701:], added], "ultraServerShards": 256},
+        tmp_path / "after",
+        stack_name="Env",
+    )
+    assert len(before) == 1 + 256
+    for name, template in before.items():
+        assert len(template["Resources"]) < 500, name
+        assert len(json.dumps(template, indent=1)) < 1_000_000, name
+    label = "eks-ultraserver.io/ultraserver"
+
+    def owner(template: dict, logical_id: str) -> str | None:
+        resource = template["Resources"][logical_id]
+        if resource["Type"] == "AWS::EKS::Nodegroup":
+            return resource["Properties"].get("Labels", {}).get(label)
+        return None
+
+    gone = replacements(before, after, types=None)
+    # only the removed UltraServer's launch template, node group and alarm
+    assert len(gone) == 3 and all(r.reason == "removed" for r in gone), gone
+    assert {r.template for r in gone} == {
+        n for n, t in before.items() if any(owner(t, k) == removed["name"] for k in t["Resources"])
+    }
+    old, new = placements(before, "AWS::EKS::Nodegroup"), placements(after, "AWS::EKS::Nodegroup")
+    assert len(new) == len(old)  # one removed, one added (plus the system node group)
+    moved = {k: (v, new.get(k)) for k, v in old.items() if new.get(k) != v}
+    assert len(moved) == 1 and all(after_ is None for _before, after_ in moved.values())
+    assert placements(before, "AWS::CloudFormation::Stack") == placements(after, "AWS::CloudFormation::Stack")

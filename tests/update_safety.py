@@ -134,3 +134,28 @@ def read_templates(directory: str | Path, stack_name: str) -> dict[str, dict]:
             if path.endswith(".nested.template.json") and (base / path).is_file():
                 out[path.removesuffix(".nested.template.json")] = json.loads((base / path).read_text())
     return out
+
+
+def placements(templates: Mapping[str, Mapping[str, Any]], resource_type: str) -> dict[str, str]:
+    """Logical id -> the template (parent or nested stack) of every ``resource_type``
+    resource in ``templates`` (template name -> template): where each one lives."""
+    return {
+        logical_id: name
+        for name, template in templates.items()
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == resource_type
+    }
+
+
+def synth_to_directory(context: Mapping[str, Any], outdir: str | Path, *, stack_name: str) -> dict[str, dict]:
+    """Synthesizes the app as app.py does with ``context`` into ``outdir`` (CDK's built-in
+    validation off) and returns :func:`read_templates` of it: the fast way for fleets of
+    thousands, without a ``Template`` object per nested stack."""
+    import aws_cdk as cdk
+
+    from eks_ultraserver.app import build_app
+
+    app = cdk.App(context=dict(context), outdir=str(outdir), builtin_cloud_formation_validation=False)
+    build_app(app, stack_name=stack_name)
+    app.synth()
+    return read_templates(outdir, stack_name)

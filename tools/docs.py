@@ -65,8 +65,10 @@ def _config_field(key: str) -> tuple[type, dataclasses.Field[typing.Any]] | None
     ``EnvironmentConfig.efa_layout``; ``addonVersions`` -> ``AddonsConfig.versions``."""
     from eks_ultraserver.config import AddonsConfig, EnvironmentConfig
 
+    by_key = {k: attr for attr, k in EnvironmentConfig.CONTEXT_KEYS.items()}  # the declared mapping
     snake = _snake(key)
     candidates = [
+        (EnvironmentConfig, by_key.get(key, "")),
         (EnvironmentConfig, snake),
         (EnvironmentConfig, snake.replace("_", "")),  # ultraServers -> ultraservers
         (AddonsConfig, snake),
@@ -96,6 +98,10 @@ def _allowed(field_name: str, tp: typing.Any) -> str:
 
     if field_name == "kubernetes_version":
         return "one of " + ", ".join(_code(f'"{v}"') for v in SUPPORTED_KUBERNETES_VERSIONS)
+    if field_name == "ultraserver_shards":
+        from eks_ultraserver.sharding import ULTRASERVER_SHARD_COUNTS
+
+        return "one of " + ", ".join(_code(v) for v in ULTRASERVER_SHARD_COUNTS)
     tp = _unwrap_optional(tp)
     origin = typing.get_origin(tp) or tp
     if isinstance(origin, type) and issubclass(origin, enum.Enum):

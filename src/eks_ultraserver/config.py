@@ -77,6 +77,7 @@ CONTEXT_KEYS: Mapping[str, str] = {
     "ultraServerSubnetCidr": "the new VPC's UltraServer subnet",
     "kueue": "Kueue with its Topology, GPU flavors and queues",
     "queues": "the teams' Kueue queues: GPU quotas per flavor",
+    "ultraServerShards": "nested stacks of the UltraServer node groups (fixed at creation)",
 }
 
 
@@ -142,6 +143,9 @@ def read_environment(
     repair = decoded("nodeRepair", get("nodeRepair"), "false", problems)
     if repair is not None:
         values["node_repair"] = repair
+    shards = decoded("ultraServerShards", get("ultraServerShards"), "128", problems)
+    if shards is not None:
+        values["ultraserver_shards"] = shards
 
     values["addons"] = _read_addons(get, problems)
     values["reserved_capacity"], values["burst_capacity"] = read_capacity(

@@ -47,6 +47,12 @@ from eks_ultraserver.patterns import (
 )
 from eks_ultraserver.queues import QueueSpec, check_queues, fleet_flavors, queue_problems
 from eks_ultraserver.runai_config import RunAiConfig, partition_of_region, secret_arn_partition
+from eks_ultraserver.sharding import (
+    DEFAULT_ULTRASERVER_SHARDS,
+    fleet_problems,
+    shard_count_problems,
+    validation_jobs_problems,
+)
 from eks_ultraserver.versions import (
     DEFAULT_KUBERNETES_VERSION,
     DRANET_MIN_KUBERNETES,
@@ -515,6 +521,7 @@ class EnvironmentConfig(SelfValidating):
         "ultraserver_subnet_cidr": "ultraServerSubnetCidr",
         "kueue": "kueue",
         "queues": "queues",
+        "ultraserver_shards": "ultraServerShards",
     }
 
     ultraservers: tuple[UltraServerSpec, ...]
@@ -565,6 +572,9 @@ class EnvironmentConfig(SelfValidating):
     #: ``queues``: the teams' queues (``queues.QueueSpec``); none: one ``default`` queue
     #: with every GPU.
     queues: tuple[QueueSpec, ...] = ()
+    #: ``ultraServerShards``: nested stacks the UltraServer node groups spread over, one of
+    #: ``sharding.ULTRASERVER_SHARD_COUNTS``; fixed at creation (docs/sharding.md).
+    ultraserver_shards: int = DEFAULT_ULTRASERVER_SHARDS
 
     @property
     def uses_example_reservation(self) -> bool:
@@ -671,6 +681,8 @@ class EnvironmentConfig(SelfValidating):
                 f"{name('validation_jobs')}: {out['validation_jobs']!r} is not a boolean"
                 + name.example(name("validation_jobs"), "true")
             )
+        if out["validation_jobs"] is True and isinstance(out["ultraservers"], tuple):
+            validation_jobs_problems(len(out["ultraservers"]), name("validation_jobs"), problems)
         if out["observability"] is not INVALID and not isinstance(out["observability"], bool):
             problems.add(
                 f"{name('observability')}: {out['observability']!r} is not a boolean"
@@ -711,6 +723,20 @@ class EnvironmentConfig(SelfValidating):
         burst = out["burst_capacity"]
         if burst is not None and burst is not INVALID and not isinstance(burst, BurstCapacitySpec):
             problems.add(f"{name('burst_capacity')}: {burst!r} is not a BurstCapacitySpec")
+        shards = out["ultraserver_shards"]
+        key = name("ultraserver_shards")
+        if (
+            shards is not INVALID
+            and shard_count_problems(shards, key, problems, example=name.example(key, "128"))
+            and isinstance(out["ultraservers"], tuple)
+        ):
+            fleet_problems(
+                [u.name for u in out["ultraservers"] if isinstance(u, UltraServerSpec)],
+                shards,
+                key,
+                problems,
+                example=lambda fits: name.example(key, str(fits)),
+            )
         ending = out["capacity_block_end"]
         if ending is not INVALID and not isinstance(ending, CapacityBlockEndConfig):
             problems.add(f"{name('capacity_block_end')}: {ending!r} is not a CapacityBlockEndConfig")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from eks_ultraserver.commands.common import (
@@ -48,14 +49,18 @@ type, zone, size and state, that each reserved instance type (and each family of
 pool with availabilityZone) is offered in its zone, and the GPU vCPU quotas (Service
 Quotas: On-Demand and Spot, P and G/VT) against what the configuration could launch.
 Always the EKS quotas: managed node groups per cluster (L-6D54EA21) and nodes per managed
-node group (L-BD136A63) against the environment's node groups. Every problem says what to do.
+node group (L-BD136A63) against the environment's node groups. And that
+ultraServerShards is the count the deployed stack (--stack-name) was created with: another
+count would move node groups to other nested stacks, replacing them. Every problem says
+what to do.
 
 Needs read-only permissions: ec2:DescribeCapacityReservations,
 ec2:DescribeInstanceTypeOfferings (optional),
 ec2:DescribeCapacityBlocks, ec2:DescribeCapacityBlockStatus, ssm:GetParameters,
 eks:DescribeClusterVersions, servicequotas:GetServiceQuota,
 servicequotas:GetAWSDefaultServiceQuota (the last five are optional:
-without them the check is reported as a note)."""
+without them the check is reported as a note); cloudformation:DescribeStacks (optional
+too)."""
 
 _EPILOG = """\
 exit status: 0 all good (notes and warnings allowed), 1 a blocking problem (or a warning
@@ -85,6 +90,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a block that has ended always blocks",
     )
     parser.add_argument(
+        "--stack-name",
+        default="UltraServerEnvironment",
+        help="the deployed stack whose UltraServerShards output ultraServerShards must equal "
+        "(default: %(default)s); a stack not deployed yet is a new environment",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print one JSON document (findings, summary, exit code) instead of the table",
@@ -104,6 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eks_ultraserver.aws_checks import AwsSetupError, Severity, run_preflight
+    from eks_ultraserver.aws_checks.shards import check_ultraserver_shards
     from eks_ultraserver.model import ConfigurationError
 
     if args.min_hours_left < 0:
@@ -132,6 +144,13 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             **capacity,
         )
+        progress(f"checking the UltraServer shard count of stack {args.stack_name}")
+        shards = check_ultraserver_shards(
+            make_client(session, "cloudformation", region),
+            stack_name=args.stack_name,
+            configured=config.ultraserver_shards,
+        )
+        report = replace(report, findings=(*report.findings, *shards))
     except UsageError as exc:
         return fail(str(exc))
     except ConfigurationError as exc:
