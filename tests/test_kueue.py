@@ -650,3 +650,49 @@ def test_the_environment_passes_kueue_configuration_and_keeps_the_mpijob_integra
     assert env.kueue is not None
     config = yaml.safe_load(env.kueue.values["managerConfig"]["controllerManagerConfigYaml"])
     assert config["integrations"]["frameworks"] == ["batch/job", MPIJOB_FRAMEWORK]
+
+
+def test_a_shared_pool_flavor_counts_replicas_and_a_renamed_one_no_gpus():
+    """GIVEN a reservation shared by time-slicing x4, one shared with renameByDefault and a
+    burst pool shared x2 WHEN the flavors are built THEN a shared flavor holds physical GPUs
+    x replicas (what its nodes advertise as nvidia.com/gpu) and the renamed one none (its
+    nodes advertise nvidia.com/gpu.shared, which no ClusterQueue covers)."""
+    from eks_ultraserver.capacity import (
+        BurstCapacitySpec,
+        GpuSharingSpec,
+        ReservedCapacitySpec,
+        SharingStrategy,
+    )
+    from eks_ultraserver.queues import fleet_flavors
+
+    def reservation(name, rid, sharing=None):
+        return ReservedCapacitySpec(
+            name=name,
+            instance_type="p5.48xlarge",
+            instance_count=2,
+            capacity_reservation_id=rid,
+            sharing=sharing,
+        )
+
+    reserved = [
+        reservation(
+            "eval", "cr-0bbbbbbbbbbbbbbb1", GpuSharingSpec(strategy=SharingStrategy.TIME_SLICING, replicas=4)
+        ),
+        reservation(
+            "notebooks",
+            "cr-0bbbbbbbbbbbbbbb2",
+            GpuSharingSpec(strategy=SharingStrategy.TIME_SLICING, replicas=4, rename_by_default=True),
+        ),
+        reservation("plain", "cr-0bbbbbbbbbbbbbbb3"),
+    ]
+    burst = BurstCapacitySpec(
+        instance_families=("g6e",),
+        max_gpus=8,
+        sharing=GpuSharingSpec(strategy=SharingStrategy.TIME_SLICING, replicas=2),
+    )
+    flavors = fleet_flavors(ultraserver_gpus=72, reserved_capacity=reserved, burst_capacity=burst)
+    assert flavors["reserved-eval"].gpus == 2 * 8 * 4
+    assert flavors["reserved-notebooks"].gpus == 0
+    assert flavors["reserved-plain"].gpus == 2 * 8
+    assert flavors["burst"].gpus == 8 * 2
+    assert flavors["ultraserver"].gpus == 72

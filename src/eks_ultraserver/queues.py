@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from eks_ultraserver.capacity import (
     BurstCapacitySpec,
     CapacityClass,
+    GpuSharingSpec,
     ReservedCapacitySpec,
     ReservedProvisioner,
 )
@@ -154,6 +155,13 @@ def fleet_flavors(
       instance when the instance type is in the table, else unknown;
     - ``burst``: Karpenter's burst pools (``eks-ultraserver.io/capacity: burst``), at most
       ``maxGpus`` (each pool's limit).
+
+    A pool that shares its GPUs (``sharing``, docs/sharing-gpus.md) advertises ``replicas``
+    ``nvidia.com/gpu`` per physical GPU, and a pod's ``nvidia.com/gpu: 1`` is one replica,
+    so its flavor counts physical GPUs x replicas. With ``renameByDefault`` the nodes
+    advertise ``nvidia.com/gpu.shared`` instead, which the ClusterQueues do not cover: the
+    flavor has no ``nvidia.com/gpu`` (0), and queued workloads cannot use such a pool
+    (docs/queues.md).
     """
     out = {
         ULTRASERVER_FLAVOR: Flavor(
@@ -178,16 +186,25 @@ def fleet_flavors(
             name=name,
             kind=FlavorKind.RESERVED,
             node_labels=labels,
-            gpus=spec.instance_count * gpu_type.gpus if gpu_type is not None else None,
+            gpus=spec.instance_count * gpu_type.gpus * _replicas(spec.sharing)
+            if gpu_type is not None
+            else None,
         )
     if burst_capacity is not None:
         out[BURST_FLAVOR] = Flavor(
             name=BURST_FLAVOR,
             kind=FlavorKind.BURST,
             node_labels={CAPACITY_TYPE_LABEL: CapacityClass.BURST.value},
-            gpus=burst_capacity.max_gpus,
+            gpus=burst_capacity.max_gpus * _replicas(burst_capacity.sharing),
         )
     return out
+
+
+def _replicas(sharing: GpuSharingSpec | None) -> int:
+    """``nvidia.com/gpu`` a node advertises per physical GPU under ``sharing``."""
+    if sharing is None:
+        return 1
+    return 0 if sharing.rename_by_default else sharing.replicas
 
 
 def _is_gpu_count(value: object) -> bool:
