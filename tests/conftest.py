@@ -221,3 +221,38 @@ def synth_environment(context: dict, *, stack_name: str = "UltraServerEnvironmen
     base = {k: v for k, v in base.items() if v is not None}
     app = cdk.App(context=base, builtin_cloud_formation_validation=False)
     return Synth(build_app(app, stack_name=stack_name))
+
+
+# --------------------------------------------------------------------------------------
+# Kubernetes objects against their CRDs
+
+
+def strict_schema(schema: Any) -> Any:
+    """``additionalProperties: false`` on every object schema that lists its properties
+    (unless it preserves unknown fields): the API server prunes unknown fields of a
+    structural schema without an error, so a misspelt field would otherwise pass."""
+    if isinstance(schema, list):
+        return [strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_schema(v) for k, v in schema.items()}
+    if (
+        out.get("type") == "object"
+        and isinstance(out.get("properties"), dict)
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def crd_validator(crd: dict, version: str) -> Any:
+    """A JSON Schema validator (``jsonschema.Draft7Validator``) of the served ``version`` of
+    the CustomResourceDefinition ``crd``, made strict with :func:`strict_schema`."""
+    import jsonschema
+
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    assert served["served"], f"{crd['metadata']['name']} does not serve {version}"
+    schema = strict_schema(served["schema"]["openAPIV3Schema"])
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)

@@ -40,7 +40,7 @@ from eks_ultraserver.helm.values import unknown_keys
 from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.versions import KARPENTER
 
-from conftest import ACCOUNT, LOCAL_ZONE, REGION, REPO, UPSTREAM, icluster, template_of
+from conftest import ACCOUNT, LOCAL_ZONE, REGION, REPO, UPSTREAM, crd_validator, icluster, template_of
 
 CLUSTER_NAME = "gpu-cluster"
 BURST = BurstCapacitySpec(
@@ -78,31 +78,11 @@ NODEGROUP_ODCR = ReservedCapacitySpec(
 # --------------------------------------------------------------------------------------
 
 
-def _strict(schema):
-    """additionalProperties: false wherever properties are listed (the API server would
-    prune unknown fields silently)."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _strict(v) for k, v in schema.items()}
-    if (
-        out.get("type") == "object"
-        and isinstance(out.get("properties"), dict)
-        and "additionalProperties" not in out
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
 def _crd_validator(filename: str) -> jsonschema.Draft7Validator:
     # The CRD files are Helm templates: drop the `{{ ... }}` lines (upstream README).
     text = "\n".join(line for line in (UPSTREAM / filename).read_text().splitlines() if "{{" not in line)
     crd = yaml.safe_load(text)
-    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    schema = _strict(served["schema"]["openAPIV3Schema"])
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
+    return crd_validator(crd, "v1")
 
 
 @pytest.fixture(scope="module")

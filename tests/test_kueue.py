@@ -42,7 +42,7 @@ from eks_ultraserver.queues import (
 )
 from eks_ultraserver.versions import KUEUE, MPI_OPERATOR
 
-from conftest import PACKAGED_UPSTREAM, REPO, UPSTREAM, synth_environment
+from conftest import PACKAGED_UPSTREAM, REPO, UPSTREAM, crd_validator, synth_environment
 
 SYSTEM = {SYSTEM_NODE_LABEL: SYSTEM_NODE_LABEL_VALUE}
 CRITICAL = [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
@@ -84,32 +84,10 @@ US72B = UltraServerTarget(name="us-b", type=UltraServerType.U_P6E_GB200X72)
 # --------------------------------------------------------------------------------------
 
 
-def _strict(schema):
-    """additionalProperties: false wherever properties are listed (the API server prunes
-    unknown fields of a structural schema without an error)."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _strict(v) for k, v in schema.items()}
-    if (
-        out.get("type") == "object"
-        and isinstance(out.get("properties"), dict)
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
 def _validator(path: Path, version: str) -> jsonschema.Draft7Validator:
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     (crd,) = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
-    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
-    assert served["served"]
-    schema = _strict(served["schema"]["openAPIV3Schema"])
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
+    return crd_validator(crd, version)
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ from eks_ultraserver.versions import (
     parse_kubernetes_version,
 )
 
-from conftest import PACKAGED_UPSTREAM, UPSTREAM
+from conftest import PACKAGED_UPSTREAM, UPSTREAM, crd_validator
 
 US72 = UltraServerTarget(name="us-a", type=UltraServerType.U_P6E_GB200X72)
 US36 = UltraServerTarget(name="us-b", type=UltraServerType.U_P6E_GB200X36, efa_layout=EfaLayout.ALL_ODD_CARDS)
@@ -76,32 +76,11 @@ NCCL_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/nccl-tests:efa1.41.0-
 # --------------------------------------------------------------------------------------
 
 
-def _strict(schema):
-    """additionalProperties: false on every object schema that lists its properties, as
-    the API server prunes unknown fields of a structural schema without an error."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _strict(v) for k, v in schema.items()}
-    if (
-        out.get("type") == "object"
-        and isinstance(out.get("properties"), dict)
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
 def _crd_validator(path: Path, version: str) -> jsonschema.Draft7Validator:
     with open(path) as f:
         docs = [d for d in yaml.load_all(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
     (crd,) = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
-    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
-    schema = _strict(served["schema"]["openAPIV3Schema"])
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
+    return crd_validator(crd, version)
 
 
 @pytest.fixture(scope="session")

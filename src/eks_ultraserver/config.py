@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from eks_ultraserver.capacity_reader import read_capacity
-from eks_ultraserver.context import decoded, example_flag, read_context_files
+from eks_ultraserver.context import decoded, example_flag, read_context_files, read_object
 from eks_ultraserver.endpoint_access import OPEN_TO_THE_WORLD, EndpointAccess, public_access_cidr_problems
 from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
 from eks_ultraserver.model import INVALID, ConfigurationError, Problems
@@ -238,50 +238,25 @@ def _read_addons(get: Callable[[str], Any], problems: Problems) -> Any:
 def _read_capacity_block_end(get: Callable[[str], Any], problems: Problems) -> Any:
     """``capacityBlockEnd``: an object of known keys; its rules are
     :class:`CapacityBlockEndConfig`'s."""
-    key = "capacityBlockEnd"
-    example = '{"noticeMinutes":90,"evict":true}'
-    raw = decoded(key, get(key), example, problems)
-    if raw is None:
-        return CapacityBlockEndConfig()
-    if raw is INVALID:
-        return INVALID
-    if not isinstance(raw, dict):
-        problems.add(f"{key}: {raw!r} is not an object; {example_flag(key, example)}")
-        return INVALID
-    known = {v: k for k, v in CapacityBlockEndConfig.CONTEXT_KEYS.items()}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        problems.add(
-            f"{key}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: " + ", ".join(map(repr, known))
-        )
-    fields = {known[k]: decoded(f"{key}.{k}", v, example, problems) for k, v in raw.items() if k in known}
-    config, found = CapacityBlockEndConfig.parse(key, **fields)
-    problems.extend(found)
-    return config if config is not None and not unknown else INVALID
+    return read_object(
+        "capacityBlockEnd",
+        get("capacityBlockEnd"),
+        CapacityBlockEndConfig,
+        problems,
+        example='{"noticeMinutes":90,"evict":true}',
+        absent=CapacityBlockEndConfig(),
+    )
 
 
 def _read_vpc_cni(get: Callable[[str], Any], problems: Problems) -> Any:
     """``vpcCni``: an object of known keys; its rules are :class:`VpcCniConfig`'s."""
-    key = "vpcCni"
-    example = '{"prefixDelegation":true,"warmPrefixTarget":1}'
-    raw = decoded(key, get(key), example, problems)
-    if raw is None:
-        return None
-    if raw is INVALID:
-        return INVALID
-    if not isinstance(raw, dict):
-        problems.add(f"{key}: {raw!r} is not an object; {example_flag(key, example)}")
-        return INVALID
-    known = {v: k for k, v in VpcCniConfig.CONTEXT_KEYS.items()}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        problems.add(
-            f"{key}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: " + ", ".join(map(repr, known))
-        )
-    fields = {known[k]: decoded(f"{key}.{k}", v, example, problems) for k, v in raw.items() if k in known}
-    config, found = VpcCniConfig.parse(key, **fields)
-    problems.extend(found)
-    return config if config is not None and not unknown else INVALID
+    return read_object(
+        "vpcCni",
+        get("vpcCni"),
+        VpcCniConfig,
+        problems,
+        example='{"prefixDelegation":true,"warmPrefixTarget":1}',
+    )
 
 
 def _read_queues(get: Callable[[str], Any], problems: Problems) -> Any:

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eks_ultraserver.model import INVALID, ConfigurationError, Problems
+from eks_ultraserver.model import INVALID, ConfigurationError, Problems, SelfValidating
 from eks_ultraserver.patterns import INTEGER_RE
 
-__all__ = ["decode", "decoded", "example_flag", "read_context_files"]
+__all__ = ["decode", "decoded", "example_flag", "read_context_files", "read_object"]
 
 
 def decode(raw: Any) -> Any:
@@ -40,6 +40,41 @@ def decoded(key: str, raw: Any, example: Any, problems: Problems) -> Any:
             f"{example_flag(key, example)}"
         )
         return INVALID
+
+
+def read_object(
+    key: str,
+    raw: Any,
+    cls: type[SelfValidating],
+    problems: Problems,
+    *,
+    example: str,
+    absent: Any = None,
+) -> Any:
+    r"""The context key ``key`` that holds one object of ``cls.CONTEXT_KEYS``' keys (given
+    ``raw``: JSON text from ``-c`` or the cdk.json value): ``absent`` when not set, the
+    ``cls.parse`` result when every key is known and valid, else :data:`model.INVALID` with
+    every problem recorded (bad JSON, not an object, unknown keys, the object's own rules).
+    Each value is :func:`decode`\ d too: numbers and booleans inside ``-c`` text arrive as
+    text."""
+    value = decoded(key, raw, example, problems)
+    if value is None:
+        return absent
+    if value is INVALID:
+        return INVALID
+    if not isinstance(value, dict):
+        problems.add(f"{key}: {value!r} is not an object; {example_flag(key, example)}")
+        return INVALID
+    known = {v: k for k, v in cls.CONTEXT_KEYS.items()}
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        problems.add(
+            f"{key}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: " + ", ".join(map(repr, known))
+        )
+    fields = {known[k]: decoded(f"{key}.{k}", v, example, problems) for k, v in value.items() if k in known}
+    config, found = cls.parse(key, **fields)
+    problems.extend(found)
+    return config if config is not None and not unknown else INVALID
 
 
 def example_flag(key: str, value: Any) -> str:

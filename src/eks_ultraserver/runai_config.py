@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from eks_ultraserver.context import decoded, example_flag
+from eks_ultraserver.context import read_object
 from eks_ultraserver.model import INVALID, Naming, Problems, SelfValidating
 
 __all__ = [
@@ -214,26 +214,6 @@ def _is_uuid(value: str) -> bool:
 def read_runai(get: Callable[[str], Any], problems: Problems) -> Any:
     """``runai``: absent -> ``None`` (no Run:ai); an object of known keys -> a
     :class:`RunAiConfig`; else records the problems and returns :data:`model.INVALID`."""
-    key = RUNAI_CONTEXT_KEY
-    raw = decoded(key, get(key), EXAMPLE_RUNAI, problems)
-    if raw is None:
-        return None
-    if raw is INVALID:
-        return INVALID
-    if not isinstance(raw, dict):
-        problems.add(f"{key}: {raw!r} is not an object; {example_flag(key, EXAMPLE_RUNAI)}")
-        return INVALID
-    known = {v: k for k, v in RunAiConfig.CONTEXT_KEYS.items()}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        problems.add(
-            f"{key}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: " + ", ".join(map(repr, known))
-        )
-    fields = {known[k]: v for k, v in raw.items() if k in known}
-    if "install_prometheus" in fields:
-        fields["install_prometheus"] = decoded(
-            f"{key}.installPrometheus", fields["install_prometheus"], EXAMPLE_RUNAI, problems
-        )
-    config, found = RunAiConfig.parse(key, **fields)
-    problems.extend(found)
-    return config if config is not None and not unknown else INVALID
+    return read_object(
+        RUNAI_CONTEXT_KEY, get(RUNAI_CONTEXT_KEY), RunAiConfig, problems, example=EXAMPLE_RUNAI
+    )
