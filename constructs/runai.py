@@ -140,6 +140,18 @@ class RunAi(Construct):
         if after is not None:
             self.node.add_dependency(after)
 
+        # CloudFormation resolves the dynamic reference into the release's properties, and
+        # aws_eks_v2's kubectl handler logs every request it receives (kubectl-handler
+        # index.py): the resolved client secret reaches its CloudWatch log group.
+        Annotations.of(self).add_warning_v2(
+            "eks-ultraserver:runai-secret-in-kubectl-handler-logs",
+            "runai: CloudFormation resolves the client secret's Secrets Manager reference at deploy "
+            "time, and the cluster's kubectl handler (aws_eks_v2) writes the request it receives, "
+            "resolved values included, to its CloudWatch log group "
+            "(/aws/lambda/<stack>-...KubectlProviderHandler...). The secret is in no template and "
+            "nowhere in cdk.out, but restrict who can read that log group and rotate the secret "
+            "if it was readable more widely (docs/runai.md).",
+        )
         if older:
             Annotations.of(self).add_warning_v2(
                 "eks-ultraserver:runai-gpu-fractions-need-gpu-operator",

@@ -296,6 +296,16 @@ def test_an_old_gpu_operator_warns_that_fractions_need_a_newer_one():
     assert not Annotations.from_stack(stack2).find_warning("*", Match.string_like_regexp("GPU fractions"))
 
 
+def test_a_warning_says_the_resolved_secret_reaches_the_kubectl_handler_logs():
+    """The one place the secret's value does reach: the kubectl handler's log group, which
+    the user must restrict; synth says so."""
+    stack, cluster = _stack()
+    RunAi(stack, "RunAi", cluster=cluster, config=_config(), gpu_operator_version="v26.7.1")
+    Annotations.from_stack(stack).has_warning(
+        "*", Match.string_like_regexp("kubectl handler .* writes the request .* restrict who can read")
+    )
+
+
 # ---------------------------------------------------------------- in the environment
 
 
