@@ -355,11 +355,64 @@ def test_usage_errors_exit_2_before_asking_aws(monkeypatch, capsys, tmp_path, ar
     assert code == 2 and message in capsys.readouterr().err
 
 
-def test_no_cluster_name_exits_2(monkeypatch, capsys, tmp_path):
+def _stack_with_outputs(outputs: dict[str, str]) -> dict:
+    return {
+        "Stacks": [
+            {
+                "StackName": "prod",
+                "CreationTime": s.now(),
+                "StackStatus": "UPDATE_COMPLETE",
+                "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+            }
+        ]
+    }
+
+
+def test_without_cluster_or_clustername_the_stack_output_names_the_cluster(monkeypatch, capsys, tmp_path):
+    """GIVEN cdk.json without clusterName and a deployed stack whose ClusterName output names
+    the cluster WHEN `upgrade --stack-name prod` runs (dry run) THEN it plans that cluster's
+    node groups, as `status` does."""
     (tmp_path / "cdk.json").write_text(json.dumps({"context": {}}))
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["upgrade"]) == 2
-    assert "pass --cluster NAME or set clusterName" in capsys.readouterr().err
+    aws = Aws()
+    aws.latest_release()
+    aws.eks_stub.add_response("list_nodegroups", {"nodegroups": [NG]}, {"clusterName": CLUSTER})
+    aws.eks_stub.add_response("describe_nodegroup", nodegroup(), describe())
+    cfn, cfn_stub = s.stubbed("cloudformation")
+    cfn_stub.add_response(
+        "describe_stacks",
+        _stack_with_outputs(
+            {
+                "EnvironmentUpdateKubeconfigCommand0A1B2C3D": "aws eks ...",
+                "EnvironmentClusterName5E6F7A8B": CLUSTER,
+            }
+        ),
+        {"StackName": "prod"},
+    )
+    clients = {"eks": aws.eks, "ssm": aws.ssm, "autoscaling": aws.autoscaling, "cloudformation": cfn}
+    monkeypatch.setattr(common, "create_session", lambda **_: s.FakeSession(clients))
+    with aws, cfn_stub:
+        code = cli.main(["upgrade", "--stack-name", "prod", "--region", s.REGION, "--quiet"])
+    aws.assert_all_used()
+    cfn_stub.assert_no_pending_responses()
+    out = capsys.readouterr().out
+    assert code == 0 and re.search(rf"^{NG}\s", out, re.M)
+
+
+def test_no_cluster_name_anywhere_exits_2_saying_what_to_pass(monkeypatch, capsys, tmp_path):
+    """GIVEN no --cluster, no clusterName and a stack without a ClusterName output THEN exit 2
+    with what to pass."""
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {}}))
+    monkeypatch.chdir(tmp_path)
+    cfn, cfn_stub = s.stubbed("cloudformation")
+    cfn_stub.add_response("describe_stacks", _stack_with_outputs({}), {"StackName": "UltraServerEnvironment"})
+    monkeypatch.setattr(common, "create_session", lambda **_: s.FakeSession({"cloudformation": cfn}))
+    with cfn_stub:
+        assert cli.main(["upgrade", "--region", s.REGION, "--quiet"]) == 2
+    assert (
+        "stack UltraServerEnvironment has no ClusterName output; pass --cluster NAME"
+        in capsys.readouterr().err
+    )
 
 
 def test_without_credentials_exits_2_with_one_line(monkeypatch, capsys, tmp_path):

@@ -15,9 +15,7 @@ from eks_ultraserver.config import (
     read_context_files,
 )
 from eks_ultraserver.instance_types import INSTANCE_TYPES, GpuInstanceType
-from eks_ultraserver.model import ConfigurationError
-
-STACK_NAME = "UltraServerEnvironment"
+from eks_ultraserver.model import STACK_NAME, ConfigurationError
 
 
 def under_cdk_cli() -> bool:

@@ -18,6 +18,10 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from eks_ultraserver import patterns
 
+#: The stack the CDK app (``app.py``) places the environment in, and the one the
+#: command-line tool reads when no ``--stack-name`` is given.
+STACK_NAME = "UltraServerEnvironment"
+
 E = TypeVar("E", bound=enum.StrEnum)
 
 # --------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ credentials, Region or network error.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -159,3 +160,61 @@ def read_configuration(context: Mapping[str, Any]) -> tuple[EnvironmentConfig, b
     if not zone_configured:
         probe["availabilityZone"] = _PARSE_ONLY_ZONE
     return EnvironmentConfig.from_mapping(probe), zone_configured
+
+
+#: ``CfnOutput(self, "ClusterName")`` of ``UltraServerEnvironment``: its output key is the
+#: logical id, the construct path plus an 8-hex-digit hash.
+CLUSTER_OUTPUT_RE = re.compile(r"ClusterName(?:[0-9A-F]{8})?$")
+
+
+def add_stack_name_argument(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """``--stack-name`` (default: the app's stack, ``model.STACK_NAME``): the deployed stack
+    the command reads for ``purpose``."""
+    from eks_ultraserver.model import STACK_NAME
+
+    parser.add_argument(
+        "--stack-name",
+        default=STACK_NAME,
+        help=f"the deployed CloudFormation stack {purpose} (default: %(default)s)",
+    )
+
+
+def cluster_name(
+    args: argparse.Namespace,
+    context: Mapping[str, Any],
+    session: Any,
+    region: str,
+    *,
+    other_ways: Sequence[str] = (),
+) -> str:
+    """The EKS cluster's name: ``--cluster``, else ``clusterName`` from the context, else the
+    ``ClusterName`` output of the stack ``--stack-name`` (``cloudformation:DescribeStacks``).
+    Raises :class:`UsageError` saying what to pass when none of them names it (with the
+    command's ``other_ways``, e.g. ``--kubeconfig``)."""
+    from botocore.exceptions import ClientError
+
+    from eks_ultraserver.aws_checks import call
+
+    if args.cluster or context.get("clusterName"):
+        return str(args.cluster or context["clusterName"])
+    cloudformation = make_client(session, "cloudformation", region)
+    try:
+        stacks = call(
+            "cloudformation:DescribeStacks", cloudformation.describe_stacks, StackName=args.stack_name
+        )["Stacks"]
+    except ClientError as exc:
+        raise UsageError(
+            f"no cluster name: clusterName is not in the context and stack {args.stack_name} "
+            f"cannot be read ({exc}); pass {_one_of('--cluster NAME', '--stack-name', *other_ways)}"
+        ) from None
+    for output in stacks[0].get("Outputs", []) if stacks else []:
+        if CLUSTER_OUTPUT_RE.search(output.get("OutputKey", "")):
+            return str(output["OutputValue"])
+    raise UsageError(
+        f"stack {args.stack_name} has no ClusterName output; pass {_one_of('--cluster NAME', *other_ways)}"
+    )
+
+
+def _one_of(*options: str) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"

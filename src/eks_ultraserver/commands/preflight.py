@@ -24,6 +24,7 @@ from eks_ultraserver.commands.common import (
     Progress,
     UsageError,
     add_context_arguments,
+    add_stack_name_argument,
     fail,
     load_context,
     make_client,
@@ -89,11 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="warn when a Capacity Block ends sooner than this many hours (default: %(default)s); "
         "a block that has ended always blocks",
     )
-    parser.add_argument(
-        "--stack-name",
-        default="UltraServerEnvironment",
-        help="the deployed stack whose UltraServerShards output ultraServerShards must equal "
-        "(default: %(default)s); a stack not deployed yet is a new environment",
+    add_stack_name_argument(
+        parser,
+        "whose UltraServerShards output ultraServerShards must equal; a stack not deployed yet is "
+        "a new environment",
     )
     parser.add_argument(
         "--json",

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,8 @@ from eks_ultraserver.commands.common import (
     Progress,
     UsageError,
     add_context_arguments,
+    add_stack_name_argument,
+    cluster_name,
     fail,
     load_context,
     make_client,
@@ -46,9 +47,6 @@ COMPUTE_DOMAIN_VERSION = "v1beta1"
 COMPUTE_DOMAIN_PLURAL = "computedomains"
 #: The extended resource the EFA Kubernetes device plugin advertises.
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
-#: ``CfnOutput(self, "ClusterName")`` of ``UltraServerEnvironment``: its output key is the
-#: logical id, the construct path plus an 8-hex-digit hash.
-_CLUSTER_OUTPUT_RE = re.compile(r"ClusterName(?:[0-9A-F]{8})?$")
 
 
 class KubernetesAccessError(Exception):
@@ -408,11 +406,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="EKS cluster name (default: 'clusterName' from the context, else the ClusterName "
         "output of the stack --stack-name); not needed with --kubeconfig",
     )
-    parser.add_argument(
-        "--stack-name",
-        default="UltraServerEnvironment",
-        help="the CloudFormation stack whose ClusterName output names the cluster (default: %(default)s)",
-    )
+    add_stack_name_argument(parser, "whose ClusterName output names the cluster")
     parser.add_argument(
         "--kubeconfig",
         metavar="PATH",
@@ -436,29 +430,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--quiet", action="store_true", help="no progress lines on stderr (default: one line per question)"
     )
     parser.set_defaults(func=run)
-
-
-def _cluster_name(args: argparse.Namespace, context: Mapping[str, Any], session: Any, region: str) -> str:
-    from eks_ultraserver.aws_checks import call
-
-    if args.cluster or context.get("clusterName"):
-        return str(args.cluster or context["clusterName"])
-    cloudformation = make_client(session, "cloudformation", region)
-    try:
-        stacks = call(
-            "cloudformation:DescribeStacks", cloudformation.describe_stacks, StackName=args.stack_name
-        )["Stacks"]
-    except _client_error() as exc:
-        raise UsageError(
-            f"no cluster name: clusterName is not in the context and stack {args.stack_name} "
-            f"cannot be read ({exc}); pass --cluster NAME, --stack-name or --kubeconfig"
-        ) from None
-    for output in stacks[0].get("Outputs", []) if stacks else []:
-        if _CLUSTER_OUTPUT_RE.search(output.get("OutputKey", "")):
-            return str(output["OutputValue"])
-    raise UsageError(
-        f"stack {args.stack_name} has no ClusterName output; pass --cluster NAME or --kubeconfig"
-    )
 
 
 def _client_error() -> type[Exception]:
@@ -488,7 +459,7 @@ def run(args: argparse.Namespace) -> int:
             api, kube_context = _kubeconfig_client(args.kubeconfig, args.kube_context)
             cluster = args.cluster or context.get("clusterName") or f"of kubeconfig context {kube_context}"
         else:
-            cluster = _cluster_name(args, context, session, region)
+            cluster = cluster_name(args, context, session, region, other_ways=["--kubeconfig"])
             progress(f"connecting to EKS cluster {cluster} in {region}")
             api = kube.client_for_eks_cluster(session, make_client(session, "eks", region), cluster, region)
 

@@ -40,6 +40,8 @@ from eks_ultraserver.commands.common import (
     Progress,
     UsageError,
     add_context_arguments,
+    add_stack_name_argument,
+    cluster_name,
     fail,
     load_context,
     make_client,
@@ -105,8 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_context_arguments(parser)
     parser.add_argument(
         "--cluster",
-        help="EKS cluster name (default: 'clusterName' from the context)",
+        help="EKS cluster name (default: 'clusterName' from the context, else the ClusterName "
+        "output of the stack --stack-name)",
     )
+    add_stack_name_argument(parser, "whose ClusterName output names the cluster")
     parser.add_argument(
         "--nodegroup",
         action="append",
@@ -175,9 +179,6 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--restore-size: {args.restore_size} is negative")
     try:
         context = _context(args)
-        cluster = args.cluster or context.get("clusterName")
-        if not cluster:
-            raise UsageError("no cluster: pass --cluster NAME or set clusterName in cdk.json context")
         if args.kubernetes_version and args.kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
             raise UsageError(
                 f"--kubernetes-version: {args.kubernetes_version!r} is not supported; use one of "
@@ -196,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
                     "the oldest AMI release P6e-GB200 supports (NVIDIA driver 580, CDMM)"
                 )
         session, region = open_session(args, context)
+        cluster = cluster_name(args, context, session, region)
         eks = make_client(session, "eks", region)
         ssm = make_client(session, "ssm", region)
         autoscaling = make_client(session, "autoscaling", region)
