@@ -82,7 +82,8 @@ UltraServer's jobs stop until the size is restored.
 
 Needs: eks:DescribeCluster, eks:ListNodegroups, eks:DescribeNodegroup,
 eks:UpdateNodegroupConfig, eks:UpdateNodegroupVersion, eks:DescribeUpdate,
-autoscaling:DescribeAutoScalingGroups, ssm:GetParameters."""
+autoscaling:DescribeAutoScalingGroups, ssm:GetParameters; cloudformation:DescribeStacks
+only when neither --cluster nor clusterName names the cluster."""
 
 _EPILOG = """\
 exit status: 0 planned (dry run), done or already up to date; 1 refused or an update
