@@ -73,8 +73,25 @@ MATRIX = {
         "region": "us-east-1",
         # every kind of other GPU capacity: an ODCR node group in another zone, a Capacity
         # Block node group, a Karpenter-run ODCR and the burst pool (Karpenter installed)
-        "reservedCapacity": EVERY_RESERVED_KIND,
-        "burstCapacity": MIXED_BURST,
+        "reservedCapacity": [
+            dict(r, sharing={"strategy": "mps", "replicas": 2}) if r["name"] == "eval" else r
+            for r in EVERY_RESERVED_KIND
+        ],
+        "burstCapacity": dict(MIXED_BURST, sharing={"strategy": "time-slicing", "replicas": 4}),
+        # and every option of the scale, queueing and Run:ai keys
+        "ultraServerShards": 32,
+        "controlPlaneTier": "tier-xl",
+        "vpcCni": {"prefixDelegation": True, "warmPrefixTarget": 1},
+        "queues": [
+            {"name": "team-a", "quotas": {"ultraserver": 72, "burst": 64}},
+            {"name": "team-b", "namespace": "research", "quotas": {"ultraserver": 72, "reserved-eval": 16}},
+        ],
+        "runai": {
+            "controlPlaneUrl": "https://acme.run.ai",
+            "clusterUid": "9f55255e-11ed-47c7-acef-fc4054768dbc",
+            "clientSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:runai-client-AbCdEf",
+            "clusterUrl": "https://runai.example.com",
+        },
     },
 }
 
