@@ -164,6 +164,9 @@ def test_quotas_zero_blocks_low_warns_enough_passes():
         params = {"ServiceCode": "ec2", "QuotaCode": code}
         if response is None:
             stub.add_client_error("get_service_quota", "NoSuchResourceException", expected_params=params)
+            stub.add_client_error(
+                "get_aws_default_service_quota", "NoSuchResourceException", expected_params=params
+            )
         else:
             stub.add_response("get_service_quota", response, expected_params=params)
     with stub:
@@ -177,6 +180,22 @@ def test_quotas_zero_blocks_low_warns_enough_passes():
     assert "--quota-code L-417A185B --desired-value 3456" in p_od.fix
     p_spot = by_check(findings, "L-7212CCBC", "P Spot vCPUs")
     assert p_spot.severity is Severity.WARNING and "500" in p_spot.message and "3072" in p_spot.message
+
+
+def test_a_vcpu_quota_without_an_applied_value_is_checked_against_the_aws_default():
+    """GIVEN Service Quotas has no applied value for the P On-Demand quota (only its default,
+    as for some quotas) WHEN checked THEN the default is used and the message says so."""
+    client, stub = s.stubbed("service-quotas")
+    codes = [d.code for d in vcpu_demand(reserved=[ODCR])]
+    assert codes == ["L-417A185B"]
+    params = {"ServiceCode": "ec2", "QuotaCode": "L-417A185B"}
+    stub.add_client_error("get_service_quota", "NoSuchResourceException", expected_params=params)
+    stub.add_response("get_aws_default_service_quota", quota("L-417A185B", 0.0), expected_params=params)
+    with stub:
+        (finding,) = check_vcpu_quotas(client, reserved=[ODCR], region=s.REGION)
+        stub.assert_no_pending_responses()
+    assert finding.severity is Severity.BLOCKING
+    assert "is 0 (AWS default) in us-east-1" in finding.message
 
 
 def test_quota_read_denied_is_a_note_not_a_failure():

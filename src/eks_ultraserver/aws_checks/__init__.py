@@ -64,6 +64,7 @@ from eks_ultraserver.aws_checks.quotas import (
     check_vcpu_quotas,
     eks_quota_demand,
     get_eks_quota,
+    get_quota,
     get_vcpu_quota,
     vcpu_demand,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "error_code",
     "format_duration",
     "get_eks_quota",
+    "get_quota",
     "get_vcpu_quota",
     "has_operation",
     "offered_instance_types",

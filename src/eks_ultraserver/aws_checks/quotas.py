@@ -227,21 +227,30 @@ def vcpu_demand(
     ]
 
 
+def get_quota(service_quotas: Any, service_code: str, quota_code: str) -> tuple[float | None, bool]:
+    """The value of a quota and whether it is the account's applied value (``True``,
+    ``GetServiceQuota``) or AWS's default (``False``, ``GetAWSDefaultServiceQuota``, asked
+    when Service Quotas has no applied value for the account: "for some quotas, only the
+    default values are available"); ``(None, False)`` when neither knows the quota."""
+    for operation, method, applied in (
+        ("servicequotas:GetServiceQuota", service_quotas.get_service_quota, True),
+        ("servicequotas:GetAWSDefaultServiceQuota", service_quotas.get_aws_default_service_quota, False),
+    ):
+        try:
+            response = call(operation, method, ServiceCode=service_code, QuotaCode=quota_code)
+        except botocore_exceptions.ClientError as exc:
+            if error_code(exc) == "NoSuchResourceException":
+                continue
+            raise
+        value = response.get("Quota", {}).get("Value")
+        if value is not None:
+            return float(value), applied
+    return None, False
+
+
 def get_vcpu_quota(service_quotas: Any, code: str) -> float | None:
-    """The applied value of an EC2 quota (``GetServiceQuota``), ``None`` if there is none."""
-    try:
-        response = call(
-            "servicequotas:GetServiceQuota",
-            service_quotas.get_service_quota,
-            ServiceCode="ec2",
-            QuotaCode=code,
-        )
-    except botocore_exceptions.ClientError as exc:
-        if error_code(exc) == "NoSuchResourceException":
-            return None
-        raise
-    value = response.get("Quota", {}).get("Value")
-    return float(value) if value is not None else None
+    """The value of an EC2 quota (:func:`get_quota`), ``None`` if Service Quotas has none."""
+    return get_quota(service_quotas, "ec2", code)[0]
 
 
 def check_vcpu_quotas(
@@ -260,7 +269,7 @@ def check_vcpu_quotas(
         subject = f"quota {demand.code}"
         check = f"{demand.group.value} {'Spot' if demand.spot else 'On-Demand'} vCPUs"
         try:
-            value = get_vcpu_quota(service_quotas, demand.code)
+            value, applied = get_quota(service_quotas, "ec2", demand.code)
         except (botocore_exceptions.ClientError, AwsSetupError) as exc:
             if not is_optional_failure(exc):
                 raise
@@ -269,11 +278,12 @@ def check_vcpu_quotas(
                     subject=subject,
                     check=check,
                     severity=Severity.NOTE,
-                    message=f"GetServiceQuota failed ({error_reason(exc)}): not checked",
+                    message=f"Service Quotas failed ({error_reason(exc)}): not checked",
                 )
             )
             continue
         needed = f"{demand.vcpus} vCPUs ({'; '.join(demand.parts)})"
+        source = "" if applied else " (AWS default)"
         request = (
             f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code "
             f"{demand.code} --desired-value {demand.vcpus}"
@@ -293,7 +303,7 @@ def check_vcpu_quotas(
                     subject=subject,
                     check=check,
                     severity=Severity.BLOCKING,
-                    message=f"'{demand.name}' is 0{where} (the default on new accounts): no "
+                    message=f"'{demand.name}' is 0{source}{where} (the default on new accounts): no "
                     f"{demand.group.value} instance can launch this way; the configuration may use {needed}",
                     fix=f"request an increase: {request}",
                 )
@@ -304,7 +314,7 @@ def check_vcpu_quotas(
                     subject=subject,
                     check=check,
                     severity=Severity.WARNING,
-                    message=f"'{demand.name}' is {value:g}{where}, below the {needed} the "
+                    message=f"'{demand.name}' is {value:g}{source}{where}, below the {needed} the "
                     "configuration may use: pools stop short of their limits",
                     fix=f"request an increase ({request}), or lower burstCapacity.maxGpus / maxVcpus",
                 )
@@ -315,7 +325,7 @@ def check_vcpu_quotas(
                     subject=subject,
                     check=check,
                     severity=Severity.OK,
-                    message=f"'{demand.name}' is {value:g}, enough for {needed}",
+                    message=f"'{demand.name}' is {value:g}{source}, enough for {needed}",
                 )
             )
     return out
@@ -363,24 +373,8 @@ def eks_quota_demand(
 
 
 def get_eks_quota(service_quotas: Any, quota: EksQuota) -> tuple[float | None, bool]:
-    """The value of an EKS quota and whether it is the account's applied value (``True``,
-    ``GetServiceQuota``) or AWS's default (``False``, ``GetAWSDefaultServiceQuota``, asked
-    when Service Quotas has no applied value for the account); ``(None, False)`` when
-    neither knows the quota."""
-    for operation, method, applied in (
-        ("servicequotas:GetServiceQuota", service_quotas.get_service_quota, True),
-        ("servicequotas:GetAWSDefaultServiceQuota", service_quotas.get_aws_default_service_quota, False),
-    ):
-        try:
-            response = call(operation, method, ServiceCode="eks", QuotaCode=quota.code)
-        except botocore_exceptions.ClientError as exc:
-            if error_code(exc) == "NoSuchResourceException":
-                continue
-            raise
-        value = response.get("Quota", {}).get("Value")
-        if value is not None:
-            return float(value), applied
-    return None, False
+    """The value of an EKS quota and whether it is the applied one (:func:`get_quota`)."""
+    return get_quota(service_quotas, "eks", quota.code)
 
 
 def check_eks_quotas(
