@@ -286,19 +286,12 @@ class GpuPlatformAddons(Construct):
         resource.add_property_override("Values", json.dumps(values, sort_keys=True, separators=(",", ":")))
 
     def _helm(self, key: str, id: str, chart: ChartVersion) -> eks.HelmChart:
-        # For an OCI registry the kubectl handler runs `helm pull <repository> --version`
-        # and installs the directory named after the repository's last path segment
-        # (aws-eks-v2 kubectl-handler helm/__init__.py, get_chart_from_oci): the
-        # repository must name the chart itself.
-        repository = chart.repository
-        if repository.startswith("oci://"):
-            repository = f"{repository.rstrip('/')}/{chart.chart}"
         helm = eks.HelmChart(
             self,
             id,
             cluster=self._cluster,
             chart=chart.chart,
-            repository=repository,
+            repository=chart.helm_repository,
             version=chart.version,
             release=chart.release,
             namespace=chart.namespace,

@@ -260,17 +260,12 @@ class Karpenter(Construct):
             isinstance(e, dict) and e.get("name") == "AWS_REGION" for e in env
         ):
             env.append(region_env)
-        repository = chart.repository
-        if repository.startswith("oci://"):
-            # The kubectl handler pulls the repository and installs the directory named
-            # after its last segment: the repository must name the chart (see addons.py).
-            repository = f"{repository.rstrip('/')}/{chart.chart}"
         self.helm_chart = eks.HelmChart(
             self,
             "Chart",
             cluster=cluster,
             chart=chart.chart,
-            repository=repository,
+            repository=chart.helm_repository,
             version=chart.version,
             release=chart.release,
             namespace=chart.namespace,

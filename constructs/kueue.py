@@ -86,8 +86,7 @@ class KueueQueues(Construct):
             "Chart",
             cluster=cluster,
             chart=release.chart,
-            # an OCI repository must name the chart itself (see addons.py, _helm)
-            repository=f"{release.repository.rstrip('/')}/{release.chart}",
+            repository=release.helm_repository,
             version=release.version,
             release=release.release,
             namespace=release.namespace,

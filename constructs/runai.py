@@ -162,17 +162,12 @@ class RunAi(Construct):
             )
 
     def _helm(self, key: str, id: str, chart: ChartVersion, values: dict[str, Any]) -> eks.HelmChart:
-        repository = chart.repository
-        if repository.startswith("oci://"):
-            # the kubectl handler installs the directory named after the last path segment
-            # (aws-eks-v2 kubectl-handler helm/__init__.py, get_chart_from_oci)
-            repository = f"{repository.rstrip('/')}/{chart.chart}"
         helm = eks.HelmChart(
             self,
             id,
             cluster=self._cluster,
             chart=chart.chart,
-            repository=repository,
+            repository=chart.helm_repository,
             version=chart.version,
             release=chart.release,
             namespace=chart.namespace,

@@ -167,6 +167,16 @@ class ChartVersion:
     #: Newer upstream releases that are not pinned, and why (the versions table shows it).
     newer: str = ""
 
+    @property
+    def helm_repository(self) -> str:
+        """``repository`` as aws_eks_v2's ``HelmChart`` needs it: for an OCI registry the
+        kubectl handler runs ``helm pull <repository> --version`` and installs the directory
+        named after the repository's last path segment (aws-eks-v2 kubectl-handler
+        helm/__init__.py, ``get_chart_from_oci``), so the repository must name the chart."""
+        if self.repository.startswith("oci://"):
+            return f"{self.repository.rstrip('/')}/{self.chart}"
+        return self.repository
+
 
 GPU_OPERATOR = ChartVersion(
     component="NVIDIA GPU Operator",
