@@ -37,7 +37,6 @@ from constructs import Construct
 from eks_ultraserver.model import ConfigurationError
 from eks_ultraserver.queues import (
     COHORT,
-    DEFAULT_QUEUE,
     GPU_RESOURCE,
     TOPOLOGY_LEVELS,
     TOPOLOGY_NAME,
@@ -79,6 +78,8 @@ class KueueQueuesChart(cdk8s.Chart):
         queues: Sequence[QueueSpec] = (),
         create_namespaces: bool = True,
     ) -> None:
+        # only the generated queue (no teams configured) takes LocalQueues of every namespace
+        open_to_all = not queues
         queues = tuple(queues) or (default_queue(flavors),)
         problems = queue_problems(queues, flavors)
         if problems:
@@ -107,7 +108,10 @@ class KueueQueuesChart(cdk8s.Chart):
         self.local_queues: dict[str, cdk8s.ApiObject] = {}
         for q in queues:
             self.cluster_queues[q.name] = self._object(
-                f"ClusterQueue-{q.name}", "ClusterQueue", q.cluster_queue, self.cluster_queue_spec(q, flavors)
+                f"ClusterQueue-{q.name}",
+                "ClusterQueue",
+                q.cluster_queue,
+                self.cluster_queue_spec(q, flavors, open_to_all=open_to_all),
             )
             self.local_queues[q.name] = self._object(
                 f"LocalQueue-{q.name}",
@@ -126,9 +130,12 @@ class KueueQueuesChart(cdk8s.Chart):
         return spec
 
     @staticmethod
-    def cluster_queue_spec(queue: QueueSpec, flavors: Mapping[str, Flavor]) -> dict[str, Any]:
+    def cluster_queue_spec(
+        queue: QueueSpec, flavors: Mapping[str, Flavor], *, open_to_all: bool = False
+    ) -> dict[str, Any]:
         """A ClusterQueue's ``spec``: the team's quotas in the fleet's flavor order (Kueue
-        tries flavors in order: UltraServers first)."""
+        tries flavors in order: UltraServers first); LocalQueues of the team's namespace
+        only, or of every namespace with ``open_to_all`` (the generated default queue)."""
         resources = []
         for name in flavors:
             if name not in queue.quotas:
@@ -140,7 +147,7 @@ class KueueQueuesChart(cdk8s.Chart):
                 quota["lendingLimit"] = queue.lending_limit[name]
             resources.append({"name": name, "resources": [quota]})
         selector: dict[str, Any] = (
-            {} if queue.name == DEFAULT_QUEUE else {"matchLabels": {_NAMESPACE_NAME_LABEL: queue.namespace}}
+            {} if open_to_all else {"matchLabels": {_NAMESPACE_NAME_LABEL: queue.namespace}}
         )
         return {
             "cohortName": COHORT,

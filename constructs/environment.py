@@ -73,7 +73,15 @@ from eks_ultraserver.constructs.shards import (
 )
 from eks_ultraserver.constructs.validation_jobs import ValidationTargets, validation_manifests
 from eks_ultraserver.model import ControlPlaneTier, EfaLayout, Naming, Problems
-from eks_ultraserver.queues import Flavor, QueueSpec, check_queues, fleet_flavors, queue_problems
+from eks_ultraserver.queues import (
+    MAX_FLAVORS_PER_QUEUE,
+    Flavor,
+    QueueSpec,
+    check_queues,
+    default_queue,
+    fleet_flavors,
+    queue_problems,
+)
 from eks_ultraserver.runai_config import RunAiConfig
 from eks_ultraserver.settings import EfaMode, VpcCniConfig
 from eks_ultraserver.versions import DEFAULT_KUBERNETES_VERSION
@@ -268,7 +276,9 @@ class UltraServerEnvironment(Construct):
             ultraserver_shards=ultraserver_shards,
             validation_jobs=validation_jobs,
         )
-        kueue_flavors = _kueue_flavors(id, kueue, queues, ultraservers, reserved_capacity, burst_capacity)
+        kueue_flavors = _kueue_flavors(
+            id, kueue, queues, ultraservers, reserved_capacity, burst_capacity, kueue_configuration
+        )
         efa_layout = EfaLayout(efa_layout)
         tier = ControlPlaneTier(control_plane_tier) if control_plane_tier is not None else None
         self.fleet = Fleet.of(
@@ -612,9 +622,8 @@ class UltraServerEnvironment(Construct):
             configuration=configuration,
             after=[self.addons.mpi_operator, self.system_nodegroup],
         )
-        # Kueue's webhooks see every Job, MPIJob and pod created outside kube-system (with
-        # the chart's default frameworks the pod webhook fails closed): workloads that wait
-        # for the add-ons (the validation jobs) wait for Kueue to be ready too.
+        # Kueue's webhooks see every Job and MPIJob (fail closed while Kueue is not ready):
+        # workloads that wait for the add-ons (the validation jobs) wait for Kueue too.
         self.addons.ready.add(kueue.helm_chart)
         return kueue
 
@@ -759,12 +768,16 @@ def _kueue_flavors(
     ultraservers: Sequence[UltraServerSpec],
     reserved_capacity: Sequence[ReservedCapacitySpec],
     burst_capacity: BurstCapacitySpec | None,
+    configuration: Mapping[str, Any] | None,
 ) -> dict[str, Flavor] | None:
-    """The fleet's Kueue flavors (``None`` with Kueue off), once ``kueue`` and ``queues``
-    are checked against each other and against the fleet; raises one
-    ``ConfigurationError``."""
+    """The fleet's Kueue flavors (``None`` with Kueue off), once ``kueue``, ``queues`` and
+    ``kueue_configuration`` are checked against each other and against the fleet, before
+    any construct is made; raises one ``ConfigurationError``."""
+    from eks_ultraserver.helm.kueue import KueueValues
+
     problems = Problems()
     checked = check_queues(kueue, list(queues), Naming(), problems)
+    problems.extend(KueueValues.configuration_problems(configuration, "kueue_configuration"))
     flavors = fleet_flavors(
         ultraserver_gpus=sum(u.type.gpu_count for u in ultraservers),
         reserved_capacity=reserved_capacity,
@@ -772,5 +785,13 @@ def _kueue_flavors(
     )
     if kueue and isinstance(checked, tuple) and not problems:
         problems.extend(queue_problems(checked, flavors))
+        default = default_queue(flavors)
+        if not checked and len(default.quotas) > MAX_FLAVORS_PER_QUEUE:
+            problems.add(
+                f"reserved_capacity: {len(reserved_capacity)} entries give Kueue's default queue "
+                f"{len(default.quotas)} flavors, more than the {MAX_FLAVORS_PER_QUEUE} a ClusterQueue's "
+                "resource group holds; give queues (each team with quotas on at most "
+                f"{MAX_FLAVORS_PER_QUEUE} flavors) or set kueue to false"
+            )
     problems.raise_if_any(f"UltraServerEnvironment {id!r}")
     return flavors if kueue else None

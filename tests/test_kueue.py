@@ -37,8 +37,11 @@ from eks_ultraserver.model import (
 from eks_ultraserver.queues import (
     QUEUE_NAME_LABEL,
     TOPOLOGY_LEVELS,
+    Flavor,
+    FlavorKind,
     QueueSpec,
     fleet_flavors,
+    queue_problems,
 )
 from eks_ultraserver.versions import KUEUE, MPI_OPERATOR
 
@@ -241,6 +244,7 @@ def test_two_teams_with_reserved_and_burst_capacity_validate_against_the_crds(cr
     assert rf["reserved-ng"]["spec"]["nodeLabels"] == {RESERVED_CAPACITY_LABEL: "ng"}
     assert rf["reserved-kg"]["spec"]["nodeLabels"] == {
         CAPACITY_TYPE_LABEL: "reserved",
+        "karpenter.sh/capacity-type": "reserved",
         "node.kubernetes.io/instance-type": "g6e.48xlarge",
     }
     assert rf["burst"]["spec"]["nodeLabels"] == {CAPACITY_TYPE_LABEL: "burst"}
@@ -674,3 +678,142 @@ def test_a_shared_pool_flavor_counts_replicas_and_a_renamed_one_no_gpus():
     assert flavors["reserved-plain"].gpus == 2 * 8
     assert flavors["burst"].gpus == 8 * 2
     assert flavors["ultraserver"].gpus == 72
+
+
+# --------------------------------------------------------------------------------------
+# Found in review: overlapping flavors, Kueue's limits, bad configuration, open queues
+# --------------------------------------------------------------------------------------
+
+
+def test_a_karpenter_reservation_flavor_selects_no_node_of_a_node_group_reservation():
+    """GIVEN a node-group and a Karpenter reservation of the same instance type WHEN
+    synthesized THEN the Karpenter reservation's flavor does not select the node group's
+    nodes (their labels in the template, plus the kubelet's instance-type label): Kueue
+    would otherwise count those GPUs under both flavors."""
+    zone = "us-east-1-dfw-2a"
+    reserved = [
+        {"name": "ng", "instanceType": "p5.48xlarge", "instanceCount": 1,
+         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb1", "availabilityZone": zone},
+        {"name": "kg", "instanceType": "p5.48xlarge", "instanceCount": 1,
+         "capacityReservationId": "cr-0bbbbbbbbbbbbbbb2", "availabilityZone": zone, "provisioner": "karpenter"},
+    ]  # fmt: skip
+    synth = synth_environment({"ultraServers": US[:1], "reservedCapacity": reserved})
+    resources = synth.template["Resources"]
+    (labels,) = [
+        r["Properties"]["Labels"]
+        for r in resources.values()
+        if r["Type"] == "AWS::EKS::Nodegroup"
+        and r["Properties"].get("Labels", {}).get(RESERVED_CAPACITY_LABEL) == "ng"
+    ]
+    node_labels = {**labels, "node.kubernetes.io/instance-type": "p5.48xlarge"}
+    (manifest,) = [
+        json.loads(r["Properties"]["Manifest"])
+        for k, r in resources.items()
+        if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource" and "KueueQueues" in k
+    ]
+    flavors = _by_kind(manifest, "ResourceFlavor")
+    selects = lambda f: all(node_labels.get(k) == v for k, v in f["spec"]["nodeLabels"].items())  # noqa: E731
+    assert selects(flavors["reserved-ng"])
+    assert not selects(flavors["reserved-kg"])
+    assert flavors["reserved-kg"]["spec"]["nodeLabels"]["karpenter.sh/capacity-type"] == "reserved"
+
+
+def _many_flavors(count: int) -> dict[str, Flavor]:
+    flavors = {
+        f"reserved-r{i}": Flavor(
+            name=f"reserved-r{i}", kind=FlavorKind.RESERVED, node_labels={"x": str(i)}, gpus=8
+        )
+        for i in range(count)
+    }
+    return flavors
+
+
+def test_a_queue_with_more_flavors_than_a_resource_group_holds_is_refused(crds):
+    """The v0.19.2 ClusterQueue CRD holds at most 64 flavors in a resource group: a team
+    with quotas on 65 is refused at synth (the CRD would reject the ClusterQueue at deploy);
+    64 pass and validate."""
+    flavors = _many_flavors(65)
+    too_many = QueueSpec(name="team-a", quotas=dict.fromkeys(flavors, 8))
+    assert any("65 flavors, more than the 64" in p for p in queue_problems([too_many], flavors))
+    just_right = QueueSpec(name="team-a", quotas=dict.fromkeys(list(flavors)[:64], 8))
+    assert queue_problems([just_right], flavors) == []
+    chart = KueueQueuesChart(cdk8s.App(), "q", flavors=dict(list(flavors.items())[:64]), queues=[just_right])
+    _assert_valid(crds, _objects(chart))
+
+
+def test_the_default_queue_of_a_fleet_with_64_reservations_is_refused_before_any_construct():
+    """GIVEN 64 reservations (65 flavors with the UltraServers') and no queues THEN one
+    ConfigurationError says to give queues or turn Kueue off, and nothing was added."""
+    import aws_cdk as cdk
+
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+
+    stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    reserved = [
+        ReservedCapacitySpec(
+            name=f"r{i}",
+            instance_type="p5.48xlarge",
+            instance_count=1,
+            capacity_reservation_id=f"cr-0{i:016x}",
+            availability_zone="us-east-1-dfw-2a",
+        )
+        for i in range(64)
+    ]
+    spec = UltraServerSpec(
+        capacity_reservation_id="cr-1aaaaaaaaaaaaaaaa", type=UltraServerType.U_P6E_GB200X72, name="us-1"
+    )
+    with pytest.raises(
+        ConfigurationError, match=r"65 flavors, more than the 64 .* give queues .* or set kueue to false"
+    ):
+        UltraServerEnvironment(
+            stack,
+            "Env",
+            ultraservers=[spec],
+            availability_zone="us-east-1-dfw-2a",
+            reserved_capacity=reserved,
+        )
+    assert stack.node.try_find_child("Env") is None
+
+
+@pytest.mark.parametrize(
+    "configuration",
+    [{"integrations": ["batch/job"]}, {"integrations": "batch/job"}, "abc", {"integrations": None}],
+    ids=["list", "text", "not-an-object", "none"],
+)
+def test_a_bad_kueue_configuration_is_one_error_before_any_construct(configuration):
+    import aws_cdk as cdk
+
+    from eks_ultraserver.config import UltraServerSpec
+    from eks_ultraserver.constructs.environment import UltraServerEnvironment
+
+    stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    spec = UltraServerSpec(
+        capacity_reservation_id="cr-0123456789abcdef0", type=UltraServerType.U_P6E_GB200X36, name="us-1"
+    )
+    with pytest.raises(ConfigurationError, match=r"kueue_configuration"):
+        UltraServerEnvironment(
+            stack,
+            "Env",
+            ultraservers=[spec],
+            availability_zone="us-east-1-dfw-2a",
+            kueue_configuration=configuration,
+        )
+    assert stack.node.try_find_child("Env") is None
+    with pytest.raises(ConfigurationError, match=r"configuration"):
+        KueueValues(configuration=configuration)
+
+
+def test_only_the_generated_default_queue_takes_every_namespace():
+    """A team that happens to be named 'default' gets its own namespace's LocalQueues only;
+    the queue generated when no teams are given takes every namespace."""
+    flavors = fleet_flavors(ultraserver_gpus=72)
+    team = QueueSpec(name="default", namespace="ml", quotas={"ultraserver": 72})
+    chosen = _by_kind(
+        _objects(KueueQueuesChart(cdk8s.App(), "q", flavors=flavors, queues=[team])), "ClusterQueue"
+    )
+    assert chosen["default"]["spec"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "ml"}
+    }
+    generated = _by_kind(_objects(KueueQueuesChart(cdk8s.App(), "q", flavors=flavors)), "ClusterQueue")
+    assert generated["default"]["spec"]["namespaceSelector"] == {}

@@ -94,11 +94,15 @@ TOPOLOGY_LEVELS: tuple[str, ...] = (
 )
 #: Karpenter's well-known instance-type label (Karpenter reservations are told apart by it).
 _INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+#: Set by Karpenter on the nodes it launches (``reserved`` on capacity reservations); managed
+#: node groups never carry it, so it keeps a Karpenter reservation's flavor off the nodes of
+#: a node-group reservation of the same instance type.
+_KARPENTER_CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 #: ``reserved-`` + a reservedCapacity name (at most 40 characters): a valid flavor name.
 _RESERVED_PREFIX = "reserved-"
 EXAMPLE_QUEUES = (
-    '[{"name":"team-a","namespace":"team-a","quotas":{"ultraserver":72}},'
-    '{"name":"team-b","namespace":"team-b","quotas":{"ultraserver":72}}]'
+    '[{"name":"team-a","namespace":"team-a","quotas":{"ultraserver":36}},'
+    '{"name":"team-b","namespace":"team-b","quotas":{"ultraserver":36}}]'
 )
 
 
@@ -148,8 +152,10 @@ def fleet_flavors(
       ResourceFlavor's ``nodeLabels`` take one value per key, and a fleet may mix types;
     - ``reserved-<name>`` per reservation: node groups label their nodes
       ``eks-ultraserver.io/reserved-capacity: <name>``; Karpenter's reserved pool labels
-      ``eks-ultraserver.io/capacity: reserved``, and the entry's instance type tells them
-      apart (two Karpenter reservations of one type select the same nodes). Not
+      ``eks-ultraserver.io/capacity: reserved`` (as node-group reservations do), Karpenter
+      adds ``karpenter.sh/capacity-type: reserved`` (which node groups never have), and the
+      entry's instance type tells Karpenter reservations apart (two Karpenter reservations
+      of one type select the same nodes). Not
       topology-aware: these instances have no NVLink domain across nodes, and a host-level
       Topology would add nothing the kube-scheduler does not do. GPUs: instances x GPUs per
       instance when the instance type is in the table, else unknown;
@@ -179,6 +185,7 @@ def fleet_flavors(
         else:
             labels = {
                 CAPACITY_TYPE_LABEL: CapacityClass.RESERVED.value,
+                _KARPENTER_CAPACITY_TYPE_LABEL: "reserved",
                 _INSTANCE_TYPE_LABEL: spec.instance_type,
             }
         name = reserved_flavor(spec.name)
@@ -344,6 +351,11 @@ def check_queues(enabled: object, queues: object, name: Naming, problems: Proble
     return queues
 
 
+#: Flavors one resource group of a ClusterQueue holds (the v0.19.2 CRD's
+#: ``resourceGroups[].flavors`` ``maxItems``); every queue here has one resource group.
+MAX_FLAVORS_PER_QUEUE = 64
+
+
 def default_queue(flavors: Mapping[str, Flavor]) -> QueueSpec:
     """The queue of an environment without ``queues``: ``default`` in namespace
     ``default``, with every GPU of each flavor whose GPUs are known."""
@@ -357,13 +369,20 @@ def default_queue(flavors: Mapping[str, Flavor]) -> QueueSpec:
 def queue_problems(
     queues: Sequence[QueueSpec], flavors: Mapping[str, Flavor], *, key: str = "queues"
 ) -> list[str]:
-    """The fleet's rules: every flavor named exists, and no flavor's quotas (one team's, or
-    all teams' together) exceed the GPUs behind it. Problems name ``key``."""
+    """The fleet's rules: every flavor named exists, a queue has at most
+    :data:`MAX_FLAVORS_PER_QUEUE` flavors, and no flavor's quotas (one team's, or all teams'
+    together) exceed the GPUs behind it. Problems name ``key``."""
     out: list[str] = []
     known = ", ".join(repr(f) for f in flavors)
     totals: dict[str, int] = {}
     for i, q in enumerate(queues):
         where = f"{key}[{i}]"
+        if len(q.quotas) > MAX_FLAVORS_PER_QUEUE:
+            out.append(
+                f"{where}.quotas: {len(q.quotas)} flavors, more than the {MAX_FLAVORS_PER_QUEUE} a "
+                "Kueue ClusterQueue's resource group holds (kueue.x-k8s.io/v1beta2 CRD, "
+                "resourceGroups[].flavors maxItems); give the team quotas on fewer reserved flavors"
+            )
         for flavor, gpus in q.quotas.items():
             if flavor not in flavors:
                 hint = ""

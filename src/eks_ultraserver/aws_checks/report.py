@@ -71,8 +71,9 @@ def run_preflight(
     With ``reserved`` / ``burst`` (``reservedCapacity`` / ``burstCapacity``), also checks the
     reservations (:func:`check_reserved_capacity`), that their instance types (and a zoned
     burst pool's) are offered in their zones (:func:`check_instance_offerings`) and, given a
-    ``service_quotas`` client, the GPU vCPU quotas (:func:`check_vcpu_quotas`) and the EKS
-    quotas of the node groups (:func:`check_eks_quotas`)."""
+    ``service_quotas`` client, the GPU vCPU quotas (:func:`check_vcpu_quotas`). Given a
+    ``service_quotas`` client, always the EKS quotas of the node groups
+    (:func:`check_eks_quotas`)."""
     findings: list[Finding] = []
     if uses_example_reservation:
         findings.append(

@@ -55,11 +55,12 @@ ultraServerShards is the count the deployed stack (--stack-name) was created wit
 count would move node groups to other nested stacks, replacing them. Every problem says
 what to do.
 
-Needs read-only permissions: ec2:DescribeCapacityReservations; and, each optional (without
-it the check that needs it is reported as a note): ec2:DescribeInstanceTypeOfferings,
-ec2:DescribeCapacityBlocks, ec2:DescribeCapacityBlockStatus, ssm:GetParameters,
-eks:DescribeClusterVersions, servicequotas:GetServiceQuota,
-servicequotas:GetAWSDefaultServiceQuota, cloudformation:DescribeStacks."""
+Needs read-only permissions: ec2:DescribeCapacityReservations and ssm:GetParameters; and,
+each optional (without it the check that needs it is reported as a note):
+ec2:DescribeInstanceTypeOfferings, ec2:DescribeCapacityBlocks,
+ec2:DescribeCapacityBlockStatus, eks:DescribeClusterVersions,
+servicequotas:GetServiceQuota, servicequotas:GetAWSDefaultServiceQuota,
+cloudformation:DescribeStacks."""
 
 _EPILOG = """\
 exit status: 0 all good (notes and warnings allowed), 1 a blocking problem (or a warning

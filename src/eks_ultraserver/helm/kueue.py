@@ -180,10 +180,34 @@ class KueueValues:
     configuration: Mapping[str, Any] = field(default_factory=dict)
     extra_values: Mapping[str, Any] = field(default_factory=dict)
 
+    @staticmethod
+    def configuration_problems(configuration: object, key: str = "configuration") -> list[str]:
+        """The problems of a ``configuration`` (Kueue ``Configuration`` fields), named
+        ``key``: not an object, ``integrations`` not an object, ``frameworks`` not a list of
+        strings."""
+        if configuration is None:
+            return []
+        if not isinstance(configuration, Mapping):
+            return [f"{key}: {configuration!r} is not an object of Kueue Configuration fields"]
+        out = list(values_problems(key, configuration))
+        integrations = configuration.get("integrations", {})
+        if not isinstance(integrations, Mapping):
+            out.append(
+                f"{key}.integrations: {integrations!r} is not an object such as "
+                '{"frameworks": ["batch/job", "kubeflow.org/mpijob"]}'
+            )
+            return out
+        frameworks = integrations.get("frameworks")
+        if frameworks is not None and not (
+            isinstance(frameworks, list) and all(isinstance(f, str) for f in frameworks)
+        ):
+            out.append(f"{key}.integrations.frameworks: {frameworks!r} is not a list of strings")
+        return out
+
     def __post_init__(self) -> None:
         problems = Problems()
         problems.extend(values_problems(_VALUES_KEY, self.extra_values))
-        problems.extend(values_problems("configuration", self.configuration))
+        problems.extend(self.configuration_problems(self.configuration))
         manager_config = (self.extra_values or {}).get("managerConfig")
         if isinstance(manager_config, Mapping) and "controllerManagerConfigYaml" in manager_config:
             problems.add(
@@ -191,11 +215,6 @@ class KueueValues:
                 "configuration (and drop the MPIJob integration and the GPU-only quotas); "
                 "remove it and give Configuration fields to KueueValues(configuration=...)"
             )
-        frameworks = ((self.configuration or {}).get("integrations") or {}).get("frameworks")
-        if frameworks is not None and not (
-            isinstance(frameworks, list) and all(isinstance(f, str) for f in frameworks)
-        ):
-            problems.add(f"configuration.integrations.frameworks: {frameworks!r} is not a list of strings")
         problems.extend(label_selector_problems("system_node_selector", self.system_node_selector))
         problems.extend(tolerations_problems("system_node_tolerations", self.system_node_tolerations))
         problems.raise_if_any("Kueue configuration")
