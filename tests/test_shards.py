@@ -329,8 +329,9 @@ def test_a_stack_deployed_before_the_output_existed_has_16_shards():
     [
         (None, ("ValidationError", "Stack with id UltraServerEnvironment does not exist")),
         (_stack(status="REVIEW_IN_PROGRESS"), None),
+        (_stack(status="ROLLBACK_COMPLETE"), None),
     ],
-    ids=["no-stack", "change-set-only"],
+    ids=["no-stack", "change-set-only", "first-create-rolled-back"],
 )
 def test_a_stack_not_deployed_is_a_new_environment_choosing_its_count(response, error):
     finding = _check(response, error=error, configured=128)

@@ -26,8 +26,10 @@ __all__ = ["SHARDS_OUTPUT_RE", "check_ultraserver_shards", "deployed_shard_count
 #: The output's key: CDK names it after the construct path, ``...UltraServerShards`` and,
 #: under a construct, an 8-digit hash.
 SHARDS_OUTPUT_RE = re.compile(r"UltraServerShards(?:[0-9A-F]{8})?$")
-#: A stack created from a change set that was never executed holds no resources yet.
-_NOT_DEPLOYED_STATES = frozenset({"REVIEW_IN_PROGRESS"})
+#: Stacks that hold no resources: created from a change set that was never executed, or
+#: whose first create failed and rolled back (CloudFormation can only delete such a stack;
+#: the next deploy creates it anew, with any count).
+_NOT_DEPLOYED_STATES = frozenset({"REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"})
 
 
 def deployed_shard_count(stack: dict[str, Any]) -> int:
