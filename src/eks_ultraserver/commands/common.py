@@ -179,6 +179,17 @@ def add_stack_name_argument(parser: argparse.ArgumentParser, purpose: str) -> No
     )
 
 
+def add_cluster_arguments(parser: argparse.ArgumentParser, *, note: str = "") -> None:
+    """``--cluster`` and ``--stack-name``, the arguments :func:`cluster_name` reads; ``note``
+    is added to ``--cluster``'s help."""
+    parser.add_argument(
+        "--cluster",
+        help="EKS cluster name (default: 'clusterName' from the context, else the ClusterName "
+        f"output of the stack --stack-name){note}",
+    )
+    add_stack_name_argument(parser, "whose ClusterName output names the cluster")
+
+
 def cluster_name(
     args: argparse.Namespace,
     context: Mapping[str, Any],

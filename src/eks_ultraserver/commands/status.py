@@ -30,8 +30,8 @@ from eks_ultraserver.commands.common import (
     EXIT_PROBLEM,
     Progress,
     UsageError,
+    add_cluster_arguments,
     add_context_arguments,
-    add_stack_name_argument,
     cluster_name,
     fail,
     load_context,
@@ -401,12 +401,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_context_arguments(parser)
-    parser.add_argument(
-        "--cluster",
-        help="EKS cluster name (default: 'clusterName' from the context, else the ClusterName "
-        "output of the stack --stack-name); not needed with --kubeconfig",
-    )
-    add_stack_name_argument(parser, "whose ClusterName output names the cluster")
+    add_cluster_arguments(parser, note="; not needed with --kubeconfig")
     parser.add_argument(
         "--kubeconfig",
         metavar="PATH",
