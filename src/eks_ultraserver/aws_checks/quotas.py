@@ -248,6 +248,24 @@ def get_quota(service_quotas: Any, service_code: str, quota_code: str) -> tuple[
     return None, False
 
 
+def _read_quota(
+    service_quotas: Any, service_code: str, quota_code: str, *, subject: str, check: str, unread: str = ""
+) -> tuple[float | None, bool] | Finding:
+    """:func:`get_quota`, or, when Service Quotas may not be asked (no permission, no
+    endpoint), a note that the quota is not checked (``unread`` appended)."""
+    try:
+        return get_quota(service_quotas, service_code, quota_code)
+    except (botocore_exceptions.ClientError, AwsSetupError) as exc:
+        if not is_optional_failure(exc):
+            raise
+        return Finding(
+            subject=subject,
+            check=check,
+            severity=Severity.NOTE,
+            message=f"Service Quotas failed ({error_reason(exc)}): not checked{unread}",
+        )
+
+
 def get_vcpu_quota(service_quotas: Any, code: str) -> float | None:
     """The value of an EC2 quota (:func:`get_quota`), ``None`` if Service Quotas has none."""
     return get_quota(service_quotas, "ec2", code)[0]
@@ -268,20 +286,11 @@ def check_vcpu_quotas(
     for demand in vcpu_demand(reserved=reserved, burst=burst):
         subject = f"quota {demand.code}"
         check = f"{demand.group.value} {'Spot' if demand.spot else 'On-Demand'} vCPUs"
-        try:
-            value, applied = get_quota(service_quotas, "ec2", demand.code)
-        except (botocore_exceptions.ClientError, AwsSetupError) as exc:
-            if not is_optional_failure(exc):
-                raise
-            out.append(
-                Finding(
-                    subject=subject,
-                    check=check,
-                    severity=Severity.NOTE,
-                    message=f"Service Quotas failed ({error_reason(exc)}): not checked",
-                )
-            )
+        read = _read_quota(service_quotas, "ec2", demand.code, subject=subject, check=check)
+        if isinstance(read, Finding):
+            out.append(read)
             continue
+        value, applied = read
         needed = f"{demand.vcpus} vCPUs ({'; '.join(demand.parts)})"
         source = "" if applied else " (AWS default)"
         request = (
@@ -394,21 +403,18 @@ def check_eks_quotas(
         quota = demand.quota
         subject = f"quota {quota.code}"
         check = f"EKS {quota.name.lower()}"
-        try:
-            value, applied = get_eks_quota(service_quotas, quota)
-        except (botocore_exceptions.ClientError, AwsSetupError) as exc:
-            if not is_optional_failure(exc):
-                raise
-            out.append(
-                Finding(
-                    subject=subject,
-                    check=check,
-                    severity=Severity.NOTE,
-                    message=f"Service Quotas failed ({error_reason(exc)}): not checked; EKS's default is "
-                    f"{quota.default}, the configuration needs {demand.needed}",
-                )
-            )
+        read = _read_quota(
+            service_quotas,
+            "eks",
+            quota.code,
+            subject=subject,
+            check=check,
+            unread=f"; EKS's default is {quota.default}, the configuration needs {demand.needed}",
+        )
+        if isinstance(read, Finding):
+            out.append(read)
             continue
+        value, applied = read
         needed = f"{demand.needed} ({'; '.join(demand.parts)})"
         if value is None:
             out.append(
