@@ -381,11 +381,6 @@ def eks_quota_demand(
     ]
 
 
-def get_eks_quota(service_quotas: Any, quota: EksQuota) -> tuple[float | None, bool]:
-    """The value of an EKS quota and whether it is the applied one (:func:`get_quota`)."""
-    return get_quota(service_quotas, "eks", quota.code)
-
-
 def check_eks_quotas(
     service_quotas: Any,
     *,
